@@ -1,0 +1,1 @@
+"""PostgreSQL: connection pool, RLS-scoped transactions, migrations."""

@@ -1,0 +1,1 @@
+"""Catalog loading, prompt assembly, routing and the discussion protocol."""

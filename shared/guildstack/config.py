@@ -1,0 +1,105 @@
+"""Typed settings, validated at cold start. Nothing else reads `os.environ`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from guildstack import __version__
+
+Stage = Literal["local", "test", "dev", "staging", "prod"]
+
+# The devstack signs nothing with this; it exists so a legacy-HS256 test setup has a value.
+# Deployed stages refuse it.
+LOCAL_JWT_SECRET = "guildstack-local-development-secret-do-not-deploy"  # noqa: S105
+LOCAL_UPSTASH_TOKEN = "guildstack-local-upstash-token"  # noqa: S105
+DEPLOYED_STAGES: frozenset[str] = frozenset({"dev", "staging", "prod"})
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from the environment (names in upper case)."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    stage: Stage = "local"
+    service_name: str = "guildstack"
+    version: str = __version__
+
+    database_url: SecretStr | None = None
+    db_pool_min_size: int = Field(default=0, ge=0)
+    db_pool_max_size: int = Field(default=5, ge=1)
+    db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+
+    supabase_url: str | None = None
+    supabase_anon_key: SecretStr | None = None
+    supabase_service_role_key: SecretStr | None = None
+    # Legacy projects sign access tokens with a shared HS256 secret instead of a JWKS.
+    supabase_jwt_secret: SecretStr | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str = "authenticated"
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+
+    upstash_redis_rest_url: str | None = None
+    upstash_redis_rest_token: SecretStr | None = None
+
+    rate_limit_per_minute: int = Field(default=60, ge=1)
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    steps_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
+    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_cors(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("cors_origins", "CORS_ORIGINS"):
+                value = data.get(key)
+                if isinstance(value, str):
+                    data[key] = [o.strip() for o in value.split(",") if o.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_development_defaults(self) -> Settings:
+        if self.stage not in DEPLOYED_STAGES:
+            return self
+        problems = []
+        if self.database_url is None:
+            problems.append("DATABASE_URL is required")
+        if self.supabase_url is None:
+            problems.append("SUPABASE_URL is required")
+        secret = self.supabase_jwt_secret
+        if secret is not None and secret.get_secret_value() == LOCAL_JWT_SECRET:
+            problems.append("SUPABASE_JWT_SECRET is the local development secret")
+        token = self.upstash_redis_rest_token
+        if token is not None and token.get_secret_value() == LOCAL_UPSTASH_TOKEN:
+            problems.append("UPSTASH_REDIS_REST_TOKEN is the local development token")
+        if problems:
+            raise ValueError(f"refusing to start stage {self.stage!r}: " + "; ".join(problems))
+        return self
+
+    @property
+    def issuer(self) -> str | None:
+        """The JWT issuer: explicit, or Supabase's `<url>/auth/v1`."""
+        if self.jwt_issuer:
+            return self.jwt_issuer
+        if self.supabase_url:
+            return self.supabase_url.rstrip("/") + "/auth/v1"
+        return None
+
+    @property
+    def jwks_url(self) -> str | None:
+        issuer = self.issuer
+        return f"{issuer}/.well-known/jwks.json" if issuer else None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once (at cold start)."""
+    return Settings()
+

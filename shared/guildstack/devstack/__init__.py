@@ -1,0 +1,1 @@
+"""Local runtime and emulators. Never imported by production code, never shipped."""

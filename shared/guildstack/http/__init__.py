@@ -1,0 +1,1 @@
+"""Shared FastAPI pieces: app factory, auth, problem+json errors, limits, request ids."""

@@ -1,0 +1,38 @@
+"""Wrap a FastAPI app as a Lambda handler (API Gateway HTTP API, payload v2)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import FastAPI
+
+from guildstack.observability import get_tracer, logger, metrics
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def lambda_handler(app: FastAPI) -> LambdaHandler:
+    """A Powertools-decorated Mangum handler for `app`.
+
+    Mangum keeps one event loop per container, so pools created on first use survive
+    across invocations. The Tracer wraps the handler on its first invocation.
+    """
+    from mangum import Mangum
+
+    adapter = Mangum(app, lifespan="off")
+    traced: LambdaHandler | None = None
+
+    def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        result: dict[str, Any] = adapter(event, context)
+        return result
+
+    @logger.inject_lambda_context(clear_state=True)
+    @metrics.log_metrics(raise_on_empty_metrics=False)
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        nonlocal traced
+        if traced is None:
+            traced = get_tracer().capture_lambda_handler(invoke, capture_response=False)
+        return traced(event, context)
+
+    return handler

@@ -1,0 +1,1 @@
+"""typing.Protocol interfaces the services depend on."""
