@@ -19,8 +19,13 @@ def lambda_handler(app: FastAPI) -> LambdaHandler:
     across invocations. The Tracer wraps the handler on its first invocation.
     """
     from mangum import Mangum
+    from mangum.adapter import DEFAULT_TEXT_MIME_TYPES
 
-    adapter = Mangum(app, lifespan="off")
+    adapter = Mangum(
+        app,
+        lifespan="off",
+        text_mime_types=[*DEFAULT_TEXT_MIME_TYPES, "application/problem+json"],
+    )
     traced: LambdaHandler | None = None
 
     def invoke(event: dict[str, Any], context: Any) -> dict[str, Any]:
