@@ -1,19 +1,178 @@
-"""AuthFunction: health, identity, workspaces and members."""
+"""AuthFunction: health, identity, workspaces and members (API.md, Auth table)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+from uuid import UUID
 
-from guildstack.config import get_settings
+from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from functions.auth.schemas import (
+    AddMemberRequest,
+    AuthResponse,
+    CreateWorkspaceRequest,
+    HealthResponse,
+    LoginRequest,
+    MemberResponse,
+    MeResponse,
+    RefreshRequest,
+    RefreshResponse,
+    SessionResponse,
+    SignupRequest,
+    UpdateMemberRequest,
+    UpdateWorkspaceRequest,
+    WorkspaceResponse,
+)
+from guildstack.bootstrap import Container, build
+from guildstack.domain.paging import PageRequest
 from guildstack.http.app import create_app
+from guildstack.http.auth import CurrentUser, bearer_token, container_of, enforce_rate_limit
+from guildstack.http.pagination import ListResponse, encode_cursor, page_request
+from guildstack.observability import metrics
+
+Services = Annotated[Container, Depends(container_of)]
+Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
 
 
-@router.get("/health")
-async def health() -> dict[str, object]:
-    """Liveness and dependency checks (filled in by the auth issue)."""
-    return {"status": "ok", "version": get_settings().version, "checks": {}}
+async def limit_by_client(request: Request) -> None:
+    """Unauthenticated routes are limited per client address (slows password guessing)."""
+    client = request.client.host if request.client else "unknown"
+    await enforce_rate_limit(request, f"ip:{client}")
 
 
-app = create_app(get_settings(), title="Guildstack Auth", routers=[router])
+Public = Depends(limit_by_client)
+
+
+@router.get("/health", response_model=HealthResponse)
+async def health(services: Services) -> JSONResponse:
+    report = await services.health.report()
+    body = HealthResponse(
+        status=report.status, version=services.settings.version, checks=report.checks
+    )
+    code = status.HTTP_200_OK if report.serving else status.HTTP_503_SERVICE_UNAVAILABLE
+    return JSONResponse(body.model_dump(), status_code=code)
+
+
+@router.post("/auth/signup", status_code=201, dependencies=[Public])
+async def signup(body: SignupRequest, services: Services) -> AuthResponse:
+    signed_in = await services.accounts.sign_up(body.email, body.password, body.full_name)
+    metrics.add_metric(name="SignUps", unit="Count", value=1)
+    return AuthResponse.of(signed_in)
+
+
+@router.post("/auth/login", dependencies=[Public])
+async def login(body: LoginRequest, services: Services) -> AuthResponse:
+    return AuthResponse.of(await services.accounts.sign_in(body.email, body.password))
+
+
+@router.post("/auth/refresh", dependencies=[Public])
+async def refresh(body: RefreshRequest, services: Services) -> RefreshResponse:
+    session = await services.accounts.refresh(body.refresh_token)
+    return RefreshResponse(session=SessionResponse.of(session))
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(request: Request, _: CurrentUser, services: Services) -> Response:
+    await services.accounts.sign_out(bearer_token(request))
+    return Response(status_code=204)
+
+
+@router.get("/auth/me")
+async def me(user: CurrentUser, services: Services) -> MeResponse:
+    mine = await services.accounts.me(user)
+    return MeResponse.of(mine.principal, mine.profile, mine.memberships)
+
+
+@router.post("/workspaces", status_code=201)
+async def create_workspace(
+    body: CreateWorkspaceRequest, user: CurrentUser, services: Services, response: Response
+) -> WorkspaceResponse:
+    workspace = await services.workspaces.create(user, body.name, body.monthly_budget_usd)
+    response.headers["Location"] = f"/workspaces/{workspace.id}"
+    metrics.add_metric(name="WorkspacesCreated", unit="Count", value=1)
+    return WorkspaceResponse.of(workspace)
+
+
+@router.get("/workspaces")
+async def list_workspaces(
+    user: CurrentUser, services: Services, paging: Paging
+) -> ListResponse[WorkspaceResponse]:
+    page = await services.workspaces.list(user, paging)
+    return ListResponse(
+        items=[WorkspaceResponse.of(w) for w in page.items],
+        next_cursor=encode_cursor(page.next_after),
+    )
+
+
+@router.get("/workspaces/{workspace_id}")
+async def get_workspace(
+    workspace_id: UUID, user: CurrentUser, services: Services
+) -> WorkspaceResponse:
+    return WorkspaceResponse.of(await services.workspaces.get(user, workspace_id))
+
+
+@router.patch("/workspaces/{workspace_id}")
+async def update_workspace(
+    workspace_id: UUID, body: UpdateWorkspaceRequest, user: CurrentUser, services: Services
+) -> WorkspaceResponse:
+    workspace = await services.workspaces.update(
+        user, workspace_id, name=body.name, monthly_budget_usd=body.monthly_budget_usd
+    )
+    return WorkspaceResponse.of(workspace)
+
+
+@router.get("/workspaces/{workspace_id}/members")
+async def list_members(
+    workspace_id: UUID, user: CurrentUser, services: Services, paging: Paging
+) -> ListResponse[MemberResponse]:
+    page = await services.workspaces.members(user, workspace_id, paging)
+    return ListResponse(
+        items=[MemberResponse.of(m) for m in page.items],
+        next_cursor=encode_cursor(page.next_after),
+    )
+
+
+@router.post("/workspaces/{workspace_id}/members", status_code=201)
+async def add_member(
+    workspace_id: UUID,
+    body: AddMemberRequest,
+    user: CurrentUser,
+    services: Services,
+    response: Response,
+) -> MemberResponse:
+    member = await services.workspaces.add_member(user, workspace_id, body.email, body.role)
+    response.headers["Location"] = f"/workspaces/{workspace_id}/members/{member.user_id}"
+    return MemberResponse.of(member)
+
+
+@router.patch("/workspaces/{workspace_id}/members/{user_id}")
+async def change_member_role(
+    workspace_id: UUID,
+    user_id: UUID,
+    body: UpdateMemberRequest,
+    user: CurrentUser,
+    services: Services,
+) -> MemberResponse:
+    member = await services.workspaces.change_role(user, workspace_id, user_id, body.role)
+    return MemberResponse.of(member)
+
+
+@router.delete("/workspaces/{workspace_id}/members/{user_id}", status_code=204)
+async def remove_member(
+    workspace_id: UUID, user_id: UUID, user: CurrentUser, services: Services
+) -> Response:
+    await services.workspaces.remove_member(user, workspace_id, user_id)
+    return Response(status_code=204)
+
+
+def create(container: Container) -> FastAPI:
+    """The Auth function's app around a composition root (tests pass their own)."""
+    app = create_app(container.settings, title="Guildstack Auth", routers=[router])
+    app.state.container = container
+    return app
+
+
+app = create(build())

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 from guildstack import __version__
 
@@ -102,4 +101,3 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once (at cold start)."""
     return Settings()
-

@@ -15,6 +15,12 @@ class GuildstackError(Exception):
         self.detail = detail or self.title
 
 
+class BadRequest(GuildstackError):
+    """A request that cannot be read at all (missing header, malformed body)."""
+
+    title = "Bad request"
+
+
 class InvalidInput(GuildstackError):
     title = "Invalid input"
 
@@ -65,4 +71,3 @@ class ProviderUnavailable(GuildstackError):
 
 class DependencyUnavailable(GuildstackError):
     title = "Dependency unavailable"
-

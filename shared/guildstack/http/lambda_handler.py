@@ -37,7 +37,10 @@ def lambda_handler(app: FastAPI) -> LambdaHandler:
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal traced
         if traced is None:
-            traced = get_tracer().capture_lambda_handler(invoke, capture_response=False)
+            wrapped: LambdaHandler = get_tracer().capture_lambda_handler(
+                invoke, capture_response=False
+            )
+            traced = wrapped
         return traced(event, context)
 
     return handler

@@ -20,10 +20,10 @@ def _incoming_request_id(scope: Scope) -> str:
     event: Any = scope.get("aws.event") or {}
     context_id = (event.get("requestContext") or {}).get("requestId")
     if isinstance(context_id, str) and context_id:
-        return context_id
+        return str(context_id)
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _SAFE_ID.match(candidate):
                 return candidate
     return str(uuid.uuid4())

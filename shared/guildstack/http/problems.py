@@ -17,6 +17,7 @@ PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://guildstack.dev/problems/"
 
 STATUS_BY_ERROR: dict[type[errors.GuildstackError], int] = {
+    errors.BadRequest: 400,
     errors.InvalidWorkflow: 422,
     errors.InvalidInput: 422,
     errors.Unauthorized: 401,
@@ -63,7 +64,7 @@ def problem(
 def status_for(exc: errors.GuildstackError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+            return STATUS_BY_ERROR[cls]
     return 500
 
 

@@ -1,0 +1,196 @@
+"""Request and response models of the Auth function (API.md, Auth table)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+from guildstack.domain.identity import (
+    Member,
+    Membership,
+    Principal,
+    Profile,
+    Role,
+    Session,
+    SignedIn,
+    Workspace,
+)
+
+Password = Annotated[str, StringConstraints(min_length=8, max_length=72, strict=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+Budget = Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=2)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SignupRequest(Request):
+    email: EmailStr
+    password: Password
+    full_name: Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)] | None = (
+        None
+    )
+
+
+class LoginRequest(Request):
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=1, max_length=72, strict=True)]
+
+
+class RefreshRequest(Request):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096, strict=True)]
+
+
+class CreateWorkspaceRequest(Request):
+    name: Name
+    monthly_budget_usd: Budget | None = None
+
+
+class UpdateWorkspaceRequest(Request):
+    name: Name | None = None
+    monthly_budget_usd: Budget | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> UpdateWorkspaceRequest:
+        if self.name is None and self.monthly_budget_usd is None:
+            raise ValueError("give name or monthly_budget_usd")
+        return self
+
+
+class AddMemberRequest(Request):
+    email: EmailStr
+    role: Role
+
+
+class UpdateMemberRequest(Request):
+    role: Role
+
+
+class UserResponse(BaseModel):
+    id: UUID
+    email: str | None
+
+
+class SessionResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str
+
+    @classmethod
+    def of(cls, session: Session) -> SessionResponse:
+        return cls(
+            access_token=session.access_token,
+            refresh_token=session.refresh_token,
+            expires_in=session.expires_in,
+            token_type=session.token_type,
+        )
+
+
+class AuthResponse(BaseModel):
+    user: UserResponse
+    session: SessionResponse | None
+
+    @classmethod
+    def of(cls, signed_in: SignedIn) -> AuthResponse:
+        return cls(
+            user=UserResponse(id=signed_in.user.id, email=signed_in.user.email),
+            session=SessionResponse.of(signed_in.session) if signed_in.session else None,
+        )
+
+
+class RefreshResponse(BaseModel):
+    session: SessionResponse
+
+
+class ProfileResponse(BaseModel):
+    full_name: str | None
+    account_kind: str
+    weekly_image_limit: int
+    last_active: datetime | None
+
+    @classmethod
+    def of(cls, profile: Profile) -> ProfileResponse:
+        return cls(
+            full_name=profile.full_name,
+            account_kind=profile.account_kind.value,
+            weekly_image_limit=profile.weekly_image_limit,
+            last_active=profile.last_active,
+        )
+
+
+class MembershipResponse(BaseModel):
+    workspace_id: UUID
+    name: str
+    role: Role
+
+    @classmethod
+    def of(cls, membership: Membership) -> MembershipResponse:
+        return cls(workspace_id=membership.workspace_id, name=membership.name, role=membership.role)
+
+
+class MeResponse(BaseModel):
+    user: UserResponse
+    profile: ProfileResponse | None
+    memberships: list[MembershipResponse]
+
+    @classmethod
+    def of(
+        cls, principal: Principal, profile: Profile | None, memberships: list[Membership]
+    ) -> MeResponse:
+        return cls(
+            user=UserResponse(id=principal.user_id, email=principal.email),
+            profile=ProfileResponse.of(profile) if profile else None,
+            memberships=[MembershipResponse.of(m) for m in memberships],
+        )
+
+
+class WorkspaceResponse(BaseModel):
+    id: UUID
+    name: str
+    slug: str
+    monthly_budget_usd: float
+    created_at: datetime
+    role: Role | None
+
+    @classmethod
+    def of(cls, workspace: Workspace) -> WorkspaceResponse:
+        return cls(
+            id=workspace.id,
+            name=workspace.name,
+            slug=workspace.slug,
+            monthly_budget_usd=float(workspace.monthly_budget_usd),
+            created_at=workspace.created_at,
+            role=workspace.role,
+        )
+
+
+class MemberResponse(BaseModel):
+    workspace_id: UUID
+    user_id: UUID
+    email: str | None
+    full_name: str | None
+    role: Role
+    created_at: datetime
+
+    @classmethod
+    def of(cls, member: Member) -> MemberResponse:
+        return cls(
+            workspace_id=member.workspace_id,
+            user_id=member.user_id,
+            email=member.email,
+            full_name=member.full_name,
+            role=member.role,
+            created_at=member.created_at,
+        )
+
+
+class HealthResponse(BaseModel):
+    status: str
+    version: str
+    checks: dict[str, str]

@@ -1,0 +1,70 @@
+"""`guildstack` command: `dev` (the whole local system), `migrate`, `invoke`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    """The checkout this package lives in (shared/guildstack/devstack → repo)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="guildstack", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run Postgres, Redis, auth and every function locally")
+    dev.add_argument("--port", type=int, default=8787, help="gateway port (default 8787)")
+    dev.add_argument("--data-dir", type=Path, default=None, help="default: <repo>/.devstack")
+
+    migrate = commands.add_parser("migrate", help="apply SQL migrations to a database")
+    migrate.add_argument("--database-url", required=False, default=None)
+
+    invoke = commands.add_parser("invoke", help="call a function's Lambda handler in-process")
+    invoke.add_argument("logical_id")
+    invoke.add_argument("--event", type=Path, required=True)
+    invoke.add_argument("--template", type=Path, default=None)
+
+    args = parser.parse_args(argv)
+    if args.command == "dev":
+        from guildstack.devstack.stack import run_forever
+
+        return run_forever(gateway_port=args.port, data_dir=args.data_dir)
+    if args.command == "migrate":
+        return _migrate(args.database_url)
+    return _invoke(args.logical_id, args.event, args.template)
+
+
+def _migrate(database_url: str | None) -> int:
+    from guildstack.adapters.postgres.migrate import apply_migrations
+    from guildstack.config import get_settings
+
+    url = database_url
+    if url is None:
+        configured = get_settings().database_url
+        url = configured.get_secret_value() if configured else None
+    if not url:
+        print("no database: pass --database-url or set DATABASE_URL", file=sys.stderr)  # noqa: T201
+        return 2
+    applied = apply_migrations(url)
+    print(f"applied {len(applied)} migration(s): {', '.join(applied) or 'none'}")  # noqa: T201
+    return 0
+
+
+def _invoke(logical_id: str, event_file: Path, template_file: Path | None) -> int:
+    from guildstack.devstack.invoke import invoke
+    from guildstack.devstack.template import Template
+
+    template = Template.load(template_file or repo_root() / "template.yaml")
+    event = json.loads(event_file.read_text())
+    result = invoke(template, logical_id, event)
+    print(json.dumps(result, indent=2, default=str))  # noqa: T201
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""The whole system on one machine: Postgres, Redis + Upstash bridge, Supabase Auth
+stand-in, and every function behind one gateway built from template.yaml.
+
+Each function sees the environment Lambda would give it (DATABASE_URL, SUPABASE_URL, ...),
+pointing at the local stand-ins; production code runs unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from guildstack.config import LOCAL_UPSTASH_TOKEN
+from guildstack.devstack.servers import ServerThread
+
+READY_LINE = "guildstack devstack ready"
+
+
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = 8787
+    supabase: int = 54321  # Supabase CLI's API port
+    postgres: int = 54322  # Supabase CLI's database port
+    redis: int = 54329
+    upstash: int = 54330
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    database_url: str
+    redis_url: str
+    upstash_url: str
+    upstash_token: str
+    supabase_url: str
+    anon_key: str
+    service_role_key: str
+
+    def environment(self) -> dict[str, str]:
+        """What a deployed function would find in its environment, pointing at the stand-ins."""
+        return {
+            "STAGE": "local",
+            "DATABASE_URL": self.database_url,
+            "SUPABASE_URL": self.supabase_url,
+            "SUPABASE_ANON_KEY": self.anon_key,
+            "SUPABASE_SERVICE_ROLE_KEY": self.service_role_key,
+            "UPSTASH_REDIS_REST_URL": self.upstash_url,
+            "UPSTASH_REDIS_REST_TOKEN": self.upstash_token,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_NAMESPACE": "Guildstack",
+        }
+
+
+def start_backing_services(data_dir: Path, ports: Ports, stack: ExitStack) -> Endpoints:
+    """Postgres (migrated), Redis, the Upstash bridge and the auth stand-in; stopped by `stack`."""
+    from guildstack.adapters.postgres.migrate import apply_migrations
+    from guildstack.devstack.gotrue import SigningKey, api_key_for, create_auth_app
+    from guildstack.devstack.postgres import EmbeddedPostgres
+    from guildstack.devstack.redis import RedisServer
+    from guildstack.devstack.upstash_bridge import create_bridge_app
+
+    postgres = EmbeddedPostgres(data_dir / "postgres", port=ports.postgres)
+    database_url = postgres.start()
+    stack.callback(postgres.stop)
+    apply_migrations(database_url)
+
+    redis = RedisServer(data_dir / "redis", port=ports.redis)
+    redis_url = redis.start()
+    stack.callback(redis.stop)
+
+    bridge = ServerThread(
+        create_bridge_app(redis_url, LOCAL_UPSTASH_TOKEN), port=ports.upstash, name="upstash"
+    )
+    upstash_url = bridge.start()
+    stack.callback(bridge.stop)
+
+    supabase_url = f"http://127.0.0.1:{ports.supabase}"
+    key = SigningKey.load_or_create(data_dir / "auth" / "signing-key.json")
+    anon_key = api_key_for(key, "anon")
+    service_role_key = api_key_for(key, "service_role")
+    auth_app = create_auth_app(
+        database_url,
+        issuer=f"{supabase_url}/auth/v1",
+        signing_key=key,
+        anon_key=anon_key,
+        service_role_key=service_role_key,
+    )
+    supabase = ServerThread(
+        Starlette(routes=[Mount("/auth/v1", app=auth_app)]), port=ports.supabase, name="supabase"
+    )
+    supabase.start()
+    stack.callback(supabase.stop)
+
+    return Endpoints(
+        database_url=database_url,
+        redis_url=redis_url,
+        upstash_url=upstash_url,
+        upstash_token=LOCAL_UPSTASH_TOKEN,
+        supabase_url=supabase_url,
+        anon_key=anon_key,
+        service_role_key=service_role_key,
+    )
+
+
+def start_gateway(
+    root: Path,
+    port: int,
+    stack: ExitStack,
+    *,
+    import_module: Callable[[str], Any] | None = None,
+) -> str:
+    """Every function of template.yaml behind one uvicorn server; returns its URL."""
+    from guildstack.devstack.gateway import build_gateway
+    from guildstack.devstack.template import Template
+
+    template = Template.load(root / "template.yaml")
+    kwargs = {"import_module": import_module} if import_module else {}
+    gateway = ServerThread(build_gateway(template, **kwargs), port=port, name="gateway")
+    url = gateway.start()
+    stack.callback(gateway.stop)
+    return url
+
+
+def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
+    """`guildstack dev`: start everything, print the URLs and one ready line, stop on Ctrl-C."""
+    from guildstack.devstack.cli import repo_root
+
+    root = repo_root()
+    data = data_dir or root / ".devstack"
+    ports = Ports(gateway=gateway_port)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with ExitStack() as stack:
+        endpoints = start_backing_services(data, ports, stack)
+        # Functions read their settings from the environment at import, as on Lambda.
+        os.environ.update(endpoints.environment())
+        gateway_url = start_gateway(root, ports.gateway, stack)
+        _print_banner(gateway_url, endpoints)
+        stop.wait()
+        print("stopping…", flush=True)  # noqa: T201
+    print("stopped", flush=True)  # noqa: T201
+    return 0
+
+
+def _print_banner(gateway_url: str, endpoints: Endpoints) -> None:
+    lines = [
+        f"  gateway    {gateway_url}   (try: curl {gateway_url}/health)",
+        f"  supabase   {endpoints.supabase_url}   (auth at /auth/v1)",
+        f"  postgres   {endpoints.database_url}",
+        f"  upstash    {endpoints.upstash_url}   (redis {endpoints.redis_url})",
+        f"  anon key   {endpoints.anon_key}",
+        f"{READY_LINE}: {gateway_url}",
+    ]
+    print("\n".join(lines), flush=True)  # noqa: T201

@@ -1,0 +1,55 @@
+"""Opaque list cursors and the `{"items", "next_cursor"}` envelope of API.md."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Annotated, Generic, TypeVar
+from uuid import UUID
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from guildstack.domain.errors import InvalidInput
+from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, Cursor, PageRequest
+
+T = TypeVar("T")
+
+
+class ListResponse(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(cursor: Cursor | None) -> str | None:
+    if cursor is None:
+        return None
+    ts, ident = cursor
+    return base64.urlsafe_b64encode(f"{ts.isoformat()}|{ident}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(raw: str) -> Cursor:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        ts, _, ident = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+        return datetime.fromisoformat(ts), UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidInput(
+            "cursor is not valid",
+            errors=[
+                {
+                    "loc": ["query", "cursor"],
+                    "msg": "not a cursor this API issued",
+                    "type": "value_error",
+                }
+            ],
+        ) from exc
+
+
+def page_request(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageRequest:
+    """FastAPI dependency: `limit` (default 50, max 200) and `cursor` query parameters."""
+    return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
