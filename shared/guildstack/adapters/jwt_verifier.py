@@ -23,9 +23,12 @@ _KEYS_TTL_SECONDS = 600.0
 class JwksCache:
     """The issuer's signing keys by `kid`, refreshed on expiry or (rate-limited) on a miss."""
 
-    def __init__(self, url: str, *, timeout: float = 3.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 3.0, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
         self._url = url
         self._timeout = timeout
+        self._transport = transport
         self._keys: dict[str, PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
@@ -42,7 +45,7 @@ class JwksCache:
         return self._keys.get(kid)
 
     async def _fetch(self) -> None:
-        async with httpx.AsyncClient(timeout=self._timeout) as client:
+        async with httpx.AsyncClient(timeout=self._timeout, transport=self._transport) as client:
             response = await client.get(self._url)
             response.raise_for_status()
             document = response.json()

@@ -29,12 +29,16 @@ def _incoming_request_id(scope: Scope) -> str:
     return str(uuid.uuid4())
 
 
-class _BodyTooLarge(Exception):
-    pass
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 class RequestContextMiddleware:
-    """Gives every request an id (echoed as X-Request-Id) and refuses bodies over the limit."""
+    """Gives every request an id (echoed as X-Request-Id) and refuses bodies over the limit.
+
+    Bodies are read up to the limit before the app runs (they are at most ~1 MB, and
+    Lambda buffers them anyway), so an oversize chunked upload is a clean 413 rather than
+    an error surfacing from inside the framework's body parsing.
+    """
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
@@ -48,38 +52,34 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         logger.set_correlation_id(request_id)
 
-        declared = _content_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
-            await self._too_large(scope, receive, send, request_id)
-            return
-
-        received = 0
-        started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise _BodyTooLarge
-            return message
-
         async def send_with_id(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
-            if started:
-                raise
-            await self._too_large(scope, receive, send, request_id)
+        if scope["method"] in _BODY_METHODS:
+            declared = _content_length(scope)
+            body = None if (declared or 0) > self.max_body_bytes else await self._read(receive)
+            if body is None:
+                await self._too_large(scope, receive, send, request_id)
+                return
+            receive = _replay(body, receive)
+        await self.app(scope, receive, send_with_id)
+
+    async def _read(self, receive: Receive) -> bytes | None:
+        """The whole body, or None as soon as it passes the limit."""
+        chunks = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return bytes(chunks)
+            chunks += message.get("body", b"")
+            if len(chunks) > self.max_body_bytes:
+                return None
+            if not message.get("more_body", False):
+                return bytes(chunks)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response = problem(
@@ -88,6 +88,19 @@ class RequestContextMiddleware:
             request_id=request_id,
         )
         await response(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _content_length(scope: Scope) -> int | None:
