@@ -40,7 +40,7 @@ router = APIRouter()
 async def limit_by_client(request: Request) -> None:
     """Unauthenticated routes are limited per client address (slows password guessing)."""
     client = request.client.host if request.client else "unknown"
-    await enforce_rate_limit(request, f"ip:{client}")
+    await enforce_rate_limit(container_of(request).public_rate_limiter, f"ip:{client}")
 
 
 Public = Depends(limit_by_client)

@@ -28,6 +28,7 @@ OVERRIDABLE = frozenset(
         "identity",
         "token_verifier",
         "user_rate_limiter",
+        "public_rate_limiter",
         "workspace_store",
         "health",
     }
@@ -94,15 +95,24 @@ class Container:
 
     @cached_property
     def user_rate_limiter(self) -> RateLimiter | None:
+        """Per signed-in user (and per workspace) requests per minute."""
+        return self._rate_limiter(self.settings.rate_limit_per_minute, "user")
+
+    @cached_property
+    def public_rate_limiter(self) -> RateLimiter | None:
+        """Per client address, for the routes that take no token."""
+        return self._rate_limiter(self.settings.public_rate_limit_per_minute, "public")
+
+    def _rate_limiter(self, per_minute: int, scope: str) -> RateLimiter | None:
         from guildstack.adapters.upstash import UpstashRateLimiter
 
         if self.upstash is None:
             return None
         return UpstashRateLimiter(
             self.upstash,
-            limit=self.settings.rate_limit_per_minute,
+            limit=per_minute,
             window_seconds=60,
-            prefix="gs:rl:user",
+            prefix=f"{self.settings.rate_limit_prefix}:{scope}",
         )
 
     @cached_property

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     upstash_redis_rest_token: SecretStr | None = None
 
     rate_limit_per_minute: int = Field(default=60, ge=1)
+    # Unauthenticated routes (sign-up, login, refresh) are limited per client address.
+    public_rate_limit_per_minute: int = Field(default=30, ge=1)
+    rate_limit_prefix: str = "gs:rl"
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 

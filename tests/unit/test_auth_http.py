@@ -32,6 +32,7 @@ async def harness() -> AsyncIterator[Harness]:
         token_verifier=StaticTokenVerifier(),
         workspace_store=store,
         user_rate_limiter=None,
+        public_rate_limiter=None,
     )
     transport = httpx.ASGITransport(app=create(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:

@@ -86,6 +86,7 @@ async def client(keys: Keys) -> AsyncIterator[httpx.AsyncClient]:
         token_verifier=verifier,
         workspace_store=InMemoryWorkspaceStore(),
         user_rate_limiter=None,
+        public_rate_limiter=None,
     )
     app = create(container)
     transport = httpx.ASGITransport(app=app)

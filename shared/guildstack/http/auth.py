@@ -20,6 +20,7 @@ from guildstack.observability import logger
 
 if TYPE_CHECKING:
     from guildstack.bootstrap import Container
+    from guildstack.ports.ratelimit import RateLimiter
 
 
 def container_of(request: Request) -> Container:
@@ -36,13 +37,12 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def enforce_rate_limit(request: Request, key: str) -> None:
+async def enforce_rate_limit(limiter: RateLimiter | None, key: str) -> None:
     """Count the request against `key`; 429 with Retry-After when over the limit.
 
     When Redis cannot be reached the request is let through (and logged): an outage of
     the limiter must not become an outage of the API.
     """
-    limiter = container_of(request).user_rate_limiter
     if limiter is None:
         return
     try:
@@ -59,8 +59,9 @@ async def enforce_rate_limit(request: Request, key: str) -> None:
 
 async def current_user(request: Request) -> Principal:
     """The verified caller; 401 for a missing or invalid token, 429 over the rate limit."""
-    principal = await container_of(request).token_verifier.verify(bearer_token(request))
-    await enforce_rate_limit(request, f"user:{principal.user_id}")
+    container = container_of(request)
+    principal = await container.token_verifier.verify(bearer_token(request))
+    await enforce_rate_limit(container.user_rate_limiter, f"user:{principal.user_id}")
     return principal
 
 
