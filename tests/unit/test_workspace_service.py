@@ -1,0 +1,107 @@
+"""WorkspaceService role rules, against the in-memory store."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from guildstack.domain.errors import Conflict, Forbidden, NotFound
+from guildstack.domain.identity import Principal, Role
+from guildstack.domain.paging import PageRequest
+from guildstack.services.workspaces import WorkspaceService, slugify
+from tests.fakes.workspaces import InMemoryWorkspaceStore
+
+
+def principal(user_id: uuid.UUID | None = None) -> Principal:
+    uid = user_id or uuid.uuid4()
+    return Principal(user_id=uid, email=None, claims={"sub": str(uid)})
+
+
+@pytest.fixture
+def store() -> InMemoryWorkspaceStore:
+    return InMemoryWorkspaceStore()
+
+
+async def _team(
+    store: InMemoryWorkspaceStore,
+) -> tuple[WorkspaceService, uuid.UUID, dict[Role, Principal]]:
+    service = WorkspaceService(store)
+    owner = principal()
+    ws = await service.create(owner, "Team", None)
+    people = {Role.OWNER: owner}
+    for role in (Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.VIEWER):
+        user_id = store.register(f"{role.value}@example.com")
+        await service.add_member(owner, ws.id, f"{role.value}@example.com", role)
+        people[role] = principal(user_id)
+    return service, ws.id, people
+
+
+async def test_given_a_new_workspace_then_the_creator_is_owner(
+    store: InMemoryWorkspaceStore,
+) -> None:
+    service = WorkspaceService(store)
+    me = principal()
+    ws = await service.create(me, "  Spaced  ", None)
+    assert ws.role is Role.OWNER and ws.name == "Spaced"
+    assert (await service.list(me, PageRequest())).items[0].id == ws.id
+
+
+async def test_given_an_outsider_then_every_read_is_not_found(
+    store: InMemoryWorkspaceStore,
+) -> None:
+    service, ws, _ = await _team(store)
+    stranger = principal()
+    with pytest.raises(NotFound):
+        await service.get(stranger, ws)
+    with pytest.raises(NotFound):
+        await service.members(stranger, ws, PageRequest())
+
+
+@pytest.mark.parametrize("role", [Role.OPERATOR, Role.ANALYST, Role.VIEWER])
+async def test_given_a_member_below_admin_when_managing_then_forbidden(
+    store: InMemoryWorkspaceStore, role: Role
+) -> None:
+    service, ws, people = await _team(store)
+    store.register("new@example.com")
+    with pytest.raises(Forbidden):
+        await service.add_member(people[role], ws, "new@example.com", Role.VIEWER)
+    with pytest.raises(Forbidden):
+        await service.update(people[role], ws, name="x", monthly_budget_usd=None)
+
+
+async def test_given_an_admin_when_touching_owners_then_forbidden(
+    store: InMemoryWorkspaceStore,
+) -> None:
+    service, ws, people = await _team(store)
+    admin, owner = people[Role.ADMIN], people[Role.OWNER]
+    store.register("o2@example.com")
+    with pytest.raises(Forbidden):
+        await service.add_member(admin, ws, "o2@example.com", Role.OWNER)
+    with pytest.raises(Forbidden):
+        await service.change_role(admin, ws, owner.user_id, Role.VIEWER)
+    with pytest.raises(Forbidden):
+        await service.remove_member(admin, ws, owner.user_id)
+
+
+async def test_given_the_last_owner_when_stepping_down_then_conflict(
+    store: InMemoryWorkspaceStore,
+) -> None:
+    service, ws, people = await _team(store)
+    owner = people[Role.OWNER]
+    with pytest.raises(Conflict):
+        await service.change_role(owner, ws, owner.user_id, Role.ADMIN)
+
+
+async def test_given_a_viewer_when_leaving_then_allowed(store: InMemoryWorkspaceStore) -> None:
+    service, ws, people = await _team(store)
+    viewer = people[Role.VIEWER]
+    await service.remove_member(viewer, ws, viewer.user_id)
+    with pytest.raises(NotFound):
+        await service.get(viewer, ws)
+
+
+def test_given_names_when_slugified_then_url_safe_and_unique() -> None:
+    first, second = slugify("Acme Guild!"), slugify("Acme Guild!")
+    assert first.startswith("acme-guild-") and first != second
+    assert slugify("!!!").startswith("workspace-")
