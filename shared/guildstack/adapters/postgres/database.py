@@ -1,0 +1,147 @@
+"""`PostgresDatabase`: a psycopg 3 async pool whose transactions run under the caller's RLS.
+
+`transaction(claims)` does what PostgREST does on Supabase: it puts the JWT claims in
+`request.jwt.claims` and switches to the `authenticated` role for the transaction, so the
+row-level security policies decide what the caller may see and change.
+`service_transaction(reason)` is the named, explicit way for system work to act as
+`service_role` (which bypasses RLS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from guildstack.domain.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput
+from guildstack.observability import logger
+
+Connection = psycopg.AsyncConnection[DictRow]
+
+# SQLSTATE our migrations raise for "this would break an invariant" (e.g. the last owner).
+CONFLICT_SQLSTATE = "P0409"
+
+
+class PostgresDatabase:
+    """A lazily opened connection pool (nothing connects at import or construction)."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 0,
+        max_size: int = 5,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def opened(self) -> bool:
+        return self._pool is not None
+
+    async def _open(self) -> AsyncConnectionPool[Connection]:
+        if self._pool is None:
+            async with self._lock:
+                if self._pool is None:
+                    pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+                        self._dsn,
+                        min_size=self._min_size,
+                        max_size=self._max_size,
+                        timeout=self._connect_timeout,
+                        open=False,
+                        # Supabase's transaction pooler cannot keep prepared statements.
+                        kwargs={
+                            "prepare_threshold": None,
+                            "row_factory": dict_row,
+                            "connect_timeout": max(1, int(self._connect_timeout)),
+                            "autocommit": False,
+                        },
+                        check=AsyncConnectionPool.check_connection,
+                    )
+                    await pool.open(wait=False)
+                    self._pool = pool
+        return self._pool
+
+    @asynccontextmanager
+    async def transaction(self, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
+        """A transaction as the user in `claims`: RLS applies to everything inside."""
+        role = "anon" if claims.get("role") == "anon" else "authenticated"
+        async with self._connection() as conn:
+            await conn.execute(
+                "select set_config('request.jwt.claims', %s, true),"
+                " set_config('request.jwt.claim.sub', %s, true),"
+                " set_config('request.jwt.claim.role', %s, true)",
+                (json.dumps(dict(claims), default=str), str(claims.get("sub") or ""), role),
+            )
+            await conn.execute(f"set local role {role}")  # one of two fixed names
+            yield conn
+
+    @asynccontextmanager
+    async def service_transaction(self, reason: str) -> AsyncIterator[Connection]:
+        """A transaction as `service_role` (bypasses RLS). `reason` says why, for the log."""
+        logger.debug("service-role transaction", extra={"reason": reason})
+        async with self._connection() as conn:
+            await conn.execute(
+                "select set_config('request.jwt.claims', %s, true)",
+                (json.dumps({"role": "service_role"}),),
+            )
+            await conn.execute("set local role service_role")
+            yield conn
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        pool = await self._open()
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                yield conn
+        except PoolTimeout as exc:
+            raise DependencyUnavailable("The database is not reachable.") from exc
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """True when a trivial query answers within `timeout`."""
+        try:
+            async with asyncio.timeout(timeout):
+                pool = await self._open()
+                async with pool.connection(timeout=timeout) as conn:
+                    await conn.execute("select 1")
+            return True
+        except (TimeoutError, PoolTimeout, psycopg.Error):
+            return False
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+def translate(exc: psycopg.Error) -> Exception:
+    """A psycopg error as the domain error it means (by SQLSTATE, never by message)."""
+    sqlstate = exc.sqlstate or ""
+    detail = exc.diag.message_primary or "database error"
+    if sqlstate == CONFLICT_SQLSTATE:
+        return Conflict(detail[0].upper() + detail[1:] + ".")
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return Conflict("That already exists.")
+    if isinstance(exc, pg_errors.InsufficientPrivilege):
+        return Forbidden("Not allowed.")
+    if isinstance(exc, pg_errors.ForeignKeyViolation):
+        return InvalidInput("A referenced record does not exist.")
+    if isinstance(exc, pg_errors.CheckViolation | pg_errors.DataError):
+        return InvalidInput("A value is out of range or malformed.")
+    if isinstance(exc, psycopg.OperationalError):
+        return DependencyUnavailable("The database is not reachable.")
+    return exc
