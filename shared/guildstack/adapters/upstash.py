@@ -24,7 +24,14 @@ class UpstashClientFactory:
         if self._client is None:
             from upstash_redis.asyncio import Redis
 
-            self._client = Redis(url=self._url, token=self._token)
+            # One quick retry: on the request path a slow retry costs more than a miss.
+            self._client = Redis(
+                url=self._url,
+                token=self._token,
+                rest_retries=1,
+                rest_retry_interval=0.05,
+                allow_telemetry=False,
+            )
         return self._client
 
 
