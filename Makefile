@@ -1,0 +1,29 @@
+# SAM builds (BuildMethod: makefile). `sam build` calls build-<LogicalId> with ARTIFACTS_DIR.
+# The layer holds the guildstack package plus the locked production dependencies, built
+# for Lambda's Python 3.12 on the target architecture (GUILDSTACK_BUILD_ARCH, default arm64:
+# make cannot see the template's Architecture parameter, so keep the two in step).
+
+UV ?= uv
+GUILDSTACK_BUILD_ARCH ?= arm64
+PLATFORM := $(if $(filter x86_64,$(GUILDSTACK_BUILD_ARCH)),x86_64,aarch64)-manylinux_2_28
+
+build-SharedLayer:
+	$(UV) export --frozen --no-dev --no-hashes --no-emit-project --quiet -o "$(ARTIFACTS_DIR)/requirements.txt"
+	$(UV) pip install --quiet --no-config --target "$(ARTIFACTS_DIR)/python" \
+		--python-version 3.12 --python-platform $(PLATFORM) --only-binary :all: \
+		-r "$(ARTIFACTS_DIR)/requirements.txt"
+	rm "$(ARTIFACTS_DIR)/requirements.txt"
+	mkdir -p "$(ARTIFACTS_DIR)/python/guildstack"
+	cp -R shared/guildstack/. "$(ARTIFACTS_DIR)/python/guildstack/"
+	# The devstack is never shipped.
+	rm -rf "$(ARTIFACTS_DIR)/python/guildstack/devstack"
+	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -type d -prune -exec rm -rf {} +
+
+define function_build
+	mkdir -p "$(ARTIFACTS_DIR)/functions/$(1)"
+	cp functions/__init__.py "$(ARTIFACTS_DIR)/functions/"
+	cp functions/$(1)/*.py "$(ARTIFACTS_DIR)/functions/$(1)/"
+endef
+
+build-AuthFunction:
+	$(call function_build,auth)

@@ -1,0 +1,1 @@
+"""Tiny function apps for the gateway's unit tests."""

@@ -1,0 +1,149 @@
+"""The devstack gateway routes like API Gateway: by template, most specific first."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from guildstack.devstack.gateway import build_gateway
+from guildstack.devstack.template import Template, schedule_interval_seconds
+from tests.unit.gateway_apps import alpha, beta
+
+TEMPLATE_TEXT = """
+Globals:
+  Function:
+    Timeout: 12
+    Environment: {Variables: {STAGE: !Ref Stage, SHARED: "1"}}
+Resources:
+  Queue:
+    Type: AWS::SQS::Queue
+    Properties:
+      VisibilityTimeout: 180
+      RedrivePolicy: {deadLetterTargetArn: !GetAtt Dlq.Arn, maxReceiveCount: 3}
+  Dlq:
+    Type: AWS::SQS::Queue
+  Alpha:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: tests.unit.gateway_apps.alpha_handler.handler
+      Environment: {Variables: {OWN: !Sub "${AWS::Region}-x"}}
+      Events:
+        Special: {Type: HttpApi, Properties: {Path: /items/special, Method: GET}}
+        Stream: {Type: HttpApi, Properties: {Path: /stream, Method: get}}
+  Beta:
+    Type: AWS::Serverless::Function
+    Properties:
+      Handler: tests.unit.gateway_apps.beta_handler.handler
+      Timeout: 60
+      Events:
+        Item: {Type: HttpApi, Properties: {Path: "/items/{item_id}", Method: GET}}
+        Files: {Type: HttpApi, Properties: {Path: "/files/{proxy+}", Method: ANY}}
+        Tick: {Type: Schedule, Properties: {Schedule: rate(5 minutes)}}
+        Steps:
+          Type: SQS
+          Properties:
+            Queue: !GetAtt Queue.Arn
+            BatchSize: 5
+            FunctionResponseTypes: [ReportBatchItemFailures]
+            ScalingConfig: {MaximumConcurrency: 4}
+"""
+
+
+@pytest.fixture
+def template() -> Template:
+    from guildstack.devstack.template import _CfnLoader
+
+    return Template.parse(yaml.load(TEMPLATE_TEXT, Loader=_CfnLoader))  # noqa: S506
+
+
+@pytest.fixture
+def client(template: Template) -> httpx.AsyncClient:
+    def import_app(name: str) -> Any:
+        # Both handlers sit in one test package, so both derive `...gateway_apps.app`;
+        # the template's handler names tell them apart.
+        seen.append(name)
+        return SimpleNamespace(app=alpha.app if len(seen) == 1 else beta.app)
+
+    seen: list[str] = []
+
+    gateway = build_gateway(template, import_module=import_app)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw")
+
+
+def test_given_short_tags_and_globals_then_the_template_model_has_them(template: Template) -> None:
+    alpha_spec, beta_spec = template.function("Alpha"), template.function("Beta")
+    assert alpha_spec.timeout == 12 and beta_spec.timeout == 60
+    assert alpha_spec.environment == {
+        "STAGE": {"Ref": "Stage"},
+        "SHARED": "1",
+        "OWN": {"Fn::Sub": "${AWS::Region}-x"},
+    }
+    assert [(r.method, r.path) for r in alpha_spec.routes] == [
+        ("GET", "/items/special"),
+        ("GET", "/stream"),
+    ]
+    assert beta_spec.sqs_events[0].queue == "Queue"
+    assert beta_spec.sqs_events[0].report_batch_item_failures
+    assert beta_spec.sqs_events[0].maximum_concurrency == 4
+    assert [(s.name, s.expression) for s in beta_spec.schedules] == [("Tick", "rate(5 minutes)")]
+    queue = next(q for q in template.queues if q.logical_id == "Queue")
+    assert (queue.visibility_timeout, queue.dead_letter_queue, queue.max_receive_count) == (
+        180,
+        "Dlq",
+        3,
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("rate(5 minutes)", 300),
+        ("rate(1 hour)", 3600),
+        ("rate(7 days)", 604800),
+        ("cron(0 3 ? * MON *)", None),
+    ],
+)
+def test_given_schedule_expressions_then_intervals(expression: str, seconds: int | None) -> None:
+    assert schedule_interval_seconds(expression) == seconds
+
+
+async def test_given_a_literal_and_a_param_route_then_the_literal_wins(
+    client: httpx.AsyncClient,
+) -> None:
+    special = await client.get("/items/special")
+    assert special.json() == {"served_by": "alpha", "route": "special"}
+    other = await client.get("/items/42")
+    assert other.json() == {"served_by": "beta", "item": "42"}
+
+
+async def test_given_a_greedy_any_route_then_every_method_and_depth_matches(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post("/files/a/b/c.txt")
+    assert response.json() == {"served_by": "beta", "rest": "a/b/c.txt"}
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("DELETE", "/items/special")])
+async def test_given_an_undeclared_route_then_404_problem_json(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await client.request(method, path, headers={"X-Request-Id": "gw-test-0001"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["request_id"] == "gw-test-0001"
+    assert response.headers["x-request-id"] == "gw-test-0001"
+
+
+async def test_given_a_streaming_route_then_chunks_pass_through(client: httpx.AsyncClient) -> None:
+    async with client.stream("GET", "/stream") as response:
+        chunks = [chunk async for chunk in response.aiter_text()]
+    assert "".join(chunks) == "data: 0\n\ndata: 1\n\ndata: 2\n\n"
+
+
+async def test_given_the_ready_route_then_functions_are_listed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/_devstack/ready")
+    assert response.json() == {"status": "ready", "functions": ["Alpha", "Beta"]}
