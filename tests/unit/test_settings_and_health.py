@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from guildstack.bootstrap import build
 from guildstack.config import LOCAL_JWT_SECRET, Settings
@@ -19,14 +19,15 @@ def test_given_prod_with_the_local_jwt_secret_then_settings_refuse() -> None:
     with pytest.raises(ValidationError, match="local development secret"):
         Settings(
             stage="prod",
-            database_url="postgresql://db",
+            database_url=SecretStr("postgresql://db"),
             supabase_url="https://x.supabase.co",
-            supabase_jwt_secret=LOCAL_JWT_SECRET,
+            supabase_jwt_secret=SecretStr(LOCAL_JWT_SECRET),
         )
 
 
 def test_given_cors_as_a_comma_list_then_it_is_split() -> None:
-    assert Settings(cors_origins="https://a.test, https://b.test").cors_origins == [
+    settings = Settings.model_validate({"cors_origins": "https://a.test, https://b.test"})
+    assert settings.cors_origins == [
         "https://a.test",
         "https://b.test",
     ]

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -93,8 +94,10 @@ def create_bridge_app(redis_url: str, token: str) -> Starlette:
     expected = f"Bearer {token}".encode()
     scripts = ScriptShim()
 
+    execute: Callable[..., Awaitable[Reply]] = client.execute_command
+
     async def run(command: list[Any]) -> Reply:
-        return scripts.remember(command, await client.execute_command(*scripts.rewrite(command)))
+        return scripts.remember(command, await execute(*scripts.rewrite(command)))
 
     def authorized(request: Request) -> bool:
         given = request.headers.get("authorization", "").encode()

@@ -41,6 +41,8 @@ def lambda_handler(app: FastAPI) -> LambdaHandler:
                 invoke, capture_response=False
             )
             traced = wrapped
-        return traced(event, context)
+        result: dict[str, Any] = traced(event, context)
+        return result
 
-    return handler
+    entry: LambdaHandler = handler
+    return entry

@@ -111,12 +111,12 @@ class PostgresDatabase:
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
-    async def ping(self, timeout: float = 2.0) -> bool:
-        """True when a trivial query answers within `timeout`."""
+    async def ping(self) -> bool:
+        """True when a trivial query answers within the connect timeout."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(self._connect_timeout):
                 pool = await self._open()
-                async with pool.connection(timeout=timeout) as conn:
+                async with pool.connection(timeout=self._connect_timeout) as conn:
                     await conn.execute("select 1")
             return True
         except (TimeoutError, PoolTimeout, psycopg.Error):
