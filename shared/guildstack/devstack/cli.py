@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument("--template", type=Path, default=None)
 
     args = parser.parse_args(argv)
+    # pgserver's lock-file location warning is noise on machines without XDG_RUNTIME_DIR.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     if args.command == "dev":
         from guildstack.devstack.stack import run_forever
 
