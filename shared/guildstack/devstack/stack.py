@@ -16,11 +16,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from guildstack.config import LOCAL_UPSTASH_TOKEN
+from guildstack.config import LOCAL_UPSTASH_TOKEN, Settings, get_settings
 from guildstack.devstack.servers import ServerThread
 
 READY_LINE = "guildstack devstack ready"
@@ -60,28 +61,79 @@ class Endpoints:
         }
 
 
-def start_backing_services(data_dir: Path, ports: Ports, stack: ExitStack) -> Endpoints:
-    """Postgres (migrated), Redis, the Upstash bridge and the auth stand-in; stopped by `stack`."""
+def start_backing_services(
+    data_dir: Path, ports: Ports, stack: ExitStack, configured: Settings | None = None
+) -> Endpoints:
+    """Postgres (migrated), Redis + Upstash bridge and the auth stand-in, stopped by `stack`.
+
+    Whatever `configured` already names is used instead of its stand-in: DATABASE_URL
+    (a local Postgres or Supabase through its pooler), UPSTASH_REDIS_REST_URL/TOKEN (real
+    Upstash), SUPABASE_URL/SUPABASE_ANON_KEY (real Supabase Auth).
+    """
     from guildstack.adapters.postgres.migrate import apply_migrations
-    from guildstack.devstack.gotrue import SigningKey, api_key_for, create_auth_app
+
+    configured = configured or Settings()
+    if configured.database_url is not None:
+        database_url = configured.database_url.get_secret_value()
+    else:
+        database_url = _embedded_postgres(data_dir, ports, stack)
+    apply_migrations(database_url)
+
+    if configured.upstash_redis_rest_url and configured.upstash_redis_rest_token:
+        redis_url = "(managed by Upstash)"
+        upstash_url = configured.upstash_redis_rest_url
+        upstash_token = configured.upstash_redis_rest_token.get_secret_value()
+    else:
+        redis_url, upstash_url = _local_redis(data_dir, ports, stack)
+        upstash_token = LOCAL_UPSTASH_TOKEN
+
+    if configured.supabase_url and configured.supabase_anon_key:
+        supabase_url = configured.supabase_url
+        anon_key = configured.supabase_anon_key.get_secret_value()
+        service = configured.supabase_service_role_key
+        service_role_key = service.get_secret_value() if service else ""
+    else:
+        supabase_url, anon_key, service_role_key = _local_auth(data_dir, ports, stack, database_url)
+
+    return Endpoints(
+        database_url=database_url,
+        redis_url=redis_url,
+        upstash_url=upstash_url,
+        upstash_token=upstash_token,
+        supabase_url=supabase_url,
+        anon_key=anon_key,
+        service_role_key=service_role_key,
+    )
+
+
+def _embedded_postgres(data_dir: Path, ports: Ports, stack: ExitStack) -> str:
     from guildstack.devstack.postgres import EmbeddedPostgres
-    from guildstack.devstack.redis import RedisServer
-    from guildstack.devstack.upstash_bridge import create_bridge_app
 
     postgres = EmbeddedPostgres(data_dir / "postgres", port=ports.postgres)
     database_url = postgres.start()
     stack.callback(postgres.stop)
-    apply_migrations(database_url)
+    return database_url
+
+
+def _local_redis(data_dir: Path, ports: Ports, stack: ExitStack) -> tuple[str, str]:
+    from guildstack.devstack.redis import RedisServer
+    from guildstack.devstack.upstash_bridge import create_bridge_app
 
     redis = RedisServer(data_dir / "redis", port=ports.redis)
     redis_url = redis.start()
     stack.callback(redis.stop)
-
     bridge = ServerThread(
         create_bridge_app(redis_url, LOCAL_UPSTASH_TOKEN), port=ports.upstash, name="upstash"
     )
     upstash_url = bridge.start()
     stack.callback(bridge.stop)
+    return redis_url, upstash_url
+
+
+def _local_auth(
+    data_dir: Path, ports: Ports, stack: ExitStack, database_url: str
+) -> tuple[str, str, str]:
+    from guildstack.devstack.gotrue import SigningKey, api_key_for, create_auth_app
 
     supabase_url = f"http://127.0.0.1:{ports.supabase}"
     key = SigningKey.load_or_create(data_dir / "auth" / "signing-key.json")
@@ -99,16 +151,7 @@ def start_backing_services(data_dir: Path, ports: Ports, stack: ExitStack) -> En
     )
     supabase.start()
     stack.callback(supabase.stop)
-
-    return Endpoints(
-        database_url=database_url,
-        redis_url=redis_url,
-        upstash_url=upstash_url,
-        upstash_token=LOCAL_UPSTASH_TOKEN,
-        supabase_url=supabase_url,
-        anon_key=anon_key,
-        service_role_key=service_role_key,
-    )
+    return supabase_url, anon_key, service_role_key
 
 
 def start_gateway(
@@ -144,9 +187,10 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with ExitStack() as stack:
-        endpoints = start_backing_services(data, ports, stack)
+        endpoints = start_backing_services(data, ports, stack, get_settings())
         # Functions read their settings from the environment at import, as on Lambda.
         os.environ.update(endpoints.environment())
+        get_settings.cache_clear()
         gateway_url = start_gateway(root, ports.gateway, stack)
         _print_banner(gateway_url, endpoints)
         stop.wait()
@@ -155,11 +199,19 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
     return 0
 
 
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _print_banner(gateway_url: str, endpoints: Endpoints) -> None:
     lines = [
         f"  gateway    {gateway_url}   (try: curl {gateway_url}/health)",
         f"  supabase   {endpoints.supabase_url}   (auth at /auth/v1)",
-        f"  postgres   {endpoints.database_url}",
+        f"  postgres   {_without_password(endpoints.database_url)}",
         f"  upstash    {endpoints.upstash_url}   (redis {endpoints.redis_url})",
         f"  anon key   {endpoints.anon_key}",
         f"{READY_LINE}: {gateway_url}",
