@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument("--template", type=Path, default=None)
 
     args = parser.parse_args(argv)
+    # The repository root plays Lambda's /var/task: function packages import from it.
+    if str(repo_root()) not in sys.path:
+        sys.path.insert(0, str(repo_root()))
     # pgserver's lock-file location warning is noise on machines without XDG_RUNTIME_DIR.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     if args.command == "dev":

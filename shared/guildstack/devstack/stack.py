@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -178,9 +177,6 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
     from guildstack.devstack.cli import repo_root
 
     root = repo_root()
-    # The repository root plays Lambda's /var/task: function packages import from it.
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
     data = data_dir or root / ".devstack"
     ports = Ports(gateway=gateway_port)
     stop = threading.Event()

@@ -36,6 +36,8 @@ def lambda_handler(app: FastAPI) -> LambdaHandler:
     @metrics.log_metrics(raise_on_empty_metrics=False)
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         nonlocal traced
+        # Also keeps Powertools from warning about an empty metric set on quiet routes.
+        metrics.add_metric(name="Invocations", unit="Count", value=1)
         if traced is None:
             wrapped: LambdaHandler = get_tracer().capture_lambda_handler(
                 invoke, capture_response=False
