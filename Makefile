@@ -15,6 +15,9 @@ build-SharedLayer:
 	rm "$(ARTIFACTS_DIR)/requirements.txt"
 	mkdir -p "$(ARTIFACTS_DIR)/python/guildstack"
 	cp -R shared/guildstack/. "$(ARTIFACTS_DIR)/python/guildstack/"
+	# Catalog data (agents, model prices): config.py finds it at /opt/infra/catalog.
+	mkdir -p "$(ARTIFACTS_DIR)/infra"
+	cp -R infra/catalog "$(ARTIFACTS_DIR)/infra/catalog"
 	# The devstack is never shipped.
 	rm -rf "$(ARTIFACTS_DIR)/python/guildstack/devstack"
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -type d -prune -exec rm -rf {} +
@@ -27,3 +30,6 @@ endef
 
 build-AuthFunction:
 	$(call function_build,auth)
+
+build-AgentsFunction:
+	$(call function_build,agents)

@@ -15,11 +15,19 @@ from guildstack.domain.errors import DependencyUnavailable
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.database import PostgresDatabase
     from guildstack.adapters.upstash import UpstashClientFactory
+    from guildstack.domain.agents import AgentSpec
+    from guildstack.domain.pricing import ModelBook
+    from guildstack.ports.agents import AgentStore
     from guildstack.ports.identity import IdentityProvider, TokenVerifier
+    from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
+    from guildstack.ports.usage import SpendLedger, UsageReader
     from guildstack.ports.workspaces import WorkspaceStore
     from guildstack.services.accounts import AccountService
+    from guildstack.services.agents import AgentRegistry
+    from guildstack.services.failover import FailoverChain
     from guildstack.services.health import HealthService
+    from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
 
 OVERRIDABLE = frozenset(
@@ -31,6 +39,13 @@ OVERRIDABLE = frozenset(
         "public_rate_limiter",
         "workspace_store",
         "health",
+        "model_providers",
+        "failover",
+        "model",
+        "spend_ledger",
+        "usage_reader",
+        "agent_store",
+        "agent_catalog",
     }
 )
 
@@ -151,6 +166,102 @@ class Container:
             missing.append("redis")
         missing.append("queue")  # the step queue arrives with durable runs
         return HealthService(probes, not_configured=missing)
+
+    # Models ------------------------------------------------------------------------------
+
+    @cached_property
+    def model_providers(self) -> dict[str, ModelProvider]:
+        """The configured providers by name; the offline one when none is configured."""
+        from guildstack.adapters.models.anthropic import AnthropicProvider
+        from guildstack.adapters.models.offline import OfflineProvider
+        from guildstack.adapters.models.openai import OpenAIProvider
+
+        s = self.settings
+        timeout = s.model_timeout_seconds
+        providers: dict[str, ModelProvider] = {}
+        if s.anthropic_api_key is not None:
+            providers["anthropic"] = AnthropicProvider(
+                s.anthropic_api_key.get_secret_value(),
+                base_url=s.anthropic_base_url,
+                timeout_seconds=timeout,
+            )
+        if s.openai_api_key is not None:
+            providers["openai"] = OpenAIProvider(
+                s.openai_api_key.get_secret_value(), timeout_seconds=timeout
+            )
+        if s.openai_compatible_base_url is not None:
+            key = s.openai_compatible_api_key
+            providers["compatible"] = OpenAIProvider(
+                key.get_secret_value() if key else "not-needed",
+                name="compatible",
+                base_url=s.openai_compatible_base_url,
+                timeout_seconds=timeout,
+            )
+        return providers or {"offline": OfflineProvider()}
+
+    @cached_property
+    def failover(self) -> FailoverChain:
+        from guildstack.services.failover import FailoverChain, RetryPolicy
+
+        policy = RetryPolicy(max_attempts=self.settings.model_max_attempts)
+        return FailoverChain(self.model_providers, policy=policy)
+
+    @cached_property
+    def model_book(self) -> ModelBook:
+        from guildstack.agents.catalog import load_model_book
+
+        path = self.settings.catalog_dir / "models.yaml"
+        return load_model_book(path, self.settings.model_tiers)
+
+    @cached_property
+    def spend_ledger(self) -> SpendLedger:
+        from guildstack.adapters.postgres.usage import PostgresUsageLedger
+
+        return PostgresUsageLedger(self.database)
+
+    @cached_property
+    def usage_reader(self) -> UsageReader:
+        from guildstack.adapters.postgres.usage import PostgresUsageLedger
+
+        ledger = self.spend_ledger
+        return (
+            ledger
+            if isinstance(ledger, PostgresUsageLedger)
+            else PostgresUsageLedger(self.database)
+        )
+
+    @cached_property
+    def model(self) -> LanguageModel:
+        """The one way services call models: budgeted, failing over, recorded."""
+        from guildstack.services.models import MeteredModel
+
+        return MeteredModel(self.failover, self.model_book, self.spend_ledger)
+
+    @cached_property
+    def usage(self) -> UsageService:
+        from guildstack.services.usage import UsageService
+
+        return UsageService(self.usage_reader)
+
+    # Agents ------------------------------------------------------------------------------
+
+    @cached_property
+    def agent_catalog(self) -> tuple[AgentSpec, ...]:
+        from guildstack.agents.catalog import load_agents
+
+        return load_agents(self.settings.catalog_dir / "agents.yaml")
+
+    @cached_property
+    def agent_store(self) -> AgentStore:
+        from guildstack.adapters.postgres.agents import PostgresAgentStore
+
+        return PostgresAgentStore(self.database)
+
+    @cached_property
+    def agents(self) -> AgentRegistry:
+        from guildstack.services.agents import AgentRegistry
+
+        return AgentRegistry(self.agent_catalog, self.agent_store)
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Json, SecretStr, model_validator
 
 from guildstack import __version__
+from guildstack.domain.models import Tier
 
 Stage = Literal["local", "test", "dev", "staging", "prod"]
 
@@ -22,6 +24,10 @@ Stage = Literal["local", "test", "dev", "staging", "prod"]
 LOCAL_JWT_SECRET = "guildstack-local-development-secret-do-not-deploy"  # noqa: S105
 LOCAL_UPSTASH_TOKEN = "guildstack-local-upstash-token"  # noqa: S105
 DEPLOYED_STAGES: frozenset[str] = frozenset({"dev", "staging", "prod"})
+# The repository's infra/catalog locally; /opt/infra/catalog in the Lambda layer.
+DEFAULT_CATALOG_DIR = Path(__file__).resolve().parents[2] / "infra" / "catalog"
+# Values that mean "not configured" (a Secrets Manager key must exist to be resolved).
+UNSET_VALUES = frozenset({"", "none", "unset"})
 
 
 class Settings(BaseModel):
@@ -57,17 +63,33 @@ class Settings(BaseModel):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 
+    # Model providers: none configured means the deterministic offline provider.
+    anthropic_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    # Any OpenAI-compatible server (Ollama, llama.cpp, vLLM, OpenRouter), provider `compatible`.
+    openai_compatible_base_url: str | None = None
+    openai_compatible_api_key: SecretStr | None = None
+    # JSON: {"fast": ["compatible/llama3.1", "anthropic/claude-haiku-4-5"], ...}
+    model_tiers: Json[dict[Tier, list[str]]] | None = None
+    model_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
+    model_max_attempts: int = Field(default=3, ge=1, le=10)
+    catalog_dir: Path = DEFAULT_CATALOG_DIR
+
     steps_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
 
     @model_validator(mode="before")
     @classmethod
-    def _split_cors(cls, data: object) -> object:
+    def _normalize(cls, data: object) -> object:
         if isinstance(data, dict):
             value = data.get("cors_origins")
             if isinstance(value, str):
                 data["cors_origins"] = [o.strip() for o in value.split(",") if o.strip()]
+            for name, value in list(data.items()):
+                if isinstance(value, str) and value.strip().lower() in UNSET_VALUES:
+                    data[name] = None
         return data
 
     @model_validator(mode="after")

@@ -41,3 +41,45 @@ async def sign_up(api: httpx.AsyncClient, name: str = "user") -> User:
     return User(
         body["user"]["id"], email, password, session["access_token"], session["refresh_token"]
     )
+
+
+ROLES = ["owner", "admin", "operator", "analyst", "viewer"]
+ACTORS = [*ROLES, "outsider"]
+
+
+@dataclass
+class Team:
+    workspace_id: str
+    users: dict[str, User]
+
+    @property
+    def members_url(self) -> str:
+        return f"/workspaces/{self.workspace_id}/members"
+
+    def headers(self, actor: str) -> dict[str, str]:
+        """`actor`'s bearer token with this workspace in X-Workspace-Id."""
+        return {**self.users[actor].auth, "X-Workspace-Id": self.workspace_id}
+
+
+@pytest.fixture(scope="module")
+async def team(gateway_url: str) -> AsyncIterator[Team]:
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=20) as api:
+        users = {actor: await sign_up(api, actor) for actor in ACTORS}
+        owner = users["owner"]
+        created = await api.post("/workspaces", json={"name": "Matrix"}, headers=owner.auth)
+        workspace_id = created.json()["id"]
+        for role in ROLES[1:]:
+            response = await api.post(
+                f"/workspaces/{workspace_id}/members",
+                json={"email": users[role].email, "role": role},
+                headers=owner.auth,
+            )
+            assert response.status_code == 201, response.text
+        yield Team(workspace_id, users)
+
+
+def expected(actor: str, success: int, *, minimum: str = "admin") -> int:
+    """API.md: non-members get 404 (existence is not revealed), members below the role 403."""
+    if actor == "outsider":
+        return 404
+    return success if ROLES.index(actor) <= ROLES.index(minimum) else 403

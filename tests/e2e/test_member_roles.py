@@ -2,43 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-
 import httpx
 import pytest
 
-from tests.e2e.conftest import User, sign_up
-
-ROLES = ["owner", "admin", "operator", "analyst", "viewer"]
-ACTORS = [*ROLES, "outsider"]
-
-
-@dataclass
-class Team:
-    workspace_id: str
-    users: dict[str, User]
-
-    @property
-    def members_url(self) -> str:
-        return f"/workspaces/{self.workspace_id}/members"
-
-
-@pytest.fixture(scope="module")
-async def team(gateway_url: str) -> AsyncIterator[Team]:
-    async with httpx.AsyncClient(base_url=gateway_url, timeout=20) as api:
-        users = {actor: await sign_up(api, actor) for actor in ACTORS}
-        owner = users["owner"]
-        created = await api.post("/workspaces", json={"name": "Matrix"}, headers=owner.auth)
-        workspace_id = created.json()["id"]
-        for role in ROLES[1:]:
-            response = await api.post(
-                f"/workspaces/{workspace_id}/members",
-                json={"email": users[role].email, "role": role},
-                headers=owner.auth,
-            )
-            assert response.status_code == 201, response.text
-        yield Team(workspace_id, users)
+from tests.e2e.conftest import ACTORS, ROLES, Team, User, expected, sign_up
 
 
 async def _add_target(api: httpx.AsyncClient, team: Team, role: str = "viewer") -> User:
@@ -50,13 +17,6 @@ async def _add_target(api: httpx.AsyncClient, team: Team, role: str = "viewer") 
     )
     assert response.status_code == 201, response.text
     return target
-
-
-def expected(actor: str, success: int, *, minimum: str = "admin") -> int:
-    """API.md: non-members get 404 (existence is not revealed), members below the role 403."""
-    if actor == "outsider":
-        return 404
-    return success if ROLES.index(actor) <= ROLES.index(minimum) else 403
 
 
 @pytest.mark.parametrize("actor", ACTORS)

@@ -10,7 +10,7 @@ import pytest
 
 from guildstack.adapters.postgres.database import PostgresDatabase
 from guildstack.domain.errors import Conflict, Forbidden
-from tests.fixtures.postgres import MakeUser, claims_for
+from tests.fixtures.postgres import MakeUser, claims_for, create_workspace
 
 ANON = {"role": "anon"}
 INSERT_MEMBER = (
@@ -26,16 +26,6 @@ class Tenants:
     admin_a: uuid.UUID
     ws_a: uuid.UUID
     ws_b: uuid.UUID
-
-
-async def _create_workspace(db: PostgresDatabase, user: uuid.UUID, name: str) -> uuid.UUID:
-    async with db.transaction(claims_for(user)) as conn:
-        cur = await conn.execute(
-            "select id from public.create_workspace(%s, %s)", (name, f"ws-{uuid.uuid4().hex[:10]}")
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    return uuid.UUID(str(row["id"]))
 
 
 async def _rows(db: PostgresDatabase, claims: dict[str, Any], query: str, *args: Any) -> list[Any]:
@@ -54,8 +44,8 @@ async def _rowcount(db: PostgresDatabase, claims: dict[str, Any], query: str, *a
 async def tenants(database: PostgresDatabase, make_user: MakeUser) -> Tenants:
     owner_a, owner_b = await make_user(full_name="Owner A"), await make_user(full_name="Owner B")
     viewer_a, admin_a = await make_user(), await make_user()
-    ws_a = await _create_workspace(database, owner_a, "A")
-    ws_b = await _create_workspace(database, owner_b, "B")
+    ws_a = await create_workspace(database, owner_a, "A")
+    ws_b = await create_workspace(database, owner_b, "B")
     for user, role in ((viewer_a, "viewer"), (admin_a, "admin")):
         async with database.transaction(claims_for(owner_a)) as conn:
             await conn.execute(
@@ -229,7 +219,7 @@ async def test_given_the_last_owner_when_removed_or_demoted_then_conflict(
     database: PostgresDatabase, make_user: MakeUser
 ) -> None:
     owner = await make_user()
-    ws = await _create_workspace(database, owner, "Solo")
+    ws = await create_workspace(database, owner, "Solo")
     me = claims_for(owner)
     with pytest.raises(Conflict):
         await _rowcount(
@@ -250,7 +240,7 @@ async def test_given_create_workspace_then_the_caller_is_owner_and_profile_exist
     database: PostgresDatabase, make_user: MakeUser
 ) -> None:
     user = await make_user(full_name="Grace")
-    ws = await _create_workspace(database, user, "Mine")
+    ws = await create_workspace(database, user, "Mine")
     me = claims_for(user)
     roles = await _rows(
         database, me, "select role from public.workspace_members where workspace_id = %s", ws

@@ -66,7 +66,36 @@ class BudgetExceeded(GuildstackError):
 
 
 class ProviderUnavailable(GuildstackError):
+    """No provider in the chain could answer (after retries and failover)."""
+
     title = "Model provider unavailable"
+
+
+class InvalidRequest(InvalidInput):
+    """A model provider rejected the request itself; retrying or failing over cannot help."""
+
+    title = "Invalid model request"
+
+
+class ProviderFailed(GuildstackError):
+    """One provider failed one attempt. Adapters raise it; the failover chain consumes it."""
+
+    title = "Model provider failed"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        provider: str,
+        retryable: bool,
+        status: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.provider = provider
+        self.retryable = retryable
+        self.status = status
+        self.retry_after_seconds = retry_after_seconds
 
 
 class DependencyUnavailable(GuildstackError):

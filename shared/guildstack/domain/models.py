@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
+
+OFFLINE = "offline"
 
 
 class Tier(StrEnum):
@@ -42,6 +46,31 @@ DEFAULT_TIER: dict[TaskType, Tier] = {
 }
 
 
+def tier_for(task_type: TaskType | None, requested: Tier | None) -> Tier:
+    """An explicit tier wins; otherwise the task type's default; otherwise standard."""
+    if requested is not None:
+        return requested
+    return DEFAULT_TIER[task_type] if task_type is not None else Tier.STANDARD
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A concrete model at a provider, written `provider/model` in config."""
+
+    provider: str
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        provider, sep, model = text.partition("/")
+        if not sep or not provider or not model:
+            raise ValueError(f"{text!r} is not 'provider/model'")
+        return cls(provider, model)
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model}"
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     role: Literal["user", "assistant"]
@@ -57,18 +86,27 @@ class CallContext:
     agent_code: str | None = None
     run_id: UUID | None = None
     step_key: str | None = None
+    # A per-run cap on top of the workspace's monthly budget.
+    run_budget_usd: Decimal | None = None
 
 
 @dataclass(frozen=True)
 class ModelRequest:
     system: str
     messages: tuple[ChatMessage, ...]
-    tier: Tier = Tier.STANDARD
+    tier: Tier | None = None  # None: the task type's default tier
     model: str | None = None  # an explicit "provider/model" skips tier selection
     temperature: float = 0.7
     max_tokens: int = 1024
     json_schema: dict[str, Any] | None = field(default=None, hash=False)
     task_type: TaskType | None = None
+
+    def estimated_input_tokens(self) -> int:
+        """A deliberately generous count (~3 characters a token plus framing) for budgeting."""
+        chars = len(self.system) + sum(len(m.content) for m in self.messages)
+        if self.json_schema is not None:
+            chars += len(str(self.json_schema))
+        return math.ceil(chars / 3) + 8 * (len(self.messages) + 1)
 
 
 @dataclass(frozen=True)
@@ -88,10 +126,55 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class Price:
+    """US dollars per million tokens of each kind."""
+
+    input: Decimal
+    output: Decimal
+    cache_read: Decimal = Decimal(0)
+    cache_write: Decimal = Decimal(0)
+
+    def cost(self, usage: Usage) -> Decimal:
+        total = (
+            usage.input_tokens * self.input
+            + usage.output_tokens * self.output
+            + usage.cache_read_tokens * self.cache_read
+            + usage.cache_write_tokens * self.cache_write
+        )
+        return total / _MILLION
+
+    def estimate(self, input_tokens: int, max_output_tokens: int) -> Decimal:
+        """The most a call can cost: all input uncached (or cache-written), all output used."""
+        per_input = max(self.input, self.cache_write)
+        return (input_tokens * per_input + max_output_tokens * self.output) / _MILLION
+
+
+_MILLION = Decimal(1_000_000)
+FREE = Price(Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True)
 class Completion:
+    """What a provider answered, and what it cost in tokens and time."""
+
     text: str
     usage: Usage
     provider: str
     model: str
     latency_ms: float
     stop_reason: str | None = None
+    attempts: int = 1
+    cost_usd: Decimal = Decimal(0)
+    tier: Tier | None = None
+    # The tier the task asked for, when the budget forced a cheaper one.
+    downgraded_from: Tier | None = None
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of streamed text."""
+
+    text: str
+
+
+StreamItem = Delta | Completion

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 from uuid import UUID
@@ -53,3 +54,36 @@ def page_request(
 ) -> PageRequest:
     """FastAPI dependency: `limit` (default 50, max 200) and `cursor` query parameters."""
     return PageRequest(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+def encode_key_cursor(key: str | None) -> str | None:
+    """A cursor over a list ordered by a text key (lists assembled in memory)."""
+    if key is None:
+        return None
+    return base64.urlsafe_b64encode(f"k|{key}".encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(raw: str) -> str:
+    try:
+        padded = raw + "=" * (-len(raw) % 4)
+        tag, sep, key = base64.urlsafe_b64decode(padded.encode()).decode().partition("|")
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        tag, sep, key = "", "", ""
+    if tag != "k" or not sep:
+        raise InvalidInput(
+            "cursor is not valid",
+            errors=[{"loc": ["query", "cursor"], "msg": "not a cursor this API issued"}],
+        )
+    return key
+
+
+def key_page(
+    items: list[T], key: Callable[[T], str], limit: int, cursor: str | None
+) -> ListResponse[T]:
+    """The `limit` items after `cursor` in `key` order."""
+    after = decode_key_cursor(cursor) if cursor else None
+    ordered = sorted(items, key=key)
+    remaining = [item for item in ordered if after is None or key(item) > after]
+    page = remaining[:limit]
+    more = len(remaining) > limit
+    return ListResponse(items=page, next_cursor=encode_key_cursor(key(page[-1])) if more else None)

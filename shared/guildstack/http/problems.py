@@ -29,6 +29,7 @@ STATUS_BY_ERROR: dict[type[errors.GuildstackError], int] = {
     # API.md's status list has no 402: an exhausted budget is a state conflict.
     errors.BudgetExceeded: 409,
     errors.ProviderUnavailable: 502,
+    errors.ProviderFailed: 502,
     errors.DependencyUnavailable: 503,
 }
 

@@ -1,0 +1,123 @@
+"""AgentsFunction: the agent registry and the usage ledger (API.md, Agents function)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
+
+from functions.agents.schemas import (
+    AgentCode,
+    AgentResponse,
+    AgentTemplateResponse,
+    CreateAgentRequest,
+    UpdateAgentRequest,
+    UsageResponse,
+)
+from guildstack.bootstrap import Container, build
+from guildstack.domain.agents import AgentStatus, Guild
+from guildstack.domain.identity import Role
+from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
+from guildstack.domain.usage import GroupBy
+from guildstack.http.app import create_app
+from guildstack.http.auth import CurrentUser, WorkspaceContext, container_of, workspace_member
+from guildstack.http.pagination import ListResponse, key_page
+from guildstack.observability import metrics
+
+Services = Annotated[Container, Depends(container_of)]
+Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
+Admin = Annotated[WorkspaceContext, Depends(workspace_member(Role.ADMIN))]
+Analyst = Annotated[WorkspaceContext, Depends(workspace_member(Role.ANALYST))]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+Cursor = Annotated[str | None, Query(max_length=200)]
+
+router = APIRouter()
+
+
+def _order(agent: AgentResponse | AgentTemplateResponse) -> str:
+    return f"{agent.guild}/{agent.code}"
+
+
+@router.get("/agents")
+async def list_agents(
+    ws: Member,
+    services: Services,
+    guild: Guild | None = None,
+    role: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    include_retired: bool = False,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> ListResponse[AgentResponse]:
+    agents = await services.agents.list(
+        ws.principal,
+        ws.workspace_id,
+        guild=guild.value if guild else None,
+        role=role,
+        q=q,
+        include_retired=include_retired,
+    )
+    return key_page([AgentResponse.of_agent(a) for a in agents], _order, limit, cursor)
+
+
+@router.get("/agents/catalog")
+async def agent_catalog(
+    _: CurrentUser, services: Services, limit: Limit = MAX_LIMIT, cursor: Cursor = None
+) -> ListResponse[AgentTemplateResponse]:
+    templates = [AgentTemplateResponse.of(spec) for spec in services.agents.catalog()]
+    return key_page(templates, _order, limit, cursor)
+
+
+@router.post("/agents", status_code=201)
+async def create_agent(
+    body: CreateAgentRequest, ws: Admin, services: Services, response: Response
+) -> AgentResponse:
+    agent = await services.agents.create(ws.principal, ws.workspace_id, body.to_spec())
+    response.headers["Location"] = f"/agents/{agent.code}"
+    metrics.add_metric(name="AgentsCreated", unit="Count", value=1)
+    return AgentResponse.of_agent(agent)
+
+
+@router.get("/agents/{code}")
+async def get_agent(code: AgentCode, ws: Member, services: Services) -> AgentResponse:
+    return AgentResponse.of_agent(await services.agents.get(ws.principal, ws.workspace_id, code))
+
+
+@router.patch("/agents/{code}")
+async def update_agent(
+    code: AgentCode, body: UpdateAgentRequest, ws: Admin, services: Services
+) -> AgentResponse:
+    status = AgentStatus(body.status) if body.status else None
+    agent = await services.agents.update(
+        ws.principal, ws.workspace_id, code, body.changes(), status
+    )
+    return AgentResponse.of_agent(agent)
+
+
+@router.delete("/agents/{code}", status_code=204)
+async def retire_agent(code: AgentCode, ws: Admin, services: Services) -> Response:
+    await services.agents.retire(ws.principal, ws.workspace_id, code)
+    return Response(status_code=204)
+
+
+@router.get("/usage", response_model_by_alias=True)
+async def usage(
+    ws: Analyst,
+    services: Services,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    group_by: GroupBy | None = None,
+) -> UsageResponse:
+    report = await services.usage.report(ws.principal, ws.workspace_id, from_, to, group_by)
+    return UsageResponse.of(report, group_by.value if group_by else None)
+
+
+def create(container: Container) -> FastAPI:
+    """The Agents function's app around a composition root (tests pass their own)."""
+    app = create_app(container.settings, title="Guildstack Agents", routers=[router])
+    app.state.container = container
+    return app
+
+
+app = create(build())

@@ -1,0 +1,201 @@
+"""Request and response models of the Agents function (API.md: /agents*, /usage)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from guildstack.domain.agents import Agent, AgentSpec, Guild
+from guildstack.domain.models import Tier
+from guildstack.domain.usage import BudgetStatus, UsageReport, UsageTotals
+
+AgentCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")]
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+Description = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=10, max_length=2000)
+]
+Prompt = Annotated[str, StringConstraints(strip_whitespace=True, min_length=10, max_length=20000)]
+Temperature = Annotated[float, Field(ge=0, le=1)]
+MaxTokens = Annotated[int, Field(ge=16, le=32000)]
+Capabilities = Annotated[list[Slug], Field(max_length=32)]
+
+
+class CreateAgentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: AgentCode
+    name: Name
+    role: Slug
+    guild: Guild
+    description: Description
+    system_prompt: Prompt
+    model_tier: Tier
+    temperature: Temperature = 0.7
+    max_tokens: MaxTokens = 2048
+    capabilities: Capabilities = Field(default_factory=list)
+
+    def to_spec(self) -> AgentSpec:
+        return AgentSpec(
+            code=self.code,
+            name=self.name,
+            role=self.role,
+            guild=self.guild.value,
+            description=self.description,
+            system_prompt=self.system_prompt,
+            model_tier=self.model_tier,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            capabilities=tuple(self.capabilities),
+        )
+
+
+class UpdateAgentRequest(BaseModel):
+    """Fields to change; `status` pauses (`paused`) or resumes (`idle`) the agent."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    role: Slug | None = None
+    guild: Guild | None = None
+    description: Description | None = None
+    system_prompt: Prompt | None = None
+    model_tier: Tier | None = None
+    temperature: Temperature | None = None
+    max_tokens: MaxTokens | None = None
+    capabilities: Capabilities | None = None
+    status: Literal["idle", "paused"] | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UpdateAgentRequest:
+        if not self.model_fields_set:
+            raise ValueError("nothing to change")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in self.model_fields_set - {"status"}:
+            value = getattr(self, name)
+            if isinstance(value, Guild):
+                value = value.value
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[name] = value
+        return values
+
+
+class AgentTemplateResponse(BaseModel):
+    code: str
+    name: str
+    role: str
+    guild: str
+    description: str
+    system_prompt: str
+    model_tier: Tier
+    temperature: float
+    max_tokens: int
+    capabilities: list[str]
+
+    @classmethod
+    def of(cls, spec: AgentSpec) -> AgentTemplateResponse:
+        return cls(
+            code=spec.code,
+            name=spec.name,
+            role=spec.role,
+            guild=spec.guild,
+            description=spec.description,
+            system_prompt=spec.system_prompt,
+            model_tier=spec.model_tier,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+            capabilities=list(spec.capabilities),
+        )
+
+
+class AgentResponse(AgentTemplateResponse):
+    status: str
+    source: str
+    customized: bool
+    updated_at: datetime | None
+
+    @classmethod
+    def of_agent(cls, agent: Agent) -> AgentResponse:
+        base = AgentTemplateResponse.of(agent.spec).model_dump()
+        return cls(
+            **base,
+            status=agent.status.value,
+            source=agent.source.value,
+            customized=agent.customized,
+            updated_at=agent.updated_at,
+        )
+
+
+class TotalsResponse(BaseModel):
+    calls: int
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    cost_usd: float
+
+    @classmethod
+    def of(cls, totals: UsageTotals) -> TotalsResponse:
+        return cls(
+            calls=totals.calls,
+            input_tokens=totals.input_tokens,
+            output_tokens=totals.output_tokens,
+            cache_read_tokens=totals.cache_read_tokens,
+            cache_write_tokens=totals.cache_write_tokens,
+            cost_usd=float(totals.cost_usd),
+        )
+
+
+class GroupResponse(TotalsResponse):
+    key: str | None
+
+
+class BudgetResponse(BaseModel):
+    monthly_usd: float | None
+    spent_usd: float
+    remaining_usd: float | None
+
+    @classmethod
+    def of(cls, budget: BudgetStatus) -> BudgetResponse:
+        return cls(
+            monthly_usd=_money(budget.monthly_usd),
+            spent_usd=float(budget.spent_usd),
+            remaining_usd=_money(budget.remaining_usd),
+        )
+
+
+class UsageResponse(BaseModel):
+    from_: datetime = Field(serialization_alias="from")
+    to: datetime
+    group_by: str | None
+    totals: TotalsResponse
+    groups: list[GroupResponse]
+    budget: BudgetResponse
+
+    @classmethod
+    def of(cls, report: UsageReport, group_by: str | None) -> UsageResponse:
+        return cls(
+            from_=report.start,
+            to=report.end,
+            group_by=group_by,
+            totals=TotalsResponse.of(report.totals),
+            groups=[
+                GroupResponse(key=g.key, **TotalsResponse.of(g.totals).model_dump())
+                for g in report.groups
+            ],
+            budget=BudgetResponse.of(report.budget),
+        )
+
+
+def _money(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None

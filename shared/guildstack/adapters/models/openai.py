@@ -1,0 +1,153 @@
+"""`OpenAIProvider`: chat completions through the official SDK, for OpenAI itself and for any
+OpenAI-compatible endpoint by `base_url` (OpenRouter, Ollama, llama.cpp, vLLM)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import AsyncIterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from guildstack.adapters.models.errors import malformed, status_failure, transport_failure
+from guildstack.domain.errors import GuildstackError
+from guildstack.domain.models import Completion, Delta, ModelRequest, StreamItem, Usage
+
+if TYPE_CHECKING:
+    import httpx2
+    from openai import AsyncOpenAI
+
+
+class OpenAIProvider:
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        name: str = "openai",
+        base_url: str | None = None,
+        timeout_seconds: float = 60.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self.name = name
+        self._api_key = api_key
+        self._base_url = base_url
+        self._timeout = timeout_seconds
+        self._http_client = http_client
+        # OpenAI's own API wants max_completion_tokens; compatible servers know max_tokens.
+        self._max_tokens_field = "max_completion_tokens" if base_url is None else "max_tokens"
+
+    @cached_property
+    def client(self) -> AsyncOpenAI:
+        from openai import AsyncOpenAI
+
+        return AsyncOpenAI(
+            api_key=self._api_key,
+            base_url=self._base_url,
+            timeout=self._timeout,
+            max_retries=0,
+            http_client=self._http_client,
+        )
+
+    async def complete(self, model: str, request: ModelRequest) -> Completion:
+        started = time.perf_counter()
+        try:
+            response = await self.client.chat.completions.create(**self._arguments(model, request))
+            choice = response.choices[0]
+            text = choice.message.content or ""
+            usage = _usage(response.usage) if response.usage else _estimated(request, text)
+            stop_reason = choice.finish_reason
+            model_used = response.model or model
+        except GuildstackError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        return Completion(
+            text=text,
+            usage=usage,
+            provider=self.name,
+            model=model_used,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            stop_reason=stop_reason,
+        )
+
+    async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
+        started = time.perf_counter()
+        parts: list[str] = []
+        usage: Usage | None = None
+        stop_reason: str | None = None
+        model_used = model
+        try:
+            chunks = await self.client.chat.completions.create(
+                **self._arguments(model, request),
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            async for chunk in chunks:
+                model_used = chunk.model or model_used
+                if chunk.usage is not None:
+                    usage = _usage(chunk.usage)
+                for choice in chunk.choices:
+                    if choice.delta.content:
+                        parts.append(choice.delta.content)
+                        yield Delta(choice.delta.content)
+                    stop_reason = choice.finish_reason or stop_reason
+        except GuildstackError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from exc
+        text = "".join(parts)
+        yield Completion(
+            text=text,
+            usage=usage or _estimated(request, text),
+            provider=self.name,
+            model=model_used,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            stop_reason=stop_reason,
+        )
+
+    def _arguments(self, model: str, request: ModelRequest) -> dict[str, Any]:
+        messages: list[dict[str, str]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        arguments: dict[str, Any] = {
+            "model": model,
+            "messages": messages,
+            "temperature": request.temperature,
+            self._max_tokens_field: request.max_tokens,
+        }
+        if request.json_schema is not None:
+            arguments["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "response", "schema": request.json_schema},
+            }
+        return arguments
+
+    def _failure(self, exc: Exception) -> GuildstackError:
+        import openai
+
+        if isinstance(exc, openai.APITimeoutError):
+            return transport_failure(self.name, "timed out")
+        if isinstance(exc, openai.APIConnectionError):
+            return transport_failure(self.name, "connection failed")
+        if isinstance(exc, openai.APIStatusError):
+            return status_failure(self.name, exc.status_code, exc.response.headers, exc.message)
+        if isinstance(exc, ValueError | TypeError | AttributeError | IndexError | openai.APIError):
+            return malformed(self.name)
+        raise exc
+
+
+def _usage(usage: Any) -> Usage:
+    details = getattr(usage, "prompt_tokens_details", None)
+    cached = int(getattr(details, "cached_tokens", 0) or 0)
+    return Usage(
+        input_tokens=int(usage.prompt_tokens) - cached,
+        output_tokens=int(usage.completion_tokens),
+        cache_read_tokens=cached,
+    )
+
+
+def _estimated(request: ModelRequest, text: str) -> Usage:
+    """For servers that report no usage: ~4 characters a token."""
+    prompt = len(request.system) + sum(len(m.content) for m in request.messages)
+    return Usage(input_tokens=math.ceil(prompt / 4), output_tokens=math.ceil(len(text) / 4))

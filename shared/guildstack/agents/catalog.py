@@ -1,0 +1,142 @@
+"""Catalog files (`infra/catalog/*.yaml`): parsed and validated with pydantic, mapped to domain.
+
+Loaded on first use, never at import: a function that never calls a model pays nothing.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from guildstack.domain.agents import AgentSpec, Guild
+from guildstack.domain.models import ModelRef, Price, Tier
+from guildstack.domain.pricing import ModelBook
+
+AGENT_CODE = r"^[A-Za-z][A-Za-z0-9_-]{1,63}$"
+SLUG = r"^[a-z][a-z0-9_]{1,31}$"
+
+Code = Annotated[str, StringConstraints(pattern=AGENT_CODE)]
+Slug = Annotated[str, StringConstraints(pattern=SLUG)]
+
+
+class CatalogAgent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    code: Code
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    role: Slug
+    guild: Guild
+    description: Annotated[str, StringConstraints(min_length=20, max_length=600)]
+    system_prompt: Annotated[str, StringConstraints(min_length=80, max_length=8000)]
+    model_tier: Tier = Tier.STANDARD
+    temperature: float = Field(default=0.7, ge=0, le=1)
+    max_tokens: int = Field(default=2048, ge=256, le=8192)
+    capabilities: list[Slug] = Field(default_factory=list)
+
+    def to_spec(self) -> AgentSpec:
+        return AgentSpec(
+            code=self.code,
+            name=self.name,
+            role=self.role,
+            guild=self.guild.value,
+            description=self.description.strip(),
+            system_prompt=self.system_prompt.strip(),
+            model_tier=self.model_tier,
+            temperature=self.temperature,
+            max_tokens=self.max_tokens,
+            capabilities=tuple(self.capabilities),
+        )
+
+
+class AgentCatalogFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    agents: list[CatalogAgent] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_codes(self) -> AgentCatalogFile:
+        codes = [a.code for a in self.agents]
+        duplicates = {code for code in codes if codes.count(code) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate agent codes: {sorted(duplicates)}")
+        return self
+
+
+class PriceEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: Decimal = Field(ge=0)
+    output: Decimal = Field(ge=0)
+    cache_read: Decimal = Field(default=Decimal(0), ge=0)
+    cache_write: Decimal = Field(default=Decimal(0), ge=0)
+
+
+class ModelCatalogFile(BaseModel):
+    """`prices`: USD per million tokens per `provider/model`; `tiers`: failover chains."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1]
+    prices: dict[str, PriceEntry]
+    tiers: dict[Tier, list[str]]
+
+    @field_validator("tiers")
+    @classmethod
+    def _every_tier(cls, tiers: dict[Tier, list[str]]) -> dict[Tier, list[str]]:
+        missing = [t.value for t in Tier if not tiers.get(t)]
+        if missing:
+            raise ValueError(f"tiers without models: {missing}")
+        for refs in tiers.values():
+            for ref in refs:
+                ModelRef.parse(ref)
+        return tiers
+
+    def to_book(self) -> ModelBook:
+        prices = {
+            key: Price(p.input, p.output, p.cache_read, p.cache_write)
+            for key, p in self.prices.items()
+        }
+        tiers = {tier: tuple(ModelRef.parse(r) for r in refs) for tier, refs in self.tiers.items()}
+        book = ModelBook(prices, tiers)
+        for chain in tiers.values():
+            for ref in chain:
+                book.price(ref)  # every model a tier can use must have a price
+        return book
+
+
+def _yaml(path: Path) -> object:
+    import yaml  # lazily: only the first catalog read pays for it
+
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@lru_cache(maxsize=4)
+def load_agents(path: Path) -> tuple[AgentSpec, ...]:
+    """The built-in agents, validated; raises `pydantic.ValidationError` on a bad file."""
+    catalog = AgentCatalogFile.model_validate(_yaml(path))
+    return tuple(agent.to_spec() for agent in catalog.agents)
+
+
+def load_model_book(path: Path, tier_overrides: dict[Tier, list[str]] | None = None) -> ModelBook:
+    """Prices and tier chains; `tier_overrides` (from settings) replace whole chains."""
+    raw = _yaml(path)
+    catalog = ModelCatalogFile.model_validate(raw)
+    if tier_overrides:
+        tiers = {**catalog.tiers, **tier_overrides}
+        catalog = ModelCatalogFile.model_validate(
+            {**catalog.model_dump(mode="json"), "tiers": {k.value: v for k, v in tiers.items()}}
+        )
+    return catalog.to_book()

@@ -1,0 +1,92 @@
+"""Agents: who they are, which guild they serve in, and their lifecycle (source 001)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from guildstack.domain.errors import Conflict
+from guildstack.domain.models import Tier
+
+
+class Guild(StrEnum):
+    COUNCIL = "council"
+    RESEARCH = "research"
+    MUSE = "muse"
+    MATRIX = "matrix"
+    GUARDIAN = "guardian"
+    CORE = "core"
+    DELIVERY = "delivery"
+    DISCUSSION = "discussion"
+
+
+class AgentStatus(StrEnum):
+    SPAWNING = "spawning"
+    IDLE = "idle"
+    WORKING = "working"
+    PAUSED = "paused"
+    ERROR = "error"
+    TERMINATED = "terminated"
+
+
+# spawning → idle ↔ working / paused, error, terminated. Terminated is final.
+TRANSITIONS: dict[AgentStatus, frozenset[AgentStatus]] = {
+    AgentStatus.SPAWNING: frozenset({AgentStatus.IDLE, AgentStatus.ERROR, AgentStatus.TERMINATED}),
+    AgentStatus.IDLE: frozenset(
+        {AgentStatus.WORKING, AgentStatus.PAUSED, AgentStatus.ERROR, AgentStatus.TERMINATED}
+    ),
+    AgentStatus.WORKING: frozenset(
+        {AgentStatus.IDLE, AgentStatus.PAUSED, AgentStatus.ERROR, AgentStatus.TERMINATED}
+    ),
+    AgentStatus.PAUSED: frozenset({AgentStatus.IDLE, AgentStatus.TERMINATED}),
+    AgentStatus.ERROR: frozenset({AgentStatus.IDLE, AgentStatus.TERMINATED}),
+    AgentStatus.TERMINATED: frozenset(),
+}
+
+
+def check_transition(current: AgentStatus, target: AgentStatus) -> None:
+    """Raise Conflict (409) unless the lifecycle allows `current → target`."""
+    if target != current and target not in TRANSITIONS[current]:
+        raise Conflict(f"An agent cannot go from {current} to {target}.")
+
+
+class AgentSource(StrEnum):
+    CATALOG = "catalog"  # a built-in agent (infra/catalog/agents.yaml)
+    CUSTOM = "custom"  # created by the workspace
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """An agent's definition: everything needed to call a model as this agent."""
+
+    code: str
+    name: str
+    role: str
+    guild: str
+    description: str
+    system_prompt: str
+    model_tier: Tier = Tier.STANDARD
+    temperature: float = 0.7
+    max_tokens: int = 2048
+    capabilities: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An agent as a workspace sees it: a definition plus its status there."""
+
+    spec: AgentSpec
+    source: AgentSource
+    status: AgentStatus = AgentStatus.IDLE
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    customized: bool = field(default=False)
+
+    @property
+    def code(self) -> str:
+        return self.spec.code
+
+    def moved_to(self, target: AgentStatus) -> Agent:
+        check_transition(self.status, target)
+        return replace(self, status=target)

@@ -1,0 +1,118 @@
+"""The agent registry: the catalog every workspace sees, plus the workspace's own agents."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+from uuid import UUID
+
+from guildstack.domain.agents import Agent, AgentSource, AgentSpec, AgentStatus
+from guildstack.domain.errors import Conflict, NotFound
+from guildstack.domain.identity import Principal
+from guildstack.ports.agents import AgentStore
+
+EDITABLE = frozenset(
+    {
+        "name",
+        "role",
+        "guild",
+        "description",
+        "system_prompt",
+        "model_tier",
+        "temperature",
+        "max_tokens",
+        "capabilities",
+    }
+)
+
+
+class AgentRegistry:
+    def __init__(self, catalog: Sequence[AgentSpec], store: AgentStore) -> None:
+        self._catalog = {spec.code: spec for spec in catalog}
+        self._store = store
+
+    def catalog(self) -> list[AgentSpec]:
+        """The built-in agent templates."""
+        return sorted(self._catalog.values(), key=lambda s: (s.guild, s.code))
+
+    async def list(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        *,
+        guild: str | None = None,
+        role: str | None = None,
+        q: str | None = None,
+        include_retired: bool = False,
+    ) -> list[Agent]:
+        """The workspace's agents: catalog ones (as the workspace changed them) and its own."""
+        rows = {agent.code: agent for agent in await self._store.list(actor, workspace_id)}
+        merged = [
+            rows.get(code) or Agent(spec, AgentSource.CATALOG)
+            for code, spec in self._catalog.items()
+        ]
+        merged += [agent for code, agent in rows.items() if code not in self._catalog]
+        needle = q.casefold() if q else None
+        return sorted(
+            (
+                agent
+                for agent in merged
+                if (include_retired or agent.status is not AgentStatus.TERMINATED)
+                and (guild is None or agent.spec.guild == guild)
+                and (role is None or agent.spec.role == role)
+                and (needle is None or needle in _searchable(agent.spec))
+            ),
+            key=lambda a: (a.spec.guild, a.code),
+        )
+
+    async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent:
+        stored = await self._store.get(actor, workspace_id, code)
+        if stored is not None:
+            return stored
+        spec = self._catalog.get(code)
+        if spec is None:
+            raise NotFound(f"No agent {code!r} in this workspace.")
+        return Agent(spec, AgentSource.CATALOG)
+
+    async def create(self, actor: Principal, workspace_id: UUID, spec: AgentSpec) -> Agent:
+        """A custom agent (admin+). Its code must not be a catalog code or already used."""
+        if spec.code in self._catalog:
+            raise Conflict(f"{spec.code!r} is a built-in agent's code; choose another.")
+        # spawning → idle: a definition needs no warm-up, so it is ready at once.
+        agent = Agent(spec, AgentSource.CUSTOM, AgentStatus.SPAWNING).moved_to(AgentStatus.IDLE)
+        return await self._store.insert(actor, workspace_id, agent)
+
+    async def update(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        code: str,
+        changes: dict[str, Any],
+        status: AgentStatus | None = None,
+    ) -> Agent:
+        """Change fields and/or move the status (409 for a transition the lifecycle forbids).
+        Changing a catalog agent stores the workspace's own copy of it."""
+        unknown = set(changes) - EDITABLE
+        if unknown:
+            raise ValueError(f"not editable: {sorted(unknown)}")
+        agent = await self.get(actor, workspace_id, code)
+        if agent.status is AgentStatus.TERMINATED:
+            raise Conflict(f"Agent {code!r} is retired and cannot change.")
+        if status is not None:
+            agent = agent.moved_to(status)
+        if changes:
+            agent = replace(agent, spec=replace(agent.spec, **changes))
+        return await self._store.save(actor, workspace_id, agent)
+
+    async def retire(self, actor: Principal, workspace_id: UUID, code: str) -> None:
+        """Terminate the agent in this workspace; retiring a retired agent changes nothing."""
+        agent = await self.get(actor, workspace_id, code)
+        if agent.status is not AgentStatus.TERMINATED:
+            await self._store.save(actor, workspace_id, agent.moved_to(AgentStatus.TERMINATED))
+
+
+def _searchable(spec: AgentSpec) -> str:
+    return " ".join(
+        (spec.code, spec.name, spec.role, spec.description, *spec.capabilities)
+    ).casefold()

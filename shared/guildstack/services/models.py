@@ -1,0 +1,169 @@
+"""`MeteredModel`: the model port services use. Picks the tier the budget allows, reserves
+the call's worst-case cost, calls through the failover chain, then records what it cost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from guildstack.domain.errors import BudgetExceeded
+from guildstack.domain.models import (
+    OFFLINE,
+    CallContext,
+    Completion,
+    Delta,
+    ModelRef,
+    ModelRequest,
+    StreamItem,
+    Tier,
+    tier_for,
+)
+from guildstack.domain.pricing import ModelBook
+from guildstack.domain.usage import Reservation, UsageRecord
+from guildstack.observability import logger, metrics
+from guildstack.ports.usage import SpendLedger
+from guildstack.services.failover import FailoverChain
+
+OFFLINE_REF = ModelRef(OFFLINE, OFFLINE)
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    chain: tuple[ModelRef, ...]
+    estimate_usd: Decimal
+    tier: Tier | None
+    downgraded_from: Tier | None
+
+
+class MeteredModel:
+    def __init__(
+        self,
+        chain: FailoverChain,
+        book: ModelBook,
+        ledger: SpendLedger,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._chain = chain
+        self._book = book
+        self._ledger = ledger
+        self._clock = clock
+
+    async def plan(self, request: ModelRequest, context: CallContext) -> CallPlan:
+        """The models to try and the most the call may cost: the requested tier when the
+        budget affords it, else the next cheaper tier; `BudgetExceeded` when none fits."""
+        remaining = await self._ledger.remaining(context)
+        input_tokens = request.estimated_input_tokens()
+        if request.model is not None:
+            chain: tuple[ModelRef, ...] = (ModelRef.parse(request.model),)
+            estimate = self._estimate(chain, input_tokens, request.max_tokens)
+            _check_affordable(estimate, remaining)
+            return CallPlan(chain, estimate, None, None)
+        wanted = tier_for(request.task_type, request.tier)
+        tier: Tier | None = wanted
+        while tier is not None:
+            chain = self._book.chain(tier, self._chain.available) or self._offline()
+            estimate = self._estimate(chain, input_tokens, request.max_tokens)
+            if remaining is None or estimate <= remaining:
+                downgraded = wanted if tier != wanted else None
+                return CallPlan(chain, estimate, tier, downgraded)
+            tier = tier.cheaper()
+        raise _over_budget(remaining)
+
+    async def complete(self, request: ModelRequest, context: CallContext) -> Completion:
+        plan = await self.plan(request, context)
+        reservation = await self._ledger.reserve(context, plan.estimate_usd)
+        started = self._clock()
+        try:
+            result = await self._chain.complete(plan.chain, request)
+        except BaseException:
+            await self._ledger.release(reservation)
+            raise
+        return await self._settle(reservation, plan, context, result, started)
+
+    async def stream(
+        self, request: ModelRequest, context: CallContext
+    ) -> AsyncIterator[StreamItem]:
+        plan = await self.plan(request, context)
+        reservation = await self._ledger.reserve(context, plan.estimate_usd)
+        started = self._clock()
+        settled = False
+        try:
+            async for item in self._chain.stream(plan.chain, request):
+                if isinstance(item, Delta):
+                    yield item
+                else:
+                    completion = await self._settle(reservation, plan, context, item, started)
+                    settled = True
+                    yield completion
+        finally:
+            if not settled:
+                await self._ledger.release(reservation)
+
+    async def _settle(
+        self,
+        reservation: Reservation,
+        plan: CallPlan,
+        context: CallContext,
+        result: Completion,
+        started: float,
+    ) -> Completion:
+        ref = ModelRef(result.provider, result.model)
+        completion = replace(
+            result,
+            cost_usd=self._book.price(ref).cost(result.usage),
+            tier=plan.tier,
+            downgraded_from=plan.downgraded_from,
+            latency_ms=round((self._clock() - started) * 1000, 3),
+        )
+        await self._ledger.settle(reservation, UsageRecord(context, completion))
+        _emit_metrics(context, completion)
+        return completion
+
+    def _estimate(self, chain: tuple[ModelRef, ...], input_tokens: int, output: int) -> Decimal:
+        # Failover may land on any model of the chain: reserve for the dearest.
+        return max(self._book.price(ref).estimate(input_tokens, output) for ref in chain)
+
+    def _offline(self) -> tuple[ModelRef, ...]:
+        return (OFFLINE_REF,) if OFFLINE in self._chain.available else ()
+
+
+def _check_affordable(estimate: Decimal, remaining: Decimal | None) -> None:
+    if remaining is not None and estimate > remaining:
+        raise _over_budget(remaining)
+
+
+def _over_budget(remaining: Decimal | None) -> BudgetExceeded:
+    left = f"{remaining:.4f}" if remaining is not None else "0"
+    return BudgetExceeded(
+        f"The budget cannot cover this model call (USD {left} left); raise the workspace's "
+        "monthly budget or the run's budget."
+    )
+
+
+def _emit_metrics(context: CallContext, completion: Completion) -> None:
+    dimensions = {"model": f"{completion.provider}/{completion.model}"}
+    logger.info(
+        "model call",
+        extra={
+            **dimensions,
+            "agent": context.agent_code,
+            "input_tokens": completion.usage.input_tokens,
+            "output_tokens": completion.usage.output_tokens,
+            "cost_usd": str(completion.cost_usd),
+            "latency_ms": completion.latency_ms,
+            "attempts": completion.attempts,
+            "downgraded_from": completion.downgraded_from,
+        },
+    )
+    metrics.add_metric(name="ModelCalls", unit="Count", value=1)
+    metrics.add_metric(
+        name="ModelTokens",
+        unit="Count",
+        value=completion.usage.input_tokens + completion.usage.output_tokens,
+    )
+    metrics.add_metric(
+        name="ModelCostMicroUsd", unit="Count", value=float(completion.cost_usd * 1_000_000)
+    )

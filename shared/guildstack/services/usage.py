@@ -1,0 +1,48 @@
+"""Usage reports: tokens and cost over a window, grouped, with the monthly budget."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from guildstack.domain.errors import InvalidInput
+from guildstack.domain.identity import Principal
+from guildstack.domain.usage import GroupBy, UsageReport
+from guildstack.ports.usage import UsageReader
+
+MAX_WINDOW = timedelta(days=366)
+
+
+class UsageService:
+    def __init__(self, reader: UsageReader) -> None:
+        self._reader = reader
+
+    async def report(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        start: datetime | None,
+        end: datetime | None,
+        group_by: GroupBy | None,
+        *,
+        now: datetime | None = None,
+    ) -> UsageReport:
+        """Defaults: from the first of this month (UTC) until now."""
+        now = now or datetime.now(UTC)
+        end = _aware(end) if end else now
+        start = (
+            _aware(start)
+            if start
+            else now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        )
+        if start >= end:
+            raise InvalidInput(
+                "`from` must be before `to`.", [{"loc": ["query", "from"], "msg": "after to"}]
+            )
+        if end - start > MAX_WINDOW:
+            raise InvalidInput("A usage window spans at most 366 days.")
+        return await self._reader.report(actor, workspace_id, start, end, group_by)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,154 @@
+"""The catalog files: they load, they are complete, and bad files are refused."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from guildstack.agents.catalog import (
+    AgentCatalogFile,
+    ModelCatalogFile,
+    load_agents,
+    load_model_book,
+)
+from guildstack.config import DEFAULT_CATALOG_DIR
+from guildstack.domain.agents import AgentStatus, check_transition
+from guildstack.domain.errors import Conflict
+from guildstack.domain.models import ModelRef, Tier
+
+AGENTS = load_agents(DEFAULT_CATALOG_DIR / "agents.yaml")
+BY_CODE = {a.code: a for a in AGENTS}
+
+
+def test_every_agent_loads_with_a_unique_code_and_a_real_prompt() -> None:
+    assert len(BY_CODE) == len(AGENTS) >= 40
+    for agent in AGENTS:
+        assert len(agent.system_prompt.split()) >= 25, agent.code
+        assert agent.name.split()[0].lower() not in {"todo", "tbd"}
+    descriptions = [a.description for a in AGENTS]
+    assert len(set(descriptions)) == len(descriptions)
+
+
+def test_the_seed_documents_agents_are_all_present() -> None:
+    required = {
+        # source 000: the personal assistant's agents, with its own codes
+        "nicole_core",
+        "design_agent",
+        "business_agent",
+        "code_review_agent",
+        "seo_agent",
+        "error_agent",
+        "frontend_developer",
+        "code_reviewer",
+        "self_audit_agent",
+        # source 002: the discussion team
+        "project_manager",
+        "technical_architect",
+        "creative_strategist",
+        "quality_assurance",
+        "resource_coordinator",
+        # source 003: the delivery chain
+        "product_owner",
+        "architect",
+        "developer",
+        "senior_reviewer",
+        # source 004: the council of lords
+        *(f"LORD-00{i}" for i in range(1, 8)),
+    }
+    assert required <= set(BY_CODE)
+
+
+def test_every_guild_of_source_004_has_at_least_three_distinct_agents() -> None:
+    guilds = Counter(a.guild for a in AGENTS)
+    assert guilds["council"] == 7
+    for guild in ("research", "muse", "matrix", "guardian"):
+        assert guilds[guild] >= 3, guild
+        names = {a.name for a in AGENTS if a.guild == guild}
+        assert len(names) == guilds[guild]
+
+
+def test_given_duplicate_codes_then_the_catalog_is_refused() -> None:
+    agent = {
+        "code": "dup_agent",
+        "name": "Dup",
+        "role": "assistant",
+        "guild": "core",
+        "description": "Handles duplicate detection requests for tests.",
+        "system_prompt": "You are a test agent. " * 10,
+    }
+    with pytest.raises(ValidationError, match="duplicate agent codes"):
+        AgentCatalogFile.model_validate({"version": 1, "agents": [agent, agent]})
+
+
+def test_given_an_unknown_field_or_guild_then_the_catalog_is_refused() -> None:
+    base = {
+        "code": "x_agent",
+        "name": "X",
+        "role": "assistant",
+        "description": "Handles requests about the letter x in tests.",
+        "system_prompt": "You are a test agent. " * 10,
+    }
+    with pytest.raises(ValidationError):
+        AgentCatalogFile.model_validate({"version": 1, "agents": [{**base, "guild": "pirates"}]})
+    with pytest.raises(ValidationError):
+        AgentCatalogFile.model_validate(
+            {"version": 1, "agents": [{**base, "guild": "core", "colour": "blue"}]}
+        )
+
+
+def test_the_model_catalog_prices_every_model_a_tier_can_use() -> None:
+    book = load_model_book(DEFAULT_CATALOG_DIR / "models.yaml")
+    for tier in Tier:
+        assert book.chain(tier, frozenset({"anthropic", "openai"}))
+        for ref in book.tiers[tier]:
+            assert book.price(ref).output > 0
+    assert book.price(ModelRef("compatible", "llama3.1")).output == 0  # provider wildcard
+
+
+def test_given_a_tier_model_without_a_price_then_the_model_catalog_is_refused(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(Exception, match="No price"):
+        ModelCatalogFile.model_validate(
+            {
+                "version": 1,
+                "prices": {"a/one": {"input": 1, "output": 1}},
+                "tiers": {"fast": ["a/one"], "standard": ["a/one"], "strong": ["a/two"]},
+            }
+        ).to_book()
+
+
+def test_given_tier_overrides_then_they_replace_whole_chains() -> None:
+    book = load_model_book(
+        DEFAULT_CATALOG_DIR / "models.yaml", {Tier.FAST: ["compatible/llama3.1"]}
+    )
+    assert book.tiers[Tier.FAST] == (ModelRef("compatible", "llama3.1"),)
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "allowed"),
+    [
+        (AgentStatus.SPAWNING, AgentStatus.IDLE, True),
+        (AgentStatus.IDLE, AgentStatus.WORKING, True),
+        (AgentStatus.WORKING, AgentStatus.IDLE, True),
+        (AgentStatus.IDLE, AgentStatus.PAUSED, True),
+        (AgentStatus.PAUSED, AgentStatus.IDLE, True),
+        (AgentStatus.WORKING, AgentStatus.ERROR, True),
+        (AgentStatus.ERROR, AgentStatus.IDLE, True),
+        (AgentStatus.PAUSED, AgentStatus.WORKING, False),
+        (AgentStatus.SPAWNING, AgentStatus.WORKING, False),
+        (AgentStatus.TERMINATED, AgentStatus.IDLE, False),
+        (AgentStatus.ERROR, AgentStatus.WORKING, False),
+    ],
+)
+def test_agent_lifecycle_transitions(
+    current: AgentStatus, target: AgentStatus, allowed: bool
+) -> None:
+    if allowed:
+        check_transition(current, target)
+    else:
+        with pytest.raises(Conflict):
+            check_transition(current, target)
