@@ -292,3 +292,44 @@ async def test_given_each_kind_of_token_when_recorded_then_cost_is_tokens_times_
     assert result.provider == provider
     assert rows[0]["cost_usd"] == price == result.cost_usd
     assert rows[0]["cost_usd"] > 0
+
+
+async def test_given_a_local_compatible_model_first_when_it_is_down_then_the_cloud_answers(
+    database: PostgresDatabase, make_user: MakeUser
+) -> None:
+    # Source 002: a local model (Ollama) with cloud fallback, configured through MODEL_TIERS.
+    user = await make_user()
+    workspace = await create_workspace(database, user)
+    local = ScriptedTransport([wire.openai_completion("local answer", model="llama3.1")])
+    cloud = ScriptedTransport([wire.anthropic_message("cloud answer")])
+    providers: dict[str, ModelProvider] = {
+        "compatible": OpenAIProvider(
+            "unused",
+            name="compatible",
+            base_url="http://ollama.local:11434/v1",
+            http_client=local.client(),
+        ),
+        "anthropic": AnthropicProvider("test-key", http_client=cloud.client()),
+    }
+
+    async def no_wait(seconds: float) -> None:
+        return None
+
+    settings = Settings.from_environ(
+        {
+            "STAGE": "test",
+            "MODEL_TIERS": '{"fast": ["compatible/llama3.1", "anthropic/claude-haiku-4-5"]}',
+        }
+    )
+    container = build(settings, database=database, failover=FailoverChain(providers, sleep=no_wait))
+    context = CallContext(workspace_id=workspace, user_id=user)
+
+    first = await container.model.complete(QUESTION, context)
+    local.script[:] = [wire.timeout()]
+    second = await container.model.complete(QUESTION, context)
+
+    assert (first.provider, first.model, first.cost_usd) == ("compatible", "llama3.1", Decimal(0))
+    sent = local.requests[0]
+    assert str(sent.url) == "http://ollama.local:11434/v1/chat/completions"
+    assert local.bodies()[0]["max_tokens"] == 200  # compatible servers get max_tokens
+    assert (second.provider, second.text) == ("anthropic", "cloud answer")
