@@ -39,18 +39,7 @@ class CreateAgentRequest(BaseModel):
     capabilities: Capabilities = Field(default_factory=list)
 
     def to_spec(self) -> AgentSpec:
-        return AgentSpec(
-            code=self.code,
-            name=self.name,
-            role=self.role,
-            guild=self.guild.value,
-            description=self.description,
-            system_prompt=self.system_prompt,
-            model_tier=self.model_tier,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            capabilities=tuple(self.capabilities),
-        )
+        return AgentSpec.of(**self.model_dump())
 
 
 class UpdateAgentRequest(BaseModel):

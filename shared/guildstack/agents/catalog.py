@@ -45,18 +45,7 @@ class CatalogAgent(BaseModel):
     capabilities: list[Slug] = Field(default_factory=list)
 
     def to_spec(self) -> AgentSpec:
-        return AgentSpec(
-            code=self.code,
-            name=self.name,
-            role=self.role,
-            guild=self.guild.value,
-            description=self.description.strip(),
-            system_prompt=self.system_prompt.strip(),
-            model_tier=self.model_tier,
-            temperature=self.temperature,
-            max_tokens=self.max_tokens,
-            capabilities=tuple(self.capabilities),
-        )
+        return AgentSpec.of(**self.model_dump())
 
 
 class AgentCatalogFile(BaseModel):

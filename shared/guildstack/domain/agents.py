@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from guildstack.domain.errors import Conflict
 from guildstack.domain.models import Tier
@@ -70,6 +71,17 @@ class AgentSpec:
     temperature: float = 0.7
     max_tokens: int = 2048
     capabilities: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, **fields: Any) -> AgentSpec:
+        """From edge-model fields: enums to their values, lists to tuples, text trimmed."""
+        values: dict[str, Any] = {
+            k: v.strip() if isinstance(v, str) else v for k, v in fields.items()
+        }
+        values["guild"] = str(values["guild"])
+        values["model_tier"] = Tier(values.get("model_tier", Tier.STANDARD))
+        values["capabilities"] = tuple(values.get("capabilities") or ())
+        return cls(**values)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from guildstack.domain.breaker import CircuitBreaker
@@ -67,14 +67,8 @@ class FailoverChain:
     async def complete(self, chain: Sequence[ModelRef], request: ModelRequest) -> Completion:
         attempts = 0
         last: ProviderFailed | None = None
-        for ref in chain:
-            provider, breaker = self._providers.get(ref.provider), self._breakers.get(ref.provider)
-            if provider is None or breaker is None:
-                continue
-            for attempt in range(1, self._policy.max_attempts + 1):
-                if not breaker.allow():
-                    logger.info("provider skipped: circuit open", extra={"provider": ref.provider})
-                    break
+        for ref, provider, breaker in self._candidates(chain):
+            for attempt in self._attempts(ref, breaker):
                 attempts += 1
                 try:
                     result = await provider.complete(ref.model, request)
@@ -95,13 +89,8 @@ class FailoverChain:
         delta: once text has reached the caller a failure ends the stream."""
         attempts = 0
         last: ProviderFailed | None = None
-        for ref in chain:
-            provider, breaker = self._providers.get(ref.provider), self._breakers.get(ref.provider)
-            if provider is None or breaker is None:
-                continue
-            for attempt in range(1, self._policy.max_attempts + 1):
-                if not breaker.allow():
-                    break
+        for ref, provider, breaker in self._candidates(chain):
+            for attempt in self._attempts(ref, breaker):
                 attempts += 1
                 started = False
                 try:
@@ -126,6 +115,23 @@ class FailoverChain:
                     if not await self._backoff(ref, attempt, exc):
                         break
         raise _unavailable(chain, last)
+
+    def _candidates(
+        self, chain: Sequence[ModelRef]
+    ) -> Iterator[tuple[ModelRef, ModelProvider, CircuitBreaker]]:
+        """The chain's models whose provider is configured, in order."""
+        for ref in chain:
+            provider, breaker = self._providers.get(ref.provider), self._breakers.get(ref.provider)
+            if provider is not None and breaker is not None:
+                yield ref, provider, breaker
+
+    def _attempts(self, ref: ModelRef, breaker: CircuitBreaker) -> Iterator[int]:
+        """Attempt numbers at one provider, while its breaker lets calls through."""
+        for attempt in range(1, self._policy.max_attempts + 1):
+            if not breaker.allow():
+                logger.info("provider skipped: circuit open", extra={"provider": ref.provider})
+                return
+            yield attempt
 
     async def _backoff(self, ref: ModelRef, attempt: int, exc: ProviderFailed) -> bool:
         """Wait before the next attempt at this provider; False: move on to the next one."""

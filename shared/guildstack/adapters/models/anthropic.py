@@ -7,7 +7,12 @@ from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from guildstack.adapters.models.errors import malformed, status_failure, transport_failure
+from guildstack.adapters.models.errors import (
+    malformed,
+    status_failure,
+    transport_failure,
+    vendor_errors,
+)
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.models import Completion, Delta, ModelRequest, StreamItem, Usage
 
@@ -47,16 +52,12 @@ class AnthropicProvider:
 
     async def complete(self, model: str, request: ModelRequest) -> Completion:
         started = time.perf_counter()
-        try:
+        with vendor_errors(self._failure):
             message = await self.client.messages.create(**_arguments(model, request))
             text = _text_of(message.content)
             usage = _usage(message.usage)
             stop_reason = message.stop_reason
             model_used = message.model or model
-        except GuildstackError:
-            raise
-        except Exception as exc:
-            raise self._failure(exc) from exc
         return Completion(
             text=text,
             usage=usage,
@@ -72,7 +73,7 @@ class AnthropicProvider:
         usage = Usage()
         stop_reason: str | None = None
         model_used = model
-        try:
+        with vendor_errors(self._failure):
             events = await self.client.messages.create(**_arguments(model, request), stream=True)
             async for event in events:
                 if event.type == "message_start":
@@ -91,10 +92,6 @@ class AnthropicProvider:
                         usage.cache_write_tokens,
                     )
                     stop_reason = event.delta.stop_reason
-        except GuildstackError:
-            raise
-        except Exception as exc:
-            raise self._failure(exc) from exc
         yield Completion(
             text="".join(parts),
             usage=usage,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 
-from guildstack.domain.errors import InvalidRequest, ProviderFailed
+from guildstack.domain.errors import GuildstackError, InvalidRequest, ProviderFailed
 
 # Worth another attempt: the request was fine, the provider was not (now).
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
@@ -49,3 +50,14 @@ def retry_after(headers: Mapping[str, str]) -> float | None:
             continue  # an HTTP date: rare from model APIs; our own backoff applies
         return value / 1000 if name == "retry-after-ms" else value
     return None
+
+
+@contextmanager
+def vendor_errors(translate: Callable[[Exception], GuildstackError]) -> Iterator[None]:
+    """Around SDK calls: domain errors pass, anything the SDK raises leaves translated."""
+    try:
+        yield
+    except GuildstackError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from exc

@@ -9,7 +9,12 @@ from collections.abc import AsyncIterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from guildstack.adapters.models.errors import malformed, status_failure, transport_failure
+from guildstack.adapters.models.errors import (
+    malformed,
+    status_failure,
+    transport_failure,
+    vendor_errors,
+)
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.models import Completion, Delta, ModelRequest, StreamItem, Usage
 
@@ -50,17 +55,13 @@ class OpenAIProvider:
 
     async def complete(self, model: str, request: ModelRequest) -> Completion:
         started = time.perf_counter()
-        try:
+        with vendor_errors(self._failure):
             response = await self.client.chat.completions.create(**self._arguments(model, request))
             choice = response.choices[0]
             text = choice.message.content or ""
             usage = _usage(response.usage) if response.usage else _estimated(request, text)
             stop_reason = choice.finish_reason
             model_used = response.model or model
-        except GuildstackError:
-            raise
-        except Exception as exc:
-            raise self._failure(exc) from exc
         return Completion(
             text=text,
             usage=usage,
@@ -76,7 +77,7 @@ class OpenAIProvider:
         usage: Usage | None = None
         stop_reason: str | None = None
         model_used = model
-        try:
+        with vendor_errors(self._failure):
             chunks = await self.client.chat.completions.create(
                 **self._arguments(model, request),
                 stream=True,
@@ -91,10 +92,6 @@ class OpenAIProvider:
                         parts.append(choice.delta.content)
                         yield Delta(choice.delta.content)
                     stop_reason = choice.finish_reason or stop_reason
-        except GuildstackError:
-            raise
-        except Exception as exc:
-            raise self._failure(exc) from exc
         text = "".join(parts)
         yield Completion(
             text=text,
