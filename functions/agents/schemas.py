@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from guildstack.domain.agents import Agent, AgentSpec, Guild
-from guildstack.domain.models import Tier
-from guildstack.domain.usage import BudgetStatus, UsageReport, UsageTotals
+from guildstack.domain.vocabulary import Guild, Tier
+
+if TYPE_CHECKING:  # only in signatures: cold start loads just the vocabulary
+    from guildstack.domain.agents import Agent, AgentSpec
+    from guildstack.domain.usage import BudgetStatus, UsageReport, UsageTotals
 
 AgentCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,31}$")]
@@ -39,6 +41,8 @@ class CreateAgentRequest(BaseModel):
     capabilities: Capabilities = Field(default_factory=list)
 
     def to_spec(self) -> AgentSpec:
+        from guildstack.domain.agents import AgentSpec
+
         return AgentSpec.of(**self.model_dump())
 
 

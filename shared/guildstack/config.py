@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, Json, SecretStr, model_validator
 
 from guildstack import __version__
-from guildstack.domain.models import Tier
+from guildstack.domain.vocabulary import Tier
 
 Stage = Literal["local", "test", "dev", "staging", "prod"]
 

@@ -8,27 +8,17 @@ from enum import StrEnum
 from typing import Any
 
 from guildstack.domain.errors import Conflict
-from guildstack.domain.models import Tier
+from guildstack.domain.vocabulary import AgentStatus, Guild, Tier
 
-
-class Guild(StrEnum):
-    COUNCIL = "council"
-    RESEARCH = "research"
-    MUSE = "muse"
-    MATRIX = "matrix"
-    GUARDIAN = "guardian"
-    CORE = "core"
-    DELIVERY = "delivery"
-    DISCUSSION = "discussion"
-
-
-class AgentStatus(StrEnum):
-    SPAWNING = "spawning"
-    IDLE = "idle"
-    WORKING = "working"
-    PAUSED = "paused"
-    ERROR = "error"
-    TERMINATED = "terminated"
+__all__ = [
+    "TRANSITIONS",
+    "Agent",
+    "AgentSource",
+    "AgentSpec",
+    "AgentStatus",
+    "Guild",
+    "check_transition",
+]
 
 
 # spawning → idle ↔ working / paused, error, terminated. Terminated is final.

@@ -5,45 +5,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any, Literal
 from uuid import UUID
 
+from guildstack.domain.vocabulary import DEFAULT_TIER, TaskType, Tier
+
 OFFLINE = "offline"
-
-
-class Tier(StrEnum):
-    """Model capability tiers, cheapest first."""
-
-    FAST = "fast"
-    STANDARD = "standard"
-    STRONG = "strong"
-
-    def cheaper(self) -> Tier | None:
-        order = list(Tier)
-        index = order.index(self)
-        return order[index - 1] if index > 0 else None
-
-
-class TaskType(StrEnum):
-    """Kinds of work (source 004); each picks a default tier."""
-
-    ROUTING = "routing"
-    RESEARCH = "research"
-    CONTENT = "content"
-    ANALYSIS = "analysis"
-    STRATEGY = "strategy"
-    SYNTHESIS = "synthesis"
-
-
-DEFAULT_TIER: dict[TaskType, Tier] = {
-    TaskType.ROUTING: Tier.FAST,
-    TaskType.RESEARCH: Tier.STANDARD,
-    TaskType.CONTENT: Tier.STANDARD,
-    TaskType.ANALYSIS: Tier.STANDARD,
-    TaskType.STRATEGY: Tier.STRONG,
-    TaskType.SYNTHESIS: Tier.STRONG,
-}
+__all__ = [
+    "DEFAULT_TIER",
+    "OFFLINE",
+    "CallContext",
+    "ChatMessage",
+    "Completion",
+    "Delta",
+    "ModelRef",
+    "ModelRequest",
+    "Price",
+    "StreamItem",
+    "TaskType",
+    "Tier",
+    "Usage",
+    "tier_for",
+]
 
 
 def tier_for(task_type: TaskType | None, requested: Tier | None) -> Tier:

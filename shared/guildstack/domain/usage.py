@@ -5,18 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from uuid import UUID
 
 from guildstack.domain.models import CallContext, Completion
+from guildstack.domain.vocabulary import GroupBy
 
-
-class GroupBy(StrEnum):
-    AGENT = "agent"
-    MODEL = "model"
-    USER = "user"
-    RUN = "run"
-    DAY = "day"
+__all__ = [
+    "BudgetStatus",
+    "GroupBy",
+    "Reservation",
+    "UsageGroup",
+    "UsageRecord",
+    "UsageReport",
+    "UsageTotals",
+    "month_start",
+]
 
 
 @dataclass(frozen=True)
