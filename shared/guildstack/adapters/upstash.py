@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 from guildstack.ports.ratelimit import RateDecision
@@ -35,30 +37,51 @@ class UpstashClientFactory:
         return self._client
 
 
+# An exact sliding log: the request times of the last window in a sorted set. Unlike the
+# two-window approximation, a burst that straddles a window boundary cannot slip through.
+_SLIDING_LOG = """
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, window)
+  return {1, limit - count - 1, 0}
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return {0, 0, tonumber(oldest[2]) + window - now}
+"""
+_SLIDING_LOG_SHA = hashlib.sha1(_SLIDING_LOG.encode()).hexdigest()  # noqa: S324 - Redis's script id
+
+
 class UpstashRateLimiter:
-    """A sliding window per key (`upstash-ratelimit` semantics)."""
+    """At most `limit` requests per key in any `window_seconds` (one script call per hit)."""
 
     def __init__(
         self, redis: UpstashClientFactory, *, limit: int, window_seconds: int, prefix: str
     ) -> None:
-        from upstash_ratelimit import SlidingWindow
-        from upstash_ratelimit.asyncio import Ratelimit
-
+        self._redis = redis
         self._limit = limit
-        self._ratelimit = Ratelimit(
-            redis=redis.client(),
-            limiter=SlidingWindow(max_requests=limit, window=window_seconds),
-            prefix=prefix,
-        )
+        self._window_ms = window_seconds * 1000
+        self._prefix = prefix
 
     async def hit(self, key: str) -> RateDecision:
-        response = await self._ratelimit.limit(key)
-        retry_after = 0 if response.allowed else max(1, math.ceil(response.reset - time.time()))
+        client = self._redis.client()
+        keys = [f"{self._prefix}:{key}"]
+        args = [str(int(time.time() * 1000)), str(self._window_ms), str(self._limit)]
+        args.append(uuid.uuid4().hex)
+        try:
+            reply = await client.evalsha(_SLIDING_LOG_SHA, keys, args)
+        except Exception as exc:
+            if "NOSCRIPT" not in str(exc):
+                raise
+            reply = await client.eval(_SLIDING_LOG, keys, args)
+        allowed, remaining, wait_ms = (int(part) for part in reply)
         return RateDecision(
-            allowed=response.allowed,
-            limit=response.limit,
-            remaining=response.remaining,
-            retry_after_seconds=retry_after,
+            allowed=bool(allowed),
+            limit=self._limit,
+            remaining=remaining,
+            retry_after_seconds=0 if allowed else max(1, math.ceil(wait_ms / 1000)),
         )
 
 

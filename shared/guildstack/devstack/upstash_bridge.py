@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -83,6 +83,8 @@ class ScriptShim:
 
 def _error(exc: Exception) -> str:
     text = str(exc)
+    if isinstance(exc, NoScriptError):  # redis-py drops the error code; Upstash keeps it
+        return f"NOSCRIPT {text}"
     return text if text[:4].isupper() and " " in text else f"ERR {text}"
 
 

@@ -1,4 +1,4 @@
-"""Request rate limits (a sliding window in Redis in production)."""
+"""Request rate limits (an exact sliding log in Redis in production)."""
 
 from __future__ import annotations
 

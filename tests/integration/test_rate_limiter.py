@@ -1,0 +1,58 @@
+"""The production rate limiter (an exact sliding log) against real Redis through the bridge."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from upstash_redis.asyncio import Redis as AsyncRedis
+
+from guildstack.adapters.upstash import UpstashClientFactory, UpstashRateLimiter
+from tests.fixtures.redis import UpstashEndpoint
+
+
+def limiter_for(upstash: UpstashEndpoint, limit: int) -> tuple[UpstashRateLimiter, str]:
+    prefix = f"rl-test:{uuid.uuid4().hex[:8]}"
+    factory = UpstashClientFactory(upstash.url, upstash.token)
+    return UpstashRateLimiter(factory, limit=limit, window_seconds=60, prefix=prefix), prefix
+
+
+async def test_given_a_limit_of_five_when_six_hits_then_the_sixth_is_refused(
+    upstash: UpstashEndpoint,
+) -> None:
+    limiter, _ = limiter_for(upstash, 5)
+    decisions = [await limiter.hit("user-1") for _ in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
+    assert 1 <= decisions[-1].retry_after_seconds <= 60
+    assert (await limiter.hit("user-2")).allowed
+
+
+async def test_given_hits_just_inside_the_window_then_refused_and_just_outside_then_allowed(
+    upstash: UpstashEndpoint,
+) -> None:
+    """Requests from 59 s ago still count in full (no two-window approximation)."""
+    limiter, prefix = limiter_for(upstash, 3)
+    redis = AsyncRedis(url=upstash.url, token=upstash.token, allow_telemetry=False)
+    now_ms = int(time.time() * 1000)
+    await redis.zadd(f"{prefix}:inside", {f"old-{i}": now_ms - 59_000 for i in range(3)})
+    await redis.zadd(f"{prefix}:outside", {f"old-{i}": now_ms - 61_000 for i in range(3)})
+
+    inside = await limiter.hit("inside")
+    outside = await limiter.hit("outside")
+
+    assert not inside.allowed and inside.retry_after_seconds <= 2
+    assert outside.allowed and outside.remaining == 2
+    await redis.close()
+
+
+async def test_given_redis_forgot_the_script_when_hit_then_it_is_loaded_again(
+    upstash: UpstashEndpoint,
+) -> None:
+    limiter, _ = limiter_for(upstash, 2)
+    assert (await limiter.hit("u")).allowed
+    redis = AsyncRedis(url=upstash.url, token=upstash.token, allow_telemetry=False)
+    await redis.script_flush()
+    assert (await limiter.hit("u")).allowed
+    assert not (await limiter.hit("u")).allowed
+    await redis.close()
