@@ -33,3 +33,12 @@ build-AuthFunction:
 
 build-AgentsFunction:
 	$(call function_build,agents)
+
+build-WorkerFunction:
+	$(call function_build,worker)
+
+build-DeadLetterFunction:
+	$(call function_build,deadletter)
+
+build-SweeperFunction:
+	$(call function_build,sweeper)

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.auth",
     "tests.fixtures.gateway",
+    "tests.fixtures.sqs",
 ]

@@ -1,4 +1,5 @@
-"""AgentsFunction: the agent registry and the usage ledger (API.md, Agents function)."""
+"""AgentsFunction: the agent registry, durable runs and the usage ledger (API.md, Agents
+function)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
+from functions.agents.runs import router as runs_router
 from functions.agents.schemas import (
     AgentCode,
     AgentResponse,
@@ -114,7 +116,7 @@ async def usage(
 
 def create(container: Container) -> FastAPI:
     """The Agents function's app around a composition root (tests pass their own)."""
-    app = create_app(container.settings, title="Guildstack Agents", routers=[router])
+    app = create_app(container.settings, title="Guildstack Agents", routers=[router, runs_router])
     app.state.container = container
     return app
 

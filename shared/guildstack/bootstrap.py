@@ -21,12 +21,14 @@ if TYPE_CHECKING:
     from guildstack.ports.identity import IdentityProvider, TokenVerifier
     from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
+    from guildstack.ports.runs import RunStore, StepQueue
     from guildstack.ports.usage import SpendLedger, UsageReader
     from guildstack.ports.workspaces import WorkspaceStore
     from guildstack.services.accounts import AccountService
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.failover import FailoverChain
     from guildstack.services.health import HealthService
+    from guildstack.services.runs import DeadLetters, RunService, StepEngine, Sweeper
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
 
@@ -46,6 +48,8 @@ OVERRIDABLE = frozenset(
         "usage_reader",
         "agent_store",
         "agent_catalog",
+        "run_store",
+        "step_queue",
     }
 )
 
@@ -164,7 +168,14 @@ class Container:
             probes.append(UpstashProbe(self.upstash))
         else:
             missing.append("redis")
-        missing.append("queue")  # the step queue arrives with durable runs
+        if self.settings.steps_queue_url is not None:
+            from guildstack.adapters.sqs import SqsProbe, SqsStepQueue
+
+            queue = self.step_queue
+            if isinstance(queue, SqsStepQueue):
+                probes.append(SqsProbe(queue))
+        else:
+            missing.append("queue")
         return HealthService(probes, not_configured=missing)
 
     # Models ------------------------------------------------------------------------------
@@ -262,6 +273,60 @@ class Container:
         from guildstack.services.agents import AgentRegistry
 
         return AgentRegistry(self.agent_catalog, self.agent_store)
+
+    # Durable runs ------------------------------------------------------------------------
+
+    @cached_property
+    def run_store(self) -> RunStore:
+        from guildstack.adapters.postgres.runs import PostgresRunStore
+
+        return PostgresRunStore(self.database)
+
+    @cached_property
+    def step_queue(self) -> StepQueue:
+        from guildstack.adapters.sqs import SqsStepQueue
+
+        if self.settings.steps_queue_url is None:
+            raise DependencyUnavailable("STEPS_QUEUE_URL is not configured.")
+        return SqsStepQueue(
+            self.settings.steps_queue_url,
+            endpoint_url=self.settings.sqs_endpoint_url,
+            region=self.settings.aws_region,
+        )
+
+    @cached_property
+    def runs(self) -> RunService:
+        from guildstack.services.runs import RunService
+
+        return RunService(self.run_store, self.step_queue, self.agents)
+
+    @cached_property
+    def step_engine(self) -> StepEngine:
+        from guildstack.services.runs import StepEngine
+
+        return StepEngine(
+            self.run_store,
+            self.step_queue,
+            self.agents,
+            self.model,
+            lease_seconds=self.settings.step_lease_seconds,
+        )
+
+    @cached_property
+    def dead_letters(self) -> DeadLetters:
+        from guildstack.services.runs import DeadLetters
+
+        return DeadLetters(self.run_store)
+
+    @cached_property
+    def sweeper(self) -> Sweeper:
+        from guildstack.services.runs import Sweeper
+
+        return Sweeper(
+            self.run_store,
+            self.step_queue,
+            resend_after_seconds=self.settings.step_resend_after_seconds,
+        )
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

@@ -79,6 +79,12 @@ class Settings(BaseModel):
     steps_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
+    # A claimed step is the worker's until its lease ends (keep it above the worker timeout).
+    step_lease_seconds: int = Field(default=180, ge=1, le=3600)
+    # The sweeper re-sends steps queued longer than this (their message may be lost).
+    step_resend_after_seconds: int = Field(default=300, ge=0, le=86_400)
+    # A failed attempt is retried after attempt × this many seconds (0: the queue's timeout).
+    step_retry_backoff_seconds: int = Field(default=10, ge=0, le=900)
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from guildstack.config import LOCAL_UPSTASH_TOKEN, Settings, get_settings
 from guildstack.devstack.servers import ServerThread
 
 READY_LINE = "guildstack devstack ready"
+LOCAL_VISIBILITY = {"StepsQueue": 30}
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Ports:
     postgres: int = 54322  # Supabase CLI's database port
     redis: int = 54329
     upstash: int = 54330
+    sqs: int = 54331
 
 
 @dataclass(frozen=True)
@@ -183,12 +185,21 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with ExitStack() as stack:
+        from guildstack.devstack.sqs import start_event_sources, start_sqs
+        from guildstack.devstack.template import Template
+
         endpoints = start_backing_services(data, ports, stack, get_settings())
+        template = Template.load(root / "template.yaml")
+        # Locally a failed step comes back in 30 s rather than the deployed 15 minutes.
+        sqs = start_sqs(template, ports.sqs, stack, visibility_timeout_override=LOCAL_VISIBILITY)
         # Functions read their settings from the environment at import, as on Lambda.
         os.environ.update(endpoints.environment())
+        os.environ.update(sqs.environment())
         get_settings.cache_clear()
         gateway_url = start_gateway(root, ports.gateway, stack)
-        _print_banner(gateway_url, endpoints)
+        # Worker, dead-letter and sweeper handlers are imported here, with that environment.
+        start_event_sources(template, sqs, stack)
+        _print_banner(gateway_url, endpoints, sqs.endpoint_url)
         stop.wait()
         print("stopping…", flush=True)  # noqa: T201
     print("stopped", flush=True)  # noqa: T201
@@ -203,12 +214,13 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _print_banner(gateway_url: str, endpoints: Endpoints) -> None:
+def _print_banner(gateway_url: str, endpoints: Endpoints, sqs_url: str) -> None:
     lines = [
         f"  gateway    {gateway_url}   (try: curl {gateway_url}/health)",
         f"  supabase   {endpoints.supabase_url}   (auth at /auth/v1)",
         f"  postgres   {_without_password(endpoints.database_url)}",
         f"  upstash    {endpoints.upstash_url}   (redis {endpoints.redis_url})",
+        f"  sqs        {sqs_url}   (StepsQueue, StepsDLQ; worker, dead letters, sweeper)",
         f"  anon key   {endpoints.anon_key}",
         f"{READY_LINE}: {gateway_url}",
     ]

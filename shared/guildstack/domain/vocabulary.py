@@ -70,3 +70,59 @@ class GroupBy(StrEnum):
     USER = "user"
     RUN = "run"
     DAY = "day"
+
+
+class RunKind(StrEnum):
+    """Workflow shapes a client can start (discussion and the others arrive with their areas)."""
+
+    SINGLE = "single"
+    PIPELINE = "pipeline"
+    PARALLEL = "parallel"
+    DAG = "dag"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    WAITING_INPUT = "waiting_input"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+    WAITING_APPROVAL = "waiting_approval"
+    WAITING_INPUT = "waiting_input"
+
+
+class OnReject(StrEnum):
+    """What a rejected approval does to its step: fail the run, or skip the step."""
+
+    FAIL = "fail"
+    SKIP = "skip"
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class GateStatus(StrEnum):
+    """The status filter of approvals and questions."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ANSWERED = "answered"
