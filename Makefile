@@ -42,3 +42,8 @@ build-DeadLetterFunction:
 
 build-SweeperFunction:
 	$(call function_build,sweeper)
+
+build-StreamFunction:
+	$(call function_build,stream)
+	cp functions/stream/run.sh "$(ARTIFACTS_DIR)/functions/stream/run.sh"
+	chmod +x "$(ARTIFACTS_DIR)/functions/stream/run.sh"

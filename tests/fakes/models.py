@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.domain.errors import BudgetExceeded, GuildstackError
 from guildstack.domain.models import (
     CallContext,
@@ -74,3 +75,14 @@ class InMemoryLedger:
 
     async def release(self, reservation: Reservation) -> None:
         del self.held[reservation.id]
+
+
+class AskingOffline(OfflineProvider):
+    """The offline provider, except that a prompt containing `[ask]` makes the agent ask
+    the user a question first (and answer normally once the prompt holds the answer)."""
+
+    def answer(self, request: ModelRequest) -> str:
+        prompt = request.messages[-1].content if request.messages else ""
+        if "[ask]" in prompt and "# The user answered" not in prompt:
+            return "QUESTION: Which market should we launch in first?"
+        return super().answer(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,12 @@ def test_given_a_function_then_its_app_serves_exactly_the_declared_routes(logica
 @pytest.mark.parametrize("logical_id", [f.logical_id for f in TEMPLATE.functions])
 def test_given_a_function_then_its_handler_imports(logical_id: str) -> None:
     spec = TEMPLATE.function(logical_id)
+    if spec.handler.endswith(".sh"):  # a Web Adapter entry script serving the app module
+        script = REPO / spec.handler
+        assert script.is_file() and os.access(script, os.X_OK)
+        assert f"{spec.app_module}:app" in script.read_text()
+        importlib.import_module(spec.app_module)
+        return
     module = importlib.import_module(spec.handler_module)
     assert callable(getattr(module, spec.handler.rsplit(".", 1)[1]))
 

@@ -85,7 +85,10 @@ class FunctionSpec:
 
     @property
     def app_module(self) -> str:
-        """`functions.auth.handler.handler` → `functions.auth.app` (holds the FastAPI app)."""
+        """`functions.auth.handler.handler` → `functions.auth.app` (holds the FastAPI app);
+        a Web Adapter script `functions/stream/run.sh` → `functions.stream.app`."""
+        if self.handler.endswith(".sh"):
+            return self.handler.rsplit("/", 1)[0].replace("/", ".") + ".app"
         package = self.handler_module.rsplit(".", 1)[0]
         return f"{package}.app"
 
@@ -113,7 +116,12 @@ class Template:
         globals_ = (document.get("Globals") or {}).get("Function") or {}
         resources = document.get("Resources") or {}
         functions = [
-            _function(logical_id, resource.get("Properties") or {}, globals_)
+            _function(
+                logical_id,
+                resource.get("Properties") or {},
+                globals_,
+                resource.get("Metadata") or {},
+            )
             for logical_id, resource in resources.items()
             if resource.get("Type") == "AWS::Serverless::Function"
         ]
@@ -132,12 +140,21 @@ class Template:
         raise KeyError(f"no function {logical_id!r} in template.yaml (functions: {known})")
 
 
-def _function(logical_id: str, props: dict[str, Any], globals_: dict[str, Any]) -> FunctionSpec:
+def _function(
+    logical_id: str,
+    props: dict[str, Any],
+    globals_: dict[str, Any],
+    metadata: dict[str, Any] | None = None,
+) -> FunctionSpec:
     environment = {
         **((globals_.get("Environment") or {}).get("Variables") or {}),
         **((props.get("Environment") or {}).get("Variables") or {}),
     }
     routes, sqs, schedules = [], [], []
+    # Functions behind a function URL (no HttpApi events) list their routes in Metadata.
+    for declared in (metadata or {}).get("GuildstackRoutes") or []:
+        method, path = str(declared).split(None, 1)
+        routes.append(Route(method.upper(), path.strip()))
     for name, event in (props.get("Events") or {}).items():
         kind, event_props = event.get("Type"), event.get("Properties") or {}
         if kind == "HttpApi":

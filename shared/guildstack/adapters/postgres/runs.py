@@ -330,14 +330,19 @@ class PostgresRunStore:
             step = await cur.fetchone()
             if step is None:
                 return None
+            handoffs = await _handoffs(conn, message.run_id, step["depends_on"])
             await _emit(
                 conn,
                 message.run_id,
                 "step.started",
-                {"step": message.step_key, "attempt": step["attempt"], "agent": step["agent_code"]},
+                {
+                    "step": message.step_key,
+                    "attempt": step["attempt"],
+                    "agent": step["agent_code"],
+                    "handoffs": [h.step_key for h in handoffs],
+                },
             )
             await _refresh(conn, message.run_id)
-            handoffs = await _handoffs(conn, message.run_id, step["depends_on"])
             cur = await conn.execute(
                 "select question, answer from public.questions where run_id = %s"
                 " and step_key = %s and status = 'answered' order by created_at",

@@ -1,0 +1,216 @@
+"""Durable runs: what the step engine adds to a step, and how a fan-out parallelizes.
+
+1. Engine overhead per step: `StepEngine.handle` on single-step runs (claim, agent lookup,
+   metered offline call with its ledger transactions, token events, output, handoff,
+   release) on the embedded PostgreSQL, minus the bare offline call. Queue transport is
+   excluded (messages are handed to the engine directly; sends go nowhere).
+2. Wall time of a 10-wide fan-out whose model calls each take 200 ms, through moto's SQS
+   and the devstack's Lambda-like poller, beside the ideal 200 ms and beside the same ten
+   steps as a pipeline (one after another). Wall time is the run's own `finished_at -
+   created_at` in the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from functions.worker.app import create as create_worker
+from guildstack.adapters.models.offline import OfflineProvider
+from guildstack.adapters.postgres.database import PostgresDatabase
+from guildstack.adapters.postgres.migrate import apply_migrations
+from guildstack.bootstrap import build
+from guildstack.config import Settings
+from guildstack.devstack.postgres import EmbeddedPostgres
+from guildstack.devstack.sqs import EventSourcePoller, queue_arn, serve_sqs, sqs_client
+from guildstack.devstack.template import Template
+from guildstack.domain.identity import Principal
+from guildstack.domain.models import ModelRequest, StreamItem
+from guildstack.domain.runs import Node, RunKind, Workflow
+from guildstack.observability import logger
+from guildstack.ports.runs import StepMessage
+from guildstack.runtime import background
+from tests.bench.model_call import _workspace
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_SECONDS = 0.2
+
+
+class NowhereQueue:
+    async def send(self, messages: Sequence[StepMessage]) -> None:
+        return None
+
+    async def delay(self, receipt_handle: str, seconds: int) -> None:
+        return None
+
+
+class SlowOffline(OfflineProvider):
+    """The offline provider taking `MODEL_SECONDS` per call, like a real model."""
+
+    async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
+        await asyncio.sleep(MODEL_SECONDS)
+        async for item in super().stream(model, request):
+            yield item
+
+
+def _actor(user: uuid.UUID) -> Principal:
+    return Principal(user, None, {"sub": str(user), "role": "authenticated"})
+
+
+async def engine_overhead(url: str, steps: int) -> tuple[list[float], list[float]]:
+    user, workspace = await _workspace(url)
+    database = PostgresDatabase(url, max_size=4)
+    settings = Settings(stage="test", database_url=SecretStr(url))
+    container = build(settings, database=database, step_queue=NowhereQueue())
+    actor = _actor(user)
+    offline = OfflineProvider()
+    workflow = Workflow(
+        RunKind.SINGLE, "bench", "Summarize the week.", (Node("main", "seo_agent"),)
+    )
+    request = ModelRequest(system="x" * 800, messages=())
+    handle, bare = [], []
+    try:
+        for i in range(steps + 5):
+            run = await container.run_store.create(actor, workspace, workflow)
+            message = StepMessage(workspace, run.id, "main")
+            started = time.perf_counter()
+            await container.step_engine.handle(message)
+            elapsed = (time.perf_counter() - started) * 1000
+            started = time.perf_counter()
+            async for _ in offline.stream("offline", request):
+                pass
+            model = (time.perf_counter() - started) * 1000
+            if i >= 5:  # warm-up: pool, caches, catalog
+                handle.append(elapsed)
+                bare.append(model)
+    finally:
+        await database.close()
+    return handle, bare
+
+
+async def _wall_seconds(database: PostgresDatabase, run_id: uuid.UUID) -> float:
+    async with database.service_transaction("bench") as conn:
+        cur = await conn.execute(
+            "select status, extract(epoch from finished_at - created_at)::float8 as s"
+            " from public.runs where id = %s",
+            (run_id,),
+        )
+        row = await cur.fetchone()
+    assert row is not None and row["status"] == "succeeded", row
+    return float(row["s"])
+
+
+async def fan_out(url: str, endpoint: str, queue_url: str, repeats: int) -> dict[str, list[float]]:
+    user, workspace = await _workspace(url)
+    database = PostgresDatabase(url, max_size=4)
+    settings = Settings(
+        stage="test",
+        database_url=SecretStr(url),
+        steps_queue_url=queue_url,
+        sqs_endpoint_url=endpoint,
+        db_pool_max_size=12,
+    )
+    api = build(settings, database=database)
+    worker = build(settings, model_providers={"offline": SlowOffline()})
+    spec = Template.load(REPO / "template.yaml").function("WorkerFunction")
+    client = sqs_client(endpoint)
+    poller = EventSourcePoller(
+        spec, spec.sqs_events[0], queue_url, queue_arn(client, queue_url), create_worker(worker),
+        client=client, concurrency=4,
+    )  # fmt: skip
+    poller.start()
+    actor = _actor(user)
+    keys = [f"n{i}" for i in range(10)]
+    shapes = {
+        "10-wide fan-out": Workflow(
+            RunKind.PARALLEL, "fan", "Ten ideas.", tuple(Node(k, "seo_agent") for k in keys)
+        ),
+        "same ten one after another": Workflow(
+            RunKind.PIPELINE, "chain", "Ten ideas.", tuple(Node(k, "seo_agent") for k in keys)
+        ),
+    }
+    results: dict[str, list[float]] = {name: [] for name in shapes}
+    try:
+        for _ in range(repeats):
+            for name, workflow in shapes.items():
+                run = await api.runs.start(actor, workspace, workflow)
+                page = await api.runs.events(actor, workspace, run.id, after=0)
+                after = page.next_after
+                while not any(e.type == "run.finished" for e in page.items):
+                    page = await api.runs.events(
+                        actor, workspace, run.id, after=after, wait_seconds=25
+                    )
+                    after = page.next_after
+                results[name].append(await _wall_seconds(database, run.id) * 1000)
+    finally:
+        poller.stop()
+        await database.close()
+        background.run(worker.database.close())
+    return results
+
+
+def _row(label: str, samples: list[float]) -> str:
+    p95 = statistics.quantiles(samples, n=20)[-1] if len(samples) > 1 else samples[0]
+    return f"| {label} | {statistics.median(samples):.1f} | {p95:.1f} |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args(argv)
+    logger.setLevel("WARNING")
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(variable, "testing")
+    steps = max(50, args.runs * 20)
+    server = EmbeddedPostgres(REPO / ".devstack" / "bench-postgres", durable=False)
+    server.start()
+    name = f"gs_bench_{uuid.uuid4().hex[:8]}"
+    url = server.create_database(name)
+    stack = ExitStack()
+    try:
+        apply_migrations(url)
+        handle, bare = asyncio.run(engine_overhead(url, steps))
+        endpoint = serve_sqs(0, stack)
+        client = sqs_client(endpoint)
+        queue_url = str(
+            client.create_queue(
+                QueueName=f"bench-{uuid.uuid4().hex[:8]}", Attributes={"VisibilityTimeout": "60"}
+            )["QueueUrl"]
+        )
+        walls = asyncio.run(fan_out(url, endpoint, queue_url, max(3, args.runs)))
+    finally:
+        stack.close()
+        server.drop_database(name)
+        server.stop()
+
+    print(f"## Step engine overhead ({steps} single-step runs, offline provider)\n")
+    print("| path | median ms | p95 ms |")
+    print("|---|---:|---:|")
+    print(_row("offline model call alone", bare))
+    print(_row("StepEngine.handle (claim → model → output → release)", handle))
+    overhead = statistics.median(handle) - statistics.median(bare)
+    print(f"\nmedian engine overhead per step: {overhead:.1f} ms (transport excluded)\n")
+    repeats = len(next(iter(walls.values())))
+    print(f"## Ten steps whose model calls take {MODEL_SECONDS * 1000:.0f} ms each ")
+    print(f"(moto SQS + Lambda-like poller, {repeats} runs each; wall = run finished - created)\n")
+    print("| shape | median ms | p95 ms |")
+    print("|---|---:|---:|")
+    print(
+        f"| one model call (the floor) | {MODEL_SECONDS * 1000:.1f} | {MODEL_SECONDS * 1000:.1f} |"
+    )
+    for label, samples in walls.items():
+        print(_row(label, samples))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
