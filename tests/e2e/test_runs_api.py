@@ -324,6 +324,17 @@ async def test_given_another_tenant_then_runs_events_streams_and_gates_are_invis
         },
     )
     requested = await wait_for_event(api, team, run["id"], "approval.requested")
+    asking = await start(
+        api,
+        team,
+        {
+            "kind": "single",
+            "title": "Asks",
+            "input": "Plan [ask]",
+            "nodes": [{"key": "plan", "agent": "business_agent"}],
+        },
+    )
+    asked = await wait_for_event(api, team, asking["id"], "question.asked")
     stranger = await sign_up(api, "stranger")
     own = await api.post("/workspaces", json={"name": "Elsewhere"}, headers=stranger.auth)
     theirs = {**stranger.auth, "X-Workspace-Id": own.json()["id"]}
@@ -336,6 +347,7 @@ async def test_given_another_tenant_then_runs_events_streams_and_gates_are_invis
         ("POST", f"/runs/{run['id']}/cancel", None),
         ("POST", f"/runs/{run['id']}/steps/plan/retry", None),
         ("POST", f"/approvals/{approval}", {"decision": "approve"}),
+        ("POST", f"/questions/{asked['payload']['question_id']}", {"answer": "mine now"}),
     ]:
         response = await api.request(method, url, json=body, headers=theirs)
         assert response.status_code == 404, (method, url, response.status_code)

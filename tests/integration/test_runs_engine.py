@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from functions.deadletter.app import create as create_dead_letter_handler
 from functions.sweeper.app import create as create_sweeper_handler
 from functions.worker.app import create as create_worker_handler
+from guildstack.adapters.models.anthropic import AnthropicProvider
 from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.adapters.postgres.database import PostgresDatabase
 from guildstack.adapters.sqs import SqsStepQueue
@@ -33,6 +34,8 @@ from guildstack.domain.models import ModelRequest, StreamItem
 from guildstack.domain.runs import Node, Run, RunKind, RunStatus, StepStatus, Workflow
 from guildstack.ports.runs import StepMessage
 from guildstack.runtime import background
+from tests.fakes import wire
+from tests.fakes.wire import ScriptedTransport
 from tests.fixtures.postgres import MakeUser, claims_for, create_workspace
 from tests.fixtures.sqs import client_for, make_queues
 
@@ -159,6 +162,7 @@ def rig_factory(
         lost_send: bool = False,
         pollers: bool = True,
         concurrency: int = 4,
+        providers: dict[str, Any] | None = None,
     ) -> Rig:
         queue_url, dlq_url = make_queues(sqs_server, "engine", visibility, max_receive)
         settings = _settings(database_url, sqs_server, queue_url, step_lease_seconds=lease)
@@ -169,7 +173,7 @@ def rig_factory(
         # The worker owns its pool: it runs on the worker's loop, as in its own Lambda.
         worker = build(
             settings,
-            model_providers={"offline": provider},
+            model_providers=providers or {"offline": provider},
             step_queue=queue,
         )
         user = await make_user()
@@ -279,7 +283,7 @@ async def test_given_a_worker_that_dies_after_claiming_then_the_lease_expires_an
 async def test_given_a_step_that_always_fails_then_dead_lettered_and_a_retry_completes_the_run(
     rig_factory: Any,
 ) -> None:
-    rig: Rig = await rig_factory(visibility=1, max_receive=2)
+    rig: Rig = await rig_factory(visibility=3, max_receive=2)
     rig.provider.failing = True
     run = await rig.api.runs.start(rig.actor, rig.workspace_id, diamond("dead letters"))
     failed = await rig.finished(run.id)
@@ -320,7 +324,9 @@ async def test_given_a_crash_between_commit_and_send_then_the_sweeper_sends_it(
 async def test_given_200_steps_with_10_percent_failures_then_each_ends_succeeded_or_dead_once(
     rig_factory: Any, database: PostgresDatabase
 ) -> None:
-    rig: Rig = await rig_factory(visibility=1, max_receive=2, concurrency=4)
+    # The visibility timeout must outlast a step's processing, as in AWS (6x the worker's
+    # timeout); otherwise SQS hands a message out again while its step still runs.
+    rig: Rig = await rig_factory(visibility=5, max_receive=2, concurrency=4)
     rig.provider.failure_rate = 0.10
     nodes = tuple(Node(f"s{i:03d}", "seo_agent", f"Keyword idea {i}.") for i in range(200))
     workflow = Workflow(RunKind.PARALLEL, "fan-out", "Find keywords.", nodes)
@@ -343,6 +349,27 @@ async def test_given_200_steps_with_10_percent_failures_then_each_ends_succeeded
         )
         usage = {r["step_key"]: r["n"] for r in await cur.fetchall()}
     assert usage == dict.fromkeys(succeeded, 1)
+
+
+async def test_given_an_exhausted_budget_then_the_step_fails_without_calling_the_model(
+    rig_factory: Any, database: PostgresDatabase
+) -> None:
+    transport = ScriptedTransport([wire.anthropic_message("never sent")])
+    anthropic = AnthropicProvider("k", http_client=transport.client())
+    rig: Rig = await rig_factory(providers={"anthropic": anthropic})
+    async with database.service_transaction("test budget") as conn:
+        await conn.execute(
+            "update public.workspaces set monthly_budget_usd = 0.000001 where id = %s",
+            (rig.workspace_id,),
+        )
+    run = await rig.api.runs.start(rig.actor, rig.workspace_id, single())
+    done = await rig.finished(run.id)
+
+    assert done.status is RunStatus.FAILED
+    step = done.steps[0]
+    assert step.status is StepStatus.FAILED and step.attempt == 1
+    assert step.error is not None and step.error.startswith("BudgetExceeded")
+    assert transport.requests == [], "refused before any provider request"
 
 
 def single(agent: str = "business_agent") -> Workflow:

@@ -367,6 +367,8 @@ class EventSourcePoller:
         # the same visible message, which real SQS never does within its visibility
         # timeout. One receive per queue at a time keeps the emulator honest.
         with _receive_lock(self.queue_url):
+            if self._stop.is_set():  # stopping: do not start another long poll
+                return 0
             response = self._client.receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=self._batch_size,
