@@ -277,6 +277,15 @@ def failed_message_ids(result: Any, message_ids: set[str]) -> set[str] | None:
     return failed
 
 
+def _join_all(threads: Sequence[threading.Thread], timeout: float) -> None:
+    """Join `threads` within one shared `timeout`; warn about any still busy."""
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        if thread.is_alive():
+            logger.warning("thread %s still busy after stop", thread.name)
+
+
 _RECEIVE_LOCKS: dict[str, threading.Lock] = {}
 _RECEIVE_LOCKS_GUARD = threading.Lock()
 
@@ -344,11 +353,7 @@ class EventSourcePoller:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop polling; waits for receives in flight and handlers running, up to `timeout`."""
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                logger.warning("%s: thread %s still busy after stop", self.name, thread.name)
+        _join_all(self._threads, timeout)
         self._threads = []
 
     def _run(self) -> None:
@@ -506,11 +511,7 @@ class ScheduleRunner:
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the timers; waits for an invocation in progress up to `timeout`."""
         self._stop.set()
-        deadline = time.monotonic() + timeout
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                logger.warning("schedule thread %s still busy after stop", thread.name)
+        _join_all(self._threads, timeout)
         self._threads = []
 
     def trigger(self, logical_id: str, schedule: str | None = None) -> Any:

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 from uuid import UUID
 
 from guildstack.domain.errors import (
@@ -48,6 +49,7 @@ from guildstack.services.agents import AgentRegistry
 MAX_EVENT_WAIT_SECONDS = 25
 MAX_INVOKE_WAIT_SECONDS = 25
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 class StepAttemptFailed(Exception):
@@ -133,19 +135,14 @@ class RunService:
         run = await self.start(actor, workspace_id, workflow)
         if wait_seconds <= 0:
             return run, False
-        deadline = self._clock() + min(wait_seconds, MAX_INVOKE_WAIT_SECONDS)
-        delay = self._poll[0]
-        while True:
-            run = await self._store.get(actor, workspace_id, run.id)
-            if run.status.finished or run.status in (
-                RunStatus.WAITING_INPUT,
-                RunStatus.WAITING_APPROVAL,
-            ):
-                return run, run.status.finished
-            if self._clock() >= deadline:
-                return run, False
-            await self._sleep(delay)
-            delay = min(delay * 2, self._poll[1])
+        run_id = run.id
+        waiting = (RunStatus.WAITING_INPUT, RunStatus.WAITING_APPROVAL)
+        run = await self._poll_until(
+            lambda: self._store.get(actor, workspace_id, run_id),
+            lambda r: r.status.finished or r.status in waiting,
+            min(wait_seconds, MAX_INVOKE_WAIT_SECONDS),
+        )
+        return run, run.status.finished
 
     async def get(self, actor: Principal, workspace_id: UUID, run_id: UUID) -> Run:
         return await self._store.get(actor, workspace_id, run_id)
@@ -182,12 +179,23 @@ class RunService:
     ) -> EventPage:
         """Events after `after`; with a wait, holds the request until one arrives or the wait
         (at most 25 s) runs out."""
-        deadline = self._clock() + min(max(wait_seconds, 0), MAX_EVENT_WAIT_SECONDS)
+        items = await self._poll_until(
+            lambda: self._store.events(actor, workspace_id, run_id, after, limit),
+            bool,
+            min(max(wait_seconds, 0), MAX_EVENT_WAIT_SECONDS),
+        )
+        return EventPage(items, items[-1].seq if items else after)
+
+    async def _poll_until(
+        self, fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool], seconds: float
+    ) -> T:
+        """`fetch()` again, backing off, until `done` says so or `seconds` have passed."""
+        deadline = self._clock() + seconds
         delay = self._poll[0]
         while True:
-            items = await self._store.events(actor, workspace_id, run_id, after, limit)
-            if items or self._clock() >= deadline:
-                return EventPage(items, items[-1].seq if items else after)
+            value = await fetch()
+            if done(value) or self._clock() >= deadline:
+                return value
             await self._sleep(delay)
             delay = min(delay * 2, self._poll[1])
 
