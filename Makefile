@@ -47,3 +47,6 @@ build-StreamFunction:
 	$(call function_build,stream)
 	cp functions/stream/run.sh "$(ARTIFACTS_DIR)/functions/stream/run.sh"
 	chmod +x "$(ARTIFACTS_DIR)/functions/stream/run.sh"
+
+build-MemoryFunction:
+	$(call function_build,memory)

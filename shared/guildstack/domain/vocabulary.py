@@ -126,3 +126,24 @@ class GateStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ANSWERED = "answered"
+
+
+class Collection(StrEnum):
+    """Memory collections (source 000's memories, source 004's RAG collections)."""
+
+    CORE = "core"
+    DOCUMENTS = "documents"
+    BUSINESS = "business"
+    DESIGN_GUIDELINES = "design_guidelines"
+    CODEX_KNOWLEDGE = "codex_knowledge"
+    CAMPAIGN_BRIEFS = "campaign_briefs"
+    COMPETITOR_INTEL = "competitor_intel"
+    INDUSTRY_RESEARCH = "industry_research"
+    USER_PREFERENCES = "user_preferences"
+
+
+class MemoryScope(StrEnum):
+    """A memory is its owner's alone (`user`) or every member's (`workspace`)."""
+
+    USER = "user"
+    WORKSPACE = "workspace"

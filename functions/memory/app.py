@@ -1,0 +1,112 @@
+"""MemoryFunction: memories and documents, searched by meaning and words (API.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, FastAPI, Response
+
+from functions.memory.schemas import (
+    DocumentRequest,
+    DocumentResponse,
+    FeedbackRequest,
+    HitResponse,
+    MemoryResponse,
+    RememberRequest,
+    SearchRequest,
+    SearchResponse,
+)
+from guildstack.bootstrap import Container, build
+from guildstack.domain.identity import Role
+from guildstack.domain.paging import PageRequest
+from guildstack.domain.vocabulary import Collection
+from guildstack.http.app import create_app
+from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
+from guildstack.http.pagination import ListResponse, encode_cursor, page_request
+
+Services = Annotated[Container, Depends(container_of)]
+Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
+Paging = Annotated[PageRequest, Depends(page_request)]
+
+router = APIRouter()
+
+
+@router.post("/memory", status_code=201)
+async def remember(
+    body: RememberRequest, ws: Member, services: Services, response: Response
+) -> MemoryResponse:
+    memory = await services.memory.remember(
+        ws.principal,
+        ws.workspace_id,
+        ws.role,
+        content=body.content,
+        collection=body.collection,
+        scope=body.scope,
+        metadata=body.metadata,
+        embedding=body.embedding,
+    )
+    response.headers["Location"] = f"/memory/{memory.id}"
+    return MemoryResponse.of(memory)
+
+
+@router.get("/memory")
+async def list_memories(
+    ws: Member, services: Services, paging: Paging, collection: Collection | None = None
+) -> ListResponse[MemoryResponse]:
+    page = await services.memory.list_memories(ws.principal, ws.workspace_id, collection, paging)
+    return ListResponse(
+        items=[MemoryResponse.of(m) for m in page.items],
+        next_cursor=encode_cursor(page.next_after),
+    )
+
+
+@router.delete("/memory/{memory_id}", status_code=204)
+async def forget(memory_id: UUID, ws: Member, services: Services) -> Response:
+    await services.memory.forget(ws.principal, ws.workspace_id, memory_id)
+    return Response(status_code=204)
+
+
+@router.post("/memory/search")
+async def search(body: SearchRequest, ws: Member, services: Services) -> SearchResponse:
+    hits = await services.memory.search(
+        ws.principal, ws.workspace_id, body.query, collections=body.collections, limit=body.limit
+    )
+    return SearchResponse(hits=[HitResponse.of(h) for h in hits])
+
+
+@router.post("/memory/{memory_id}/feedback")
+async def feedback(
+    memory_id: UUID, body: FeedbackRequest, ws: Member, services: Services
+) -> MemoryResponse:
+    memory = await services.memory.feedback(ws.principal, ws.workspace_id, memory_id, body.value)
+    return MemoryResponse.of(memory)
+
+
+@router.post("/memory/documents", status_code=202)
+async def add_document(body: DocumentRequest, ws: Member, services: Services) -> DocumentResponse:
+    document = await services.memory.add_document(
+        ws.principal, ws.workspace_id, body.title, body.text
+    )
+    return DocumentResponse.of(document)
+
+
+@router.get("/memory/documents")
+async def list_documents(
+    ws: Member, services: Services, paging: Paging
+) -> ListResponse[DocumentResponse]:
+    page = await services.memory.documents(ws.principal, ws.workspace_id, paging)
+    return ListResponse(
+        items=[DocumentResponse.of(d) for d in page.items],
+        next_cursor=encode_cursor(page.next_after),
+    )
+
+
+def create(container: Container) -> FastAPI:
+    """The Memory function's app around a composition root (tests pass their own)."""
+    app = create_app(container.settings, title="Guildstack Memory", routers=[router])
+    app.state.container = container
+    return app
+
+
+app = create(build())

@@ -1,0 +1,123 @@
+"""Request and response models of the Memory function (API.md, Memory function)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from guildstack.domain.vocabulary import Collection, MemoryScope
+
+if TYPE_CHECKING:
+    from guildstack.domain.memory import Document, Memory, SearchHit
+
+# Content limits are the service's (a 422 naming the field); these only bound the body.
+Text = Annotated[str, Field(max_length=600_000)]
+
+
+class RememberRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: Text
+    collection: Collection
+    scope: MemoryScope = MemoryScope.USER
+    metadata: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+    # A vector the client computed with this deployment's embedder (optional).
+    embedding: Annotated[list[float], Field(max_length=4096)] | None = None
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Text
+    collections: Annotated[list[Collection], Field(max_length=20)] | None = None
+    limit: int = 10
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: Literal[1, -1]
+
+
+class DocumentRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: Annotated[str, Field(min_length=1, max_length=300)]
+    text: Text
+
+
+class MemoryResponse(BaseModel):
+    id: str
+    collection: str
+    scope: str
+    content: str
+    metadata: dict[str, Any]
+    embedding_model: str
+    confidence: float
+    feedback_score: int
+    access_count: int
+    created_at: datetime
+    last_accessed_at: datetime | None
+
+    @classmethod
+    def of(cls, memory: Memory) -> MemoryResponse:
+        return cls(
+            id=str(memory.id),
+            collection=memory.collection.value,
+            scope=memory.scope.value,
+            content=memory.content,
+            metadata=dict(memory.metadata),
+            embedding_model=memory.embedding_model,
+            confidence=memory.confidence,
+            feedback_score=memory.feedback_score,
+            access_count=memory.access_count,
+            created_at=memory.created_at,
+            last_accessed_at=memory.last_accessed_at,
+        )
+
+
+class HitResponse(BaseModel):
+    memory: MemoryResponse
+    score: float
+    parts: dict[str, float]
+
+    @classmethod
+    def of(cls, hit: SearchHit) -> HitResponse:
+        p = hit.parts
+        return cls(
+            memory=MemoryResponse.of(hit.memory),
+            score=hit.score,
+            parts={
+                "semantic": p.semantic,
+                "feedback": p.feedback,
+                "recency": p.recency,
+                "frequency": p.frequency,
+                "text": p.text,
+            },
+        )
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitResponse]
+
+
+class DocumentResponse(BaseModel):
+    id: str
+    title: str
+    status: str
+    chunk_count: int
+    error: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, document: Document) -> DocumentResponse:
+        return cls(
+            id=str(document.id),
+            title=document.title,
+            status=document.status,
+            chunk_count=document.chunk_count,
+            error=document.error,
+            created_at=document.created_at,
+        )

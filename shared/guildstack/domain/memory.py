@@ -1,0 +1,142 @@
+"""Memories, the hybrid ranking of source 000, and document chunking. No I/O."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from guildstack.domain.vocabulary import Collection, MemoryScope
+
+__all__ = [
+    "MAX_CONTENT_CHARS",
+    "WEIGHTS",
+    "Collection",
+    "Document",
+    "Memory",
+    "MemoryScope",
+    "ScoreParts",
+    "SearchHit",
+    "chunk_text",
+    "rank",
+]
+
+MAX_CONTENT_CHARS = 8000
+# Source 000: semantic 50 %, user feedback 25 %, recency 15 %, access frequency 10 %.
+WEIGHTS = {"semantic": 0.50, "feedback": 0.25, "recency": 0.15, "frequency": 0.10}
+RECENCY_HALF_LIFE_DAYS = 30.0
+FREQUENCY_SATURATION = 100  # this many accesses count fully
+
+
+@dataclass(frozen=True)
+class Memory:
+    id: UUID
+    workspace_id: UUID
+    scope: MemoryScope
+    owner_id: UUID | None
+    collection: Collection
+    content: str
+    metadata: Mapping[str, Any]
+    embedding_model: str
+    confidence: float
+    feedback_score: int
+    access_count: int
+    created_at: datetime
+    last_accessed_at: datetime | None = None
+    document_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A memory the store found by meaning or by words, with both signals measured."""
+
+    memory: Memory
+    similarity: float  # cosine similarity to the query, -1..1
+    text_rank: float  # full-text rank (0 when the words did not match)
+
+
+@dataclass(frozen=True)
+class ScoreParts:
+    semantic: float
+    feedback: float
+    recency: float
+    frequency: float
+    text: float
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    memory: Memory
+    score: float
+    parts: ScoreParts
+
+
+@dataclass(frozen=True)
+class Document:
+    id: UUID
+    workspace_id: UUID
+    owner_id: UUID
+    title: str
+    status: str
+    chunk_count: int
+    created_at: datetime
+    error: str | None = None
+
+
+def rank(candidates: Sequence[Candidate], now: datetime, limit: int) -> list[SearchHit]:
+    """Score each candidate as source 000 weighs it and keep the best `limit`."""
+    hits = []
+    for c in candidates:
+        m = c.memory
+        age_days = max(0.0, (now - (m.last_accessed_at or m.created_at)).total_seconds() / 86400)
+        parts = ScoreParts(
+            semantic=max(0.0, min(1.0, c.similarity)),
+            feedback=(math.tanh(m.feedback_score / 3) + 1) / 2,
+            recency=0.5 ** (age_days / RECENCY_HALF_LIFE_DAYS),
+            frequency=min(1.0, math.log1p(m.access_count) / math.log1p(FREQUENCY_SATURATION)),
+            text=c.text_rank / (1 + c.text_rank),
+        )
+        score = (
+            WEIGHTS["semantic"] * parts.semantic
+            + WEIGHTS["feedback"] * parts.feedback
+            + WEIGHTS["recency"] * parts.recency
+            + WEIGHTS["frequency"] * parts.frequency
+        )
+        hits.append(SearchHit(m, round(score, 6), parts))
+    hits.sort(key=lambda h: (-h.score, -h.parts.text, str(h.memory.id)))
+    return hits[:limit]
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+
+
+def chunk_text(text: str, *, size: int = 800, overlap: int = 150) -> list[str]:
+    """Chunks of about `size` characters (the embedder reads ~256 tokens), cut at sentence
+    ends where possible, each repeating the last `overlap` characters of the one before."""
+    text = text.strip()
+    if not text:
+        return []
+    pieces = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+    chunks: list[str] = []
+    current = ""
+    for piece in pieces:
+        while len(piece) > size:  # a sentence longer than a chunk is cut by characters
+            head, piece = piece[:size], piece[size - overlap :]
+            if current:
+                chunks.append(current)
+                current = ""
+            chunks.append(head)
+        if current and len(current) + 1 + len(piece) > size:
+            chunks.append(current)
+            tail = current[-overlap:]
+            tail = tail[tail.find(" ") + 1 :] if " " in tail else tail  # start on a word
+            current = f"{tail} {piece}" if overlap else piece
+        else:
+            current = f"{current} {piece}" if current else piece
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,325 @@
+"""Memory: remember, forget, search (hybrid re-rank, hot cache), documents, prompt context."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from guildstack.domain.errors import Forbidden, InvalidInput
+from guildstack.domain.identity import Principal, Role
+from guildstack.domain.memory import (
+    MAX_CONTENT_CHARS,
+    Collection,
+    Document,
+    Memory,
+    MemoryScope,
+    ScoreParts,
+    SearchHit,
+    chunk_text,
+    rank,
+)
+from guildstack.domain.paging import Page, PageRequest
+from guildstack.observability import logger, metrics
+from guildstack.ports.memory import CandidateQuery, Embedder, MemoryStore, NewMemory, SearchCache
+
+CACHE_TTL_SECONDS = 3600
+MAX_QUERY_CHARS = 2000
+MAX_LIMIT = 50
+MAX_DOCUMENT_CHARS = 500_000
+
+
+def _invalid(field: str, message: str, kind: str = "value_error") -> InvalidInput:
+    return InvalidInput(message, [{"loc": ["body", field], "msg": message, "type": kind}])
+
+
+class MemoryService:
+    def __init__(
+        self,
+        store: MemoryStore,
+        embedder: Embedder,
+        cache: SearchCache | None = None,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._embedder = embedder
+        self._cache = cache
+        self._clock = clock
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def remember(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        role: Role,
+        *,
+        content: str,
+        collection: Collection,
+        scope: MemoryScope,
+        metadata: dict[str, Any] | None = None,
+        embedding: Sequence[float] | None = None,
+    ) -> Memory:
+        """Store one memory; `embedding`, when the client computed it, must have this
+        embedder's dimensions (it is stored as this embedder's)."""
+        content = content.strip()
+        if not content:
+            raise _invalid("content", "content is empty")
+        if len(content) > MAX_CONTENT_CHARS:
+            raise _invalid("content", f"content is over {MAX_CONTENT_CHARS} characters")
+        self._check_scope(scope, role)
+        if embedding is None:
+            (vector,) = await self._embedder.embed([content])
+        else:
+            vector = list(embedding)
+        if len(vector) != self._embedder.dimensions:
+            raise _invalid(
+                "embedding",
+                f"embedding has {len(vector)} dimensions; {self._embedder.dimensions} expected",
+                "wrong_dimensions",
+            )
+        new = NewMemory(scope, collection, content, vector, self._embedder.model_id, metadata or {})
+        (memory,) = await self._store.add(actor, workspace_id, [new])
+        await self._invalidate(workspace_id, actor.user_id, scope)
+        metrics.add_metric(name="MemoriesStored", unit="Count", value=1)
+        return memory
+
+    async def list_memories(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        collection: Collection | None,
+        page: PageRequest,
+    ) -> Page[Memory]:
+        return await self._store.list_memories(actor, workspace_id, collection, page)
+
+    async def forget(self, actor: Principal, workspace_id: UUID, memory_id: UUID) -> None:
+        """Delete; the next search cannot return it, cached or not."""
+        memory = await self._store.delete(actor, workspace_id, memory_id)
+        await self._invalidate(workspace_id, actor.user_id, memory.scope)
+
+    async def feedback(
+        self, actor: Principal, workspace_id: UUID, memory_id: UUID, value: int
+    ) -> Memory:
+        if value not in (1, -1):
+            raise _invalid("value", "feedback is 1 or -1")
+        memory = await self._store.feedback(actor, workspace_id, memory_id, value)
+        await self._invalidate(workspace_id, actor.user_id, memory.scope)
+        return memory
+
+    async def search(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        query: str,
+        *,
+        collections: Sequence[Collection] | None = None,
+        limit: int = 10,
+    ) -> list[SearchHit]:
+        query = query.strip()
+        if not query:
+            raise _invalid("query", "query is empty")
+        if len(query) > MAX_QUERY_CHARS:
+            raise _invalid("query", f"query is over {MAX_QUERY_CHARS} characters")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise _invalid("limit", f"limit is between 1 and {MAX_LIMIT}")
+        wanted = tuple(sorted(set(collections), key=str)) if collections else None
+        key = await self._cache_key(actor.user_id, workspace_id, query, wanted, limit)
+        cached = await self._cached(key)
+        if cached is not None:
+            metrics.add_metric(name="MemorySearchCacheHits", unit="Count", value=1)
+            return cached
+        (vector,) = await self._embedder.embed([query])
+        candidates = await self._store.candidates(
+            actor,
+            workspace_id,
+            CandidateQuery(
+                embedding=vector,
+                embedding_model=self._embedder.model_id,
+                text=query,
+                collections=wanted,
+                semantic_k=max(limit * 4, 20),
+                text_k=max(limit * 2, 10),
+            ),
+        )
+        hits = rank(candidates, self._clock(), limit)
+        await self._store_cached(key, hits)
+        self._touch_later(actor, workspace_id, [h.memory.id for h in hits])
+        return hits
+
+    async def context_for(
+        self, actor: Principal, workspace_id: UUID, query: str, *, limit: int = 5
+    ) -> str:
+        """What an agent should know for `query`: the best memories, as prompt text."""
+        hits = await self.search(actor, workspace_id, query, limit=limit)
+        return "\n".join(f"- [{h.memory.collection}] {h.memory.content}" for h in hits)
+
+    async def add_document(
+        self, actor: Principal, workspace_id: UUID, title: str, text: str
+    ) -> Document:
+        """Chunk, embed and store a document's text as `documents` memories of its owner."""
+        if not text.strip():
+            raise _invalid("text", "text is empty")
+        if len(text) > MAX_DOCUMENT_CHARS:
+            raise _invalid("text", f"text is over {MAX_DOCUMENT_CHARS} characters")
+        document = await self._store.create_document(actor, workspace_id, title.strip())
+        chunks = chunk_text(text)
+        try:
+            vectors = await self._embedder.embed(chunks)
+            await self._store.add(
+                actor,
+                workspace_id,
+                [
+                    NewMemory(
+                        MemoryScope.USER,
+                        Collection.DOCUMENTS,
+                        chunk,
+                        vector,
+                        self._embedder.model_id,
+                        {"document_id": str(document.id), "title": title, "chunk": index},
+                        document_id=document.id,
+                        chunk_index=index,
+                    )
+                    for index, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
+                ],
+            )
+        except Exception as exc:
+            await self._store.finish_document(document.id, "failed", 0, type(exc).__name__)
+            raise
+        await self._store.finish_document(document.id, "ready", len(chunks))
+        await self._invalidate(workspace_id, actor.user_id, MemoryScope.USER)
+        return Document(
+            document.id,
+            document.workspace_id,
+            document.owner_id,
+            document.title,
+            "ready",
+            len(chunks),
+            document.created_at,
+        )
+
+    async def documents(
+        self, actor: Principal, workspace_id: UUID, page: PageRequest
+    ) -> Page[Document]:
+        return await self._store.documents(actor, workspace_id, page)
+
+    # --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_scope(scope: MemoryScope, role: Role) -> None:
+        if scope is MemoryScope.WORKSPACE and not role.at_least(Role.OPERATOR):
+            raise Forbidden("Operators and up write shared (workspace) memories.")
+
+    async def _invalidate(self, workspace_id: UUID, user_id: UUID, scope: MemoryScope) -> None:
+        if self._cache is None:
+            return
+        owner = user_id if scope is MemoryScope.USER else None
+        # A failed invalidation must not let a stale result live: the write is already
+        # committed, so the error surfaces (the client retries; nothing is half done).
+        await self._cache.bump(workspace_id, owner)
+
+    async def _cache_key(
+        self,
+        user_id: UUID,
+        workspace_id: UUID,
+        query: str,
+        collections: tuple[Collection, ...] | None,
+        limit: int,
+    ) -> str | None:
+        if self._cache is None:
+            return None
+        try:
+            shared, own = await self._cache.generations(workspace_id, user_id)
+        except Exception:  # noqa: BLE001 - the cache is an accelerator: without it, no caching
+            logger.warning("memory cache unavailable; searching without it")
+            return None
+        raw = json.dumps(
+            [str(workspace_id), str(user_id), shared, own, query, collections, limit,
+             self._embedder.model_id]
+        )  # fmt: skip
+        return hashlib.sha256(raw.encode()).hexdigest()
+
+    async def _cached(self, key: str | None) -> list[SearchHit] | None:
+        if key is None or self._cache is None:
+            return None
+        try:
+            raw = await self._cache.get(key)
+        except Exception:  # noqa: BLE001 - a cache miss, in effect
+            return None
+        return _hits_from_json(raw) if raw else None
+
+    async def _store_cached(self, key: str | None, hits: list[SearchHit]) -> None:
+        if key is None or self._cache is None:
+            return
+        try:
+            await self._cache.put(key, _hits_to_json(hits), CACHE_TTL_SECONDS)
+        except Exception:  # noqa: BLE001 - not caching is always safe
+            logger.warning("could not cache a memory search")
+
+    def _touch_later(self, actor: Principal, workspace_id: UUID, ids: list[UUID]) -> None:
+        """Count the accesses after the response, off the search's path."""
+
+        async def touch() -> None:
+            try:
+                await self._store.touch(actor, workspace_id, ids)
+            except Exception:  # noqa: BLE001 - a lost access count is harmless
+                logger.warning("could not record memory accesses")
+
+        task = asyncio.get_running_loop().create_task(touch())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _hits_to_json(hits: list[SearchHit]) -> str:
+    return json.dumps(
+        [
+            {
+                "memory": {
+                    **asdict(h.memory),
+                    "id": str(h.memory.id),
+                    "workspace_id": str(h.memory.workspace_id),
+                    "owner_id": str(h.memory.owner_id) if h.memory.owner_id else None,
+                    "document_id": str(h.memory.document_id) if h.memory.document_id else None,
+                    "metadata": dict(h.memory.metadata),
+                    "created_at": h.memory.created_at.isoformat(),
+                    "last_accessed_at": h.memory.last_accessed_at.isoformat()
+                    if h.memory.last_accessed_at
+                    else None,
+                },
+                "score": h.score,
+                "parts": asdict(h.parts),
+            }
+            for h in hits
+        ]
+    )
+
+
+def _hits_from_json(raw: str) -> list[SearchHit]:
+    hits = []
+    for item in json.loads(raw):
+        m = item["memory"]
+        memory = Memory(
+            id=UUID(m["id"]),
+            workspace_id=UUID(m["workspace_id"]),
+            scope=MemoryScope(m["scope"]),
+            owner_id=UUID(m["owner_id"]) if m["owner_id"] else None,
+            collection=Collection(m["collection"]),
+            content=m["content"],
+            metadata=m["metadata"],
+            embedding_model=m["embedding_model"],
+            confidence=m["confidence"],
+            feedback_score=m["feedback_score"],
+            access_count=m["access_count"],
+            created_at=datetime.fromisoformat(m["created_at"]),
+            last_accessed_at=datetime.fromisoformat(m["last_accessed_at"])
+            if m["last_accessed_at"]
+            else None,
+            document_id=UUID(m["document_id"]) if m["document_id"] else None,
+        )
+        hits.append(SearchHit(memory, item["score"], ScoreParts(**item["parts"])))
+    return hits
