@@ -1,4 +1,5 @@
-"""WorkerFunction: executes step messages from StepsQueue (ARCHITECTURE.md §5).
+"""WorkerFunction: executes step messages from StepsQueue (ARCHITECTURE.md §5), and the
+document-ingestion messages that share the queue.
 
 Every record of a batch starts at once on the process's loop; Powertools' `BatchProcessor`
 then reports each failed record (`ReportBatchItemFailures`) so SQS redelivers only those,
@@ -21,21 +22,24 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from guildstack.bootstrap import Container
 from guildstack.observability import logger
+from guildstack.ports.queue import parse_message
 from guildstack.ports.runs import StepMessage
 from guildstack.runtime import Handler, background
 from guildstack.services.runs import StepAttemptFailed
 
 
 def handle_batch(event: dict[str, Any], context: Any, container: Container) -> dict[str, Any]:
-    engine = container.step_engine
-    started: dict[str, Future[None]] = {}
+    started: dict[str, Future[Any]] = {}
     for record in event.get("Records", []):
         try:
-            message = StepMessage.from_body(record["body"])
+            message = parse_message(record["body"])
         except ValueError:
-            logger.error("dropping a message that is not a step", extra={"id": record["messageId"]})
+            logger.error("dropping a message that is not ours", extra={"id": record["messageId"]})
             continue
-        started[record["messageId"]] = background.submit(engine.handle(message))
+        if isinstance(message, StepMessage):
+            started[record["messageId"]] = background.submit(container.step_engine.handle(message))
+        else:
+            started[record["messageId"]] = background.submit(container.memory.ingest(message))
 
     def record_handler(record: SQSRecord) -> None:
         future = started.get(record.message_id)

@@ -331,6 +331,7 @@ class Container:
             self.run_store,
             self.step_queue,
             resend_after_seconds=self.settings.step_resend_after_seconds,
+            documents=self.memory_store,
         )
 
     # Memory ------------------------------------------------------------------------------
@@ -371,7 +372,8 @@ class Container:
     def memory(self) -> MemoryService:
         from guildstack.services.memory import MemoryService
 
-        return MemoryService(self.memory_store, self.embedder, self.search_cache)
+        queue = self.step_queue if self.settings.steps_queue_url is not None else None
+        return MemoryService(self.memory_store, self.embedder, self.search_cache, queue)
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

@@ -3,6 +3,9 @@ feedback, documents, roles, tenancy and bad input as problem+json."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 import httpx
 import pytest
 
@@ -130,5 +133,36 @@ async def test_given_a_document_then_202_and_listed_with_its_status(
     listed = await api.get("/memory/documents", headers=h)
 
     assert accepted.status_code == 202, accepted.text
-    assert accepted.json()["status"] == "ready" and accepted.json()["chunk_count"] >= 2
-    assert accepted.json()["id"] in {d["id"] for d in listed.json()["items"]}
+    document = accepted.json()
+    assert document["status"] == "pending"
+    assert document["id"] in {d["id"] for d in listed.json()["items"]}
+
+    async def ingested() -> dict[str, object] | None:
+        items = (await api.get("/memory/documents", headers=h)).json()["items"]
+        found = next(d for d in items if d["id"] == document["id"])
+        return found if found["status"] == "ready" else None
+
+    ready = await eventually(ingested, within=30)
+    assert isinstance(ready["chunk_count"], int) and ready["chunk_count"] >= 2
+    hits = await api.post(
+        "/memory/search",
+        json={"query": "how many days for a refund", "collections": ["documents"]},
+        headers=h,
+    )
+    assert "refund" in hits.json()["hits"][0]["memory"]["content"]
+
+
+async def eventually(
+    check: Callable[[], Awaitable[dict[str, object] | None]], within: float
+) -> dict[str, object]:
+    """`check()` until it returns something, re-asking with a growing pause, within a bound:
+    the worker's progress is only visible through the API."""
+    delay, waited = 0.05, 0.0
+    while waited < within:
+        result = await check()
+        if result is not None:
+            return result
+        await asyncio.sleep(delay)
+        waited += delay
+        delay = min(delay * 2, 1.0)
+    raise AssertionError(f"not done within {within} s")

@@ -11,6 +11,8 @@ create table if not exists public.documents (
     title text not null check (char_length(title) between 1 and 300),
     status text not null default 'pending' check (status in ('pending', 'processing', 'ready', 'failed')),
     chunk_count integer not null default 0,
+    -- The text, held until a worker has chunked and embedded it.
+    body text check (char_length(body) <= 500000),
     error text,
     created_at timestamptz not null default now(),
     updated_at timestamptz not null default now()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from guildstack.domain.errors import DependencyUnavailable
-from guildstack.ports.runs import StepMessage
+from guildstack.ports.runs import Message
 
 SQS_BATCH = 10  # SendMessageBatch's limit
 
@@ -39,12 +39,12 @@ class SqsStepQueue:
                     )
         return self._client
 
-    async def send(self, messages: Sequence[StepMessage]) -> None:
+    async def send(self, messages: Sequence[Message]) -> None:
         for start in range(0, len(messages), SQS_BATCH):
             batch = messages[start : start + SQS_BATCH]
             await asyncio.to_thread(self._send_batch, batch)
 
-    def _send_batch(self, batch: Sequence[StepMessage]) -> None:
+    def _send_batch(self, batch: Sequence[Message]) -> None:
         entries = [{"Id": str(i), "MessageBody": m.body()} for i, m in enumerate(batch)]
         response = self.client().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
         failed = response.get("Failed") or []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -43,6 +44,29 @@ class CandidateQuery:
     text_k: int  # full-text matches to add
 
 
+@dataclass(frozen=True)
+class DocumentMessage:
+    """The queue message that has a worker chunk and embed a document."""
+
+    workspace_id: UUID
+    document_id: UUID
+
+    def body(self) -> str:
+        return json.dumps(
+            {
+                "kind": "document",
+                "workspace_id": str(self.workspace_id),
+                "document_id": str(self.document_id),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class PendingDocument:
+    document: Document
+    text: str
+
+
 class MemoryStore(Protocol):
     async def add(
         self, actor: Principal, workspace_id: UUID, memories: Sequence[NewMemory]
@@ -81,8 +105,23 @@ class MemoryStore(Protocol):
         ...
 
     async def create_document(
-        self, actor: Principal, workspace_id: UUID, title: str
-    ) -> Document: ...
+        self, actor: Principal, workspace_id: UUID, title: str, text: str
+    ) -> Document:
+        """A `pending` document holding its text until a worker ingests it."""
+        ...
+
+    async def claim_document(self, message: DocumentMessage) -> PendingDocument | None:
+        """Move it from `pending` (or a `processing` left for dead) to `processing`; None
+        when it is ingested already or taken (as the system)."""
+        ...
+
+    async def release_document(self, document_id: UUID, error: str) -> None:
+        """Back to `pending` after a failed attempt (as the system)."""
+        ...
+
+    async def stale_documents(self, older_than_seconds: int, limit: int) -> list[DocumentMessage]:
+        """Documents pending for longer than that: their message may be lost."""
+        ...
 
     async def documents(
         self, actor: Principal, workspace_id: UUID, page: PageRequest
@@ -91,7 +130,7 @@ class MemoryStore(Protocol):
     async def finish_document(
         self, document_id: UUID, status: str, chunk_count: int, error: str | None = None
     ) -> None:
-        """Record an ingestion's outcome (as the system)."""
+        """Record an ingestion's outcome (as the system); the held text is dropped."""
         ...
 
 

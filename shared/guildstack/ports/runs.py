@@ -181,8 +181,12 @@ class RunStore(Protocol):
         ...
 
 
+class Message(Protocol):
+    def body(self) -> str: ...
+
+
 class StepQueue(Protocol):
-    async def send(self, messages: Sequence[StepMessage]) -> None:
+    async def send(self, messages: Sequence[Message]) -> None:
         """Enqueue each message (at least once)."""
         ...
 

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -26,7 +26,15 @@ from guildstack.domain.memory import (
 )
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.observability import logger, metrics
-from guildstack.ports.memory import CandidateQuery, Embedder, MemoryStore, NewMemory, SearchCache
+from guildstack.ports.memory import (
+    CandidateQuery,
+    DocumentMessage,
+    Embedder,
+    MemoryStore,
+    NewMemory,
+    SearchCache,
+)
+from guildstack.ports.runs import StepQueue
 
 CACHE_TTL_SECONDS = 3600
 MAX_QUERY_CHARS = 2000
@@ -44,12 +52,14 @@ class MemoryService:
         store: MemoryStore,
         embedder: Embedder,
         cache: SearchCache | None = None,
+        queue: StepQueue | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._store = store
         self._embedder = embedder
         self._cache = cache
+        self._queue = queue
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
 
@@ -162,18 +172,39 @@ class MemoryService:
     async def add_document(
         self, actor: Principal, workspace_id: UUID, title: str, text: str
     ) -> Document:
-        """Chunk, embed and store a document's text as `documents` memories of its owner."""
+        """Keep the document `pending` and queue its ingestion (chunk, embed, store as the
+        owner's `documents` memories). Without a queue it is ingested in the request."""
         if not text.strip():
             raise _invalid("text", "text is empty")
         if len(text) > MAX_DOCUMENT_CHARS:
             raise _invalid("text", f"text is over {MAX_DOCUMENT_CHARS} characters")
-        document = await self._store.create_document(actor, workspace_id, title.strip())
-        chunks = chunk_text(text)
+        document = await self._store.create_document(actor, workspace_id, title.strip(), text)
+        message = DocumentMessage(workspace_id, document.id)
+        if self._queue is None:
+            chunks = await self.ingest(message)
+            return replace(document, status="ready", chunk_count=chunks or 0)
+        try:
+            await self._queue.send([message])
+        except Exception:  # noqa: BLE001 - the document stays pending; the sweeper re-sends
+            logger.warning("document message not sent; the sweeper will re-send it")
+        return document
+
+    async def ingest(self, message: DocumentMessage) -> int | None:
+        """The worker's half: the number of chunks stored; None when someone else has it or
+        it is done; raises (the document back to pending) when this attempt failed."""
+        pending = await self._store.claim_document(message)
+        if pending is None:
+            return None
+        document = pending.document
+        owner = Principal(
+            document.owner_id, None, {"sub": str(document.owner_id), "role": "authenticated"}
+        )
+        chunks = chunk_text(pending.text)
         try:
             vectors = await self._embedder.embed(chunks)
             await self._store.add(
-                actor,
-                workspace_id,
+                owner,
+                document.workspace_id,
                 [
                     NewMemory(
                         MemoryScope.USER,
@@ -181,26 +212,25 @@ class MemoryService:
                         chunk,
                         vector,
                         self._embedder.model_id,
-                        {"document_id": str(document.id), "title": title, "chunk": index},
+                        {"document_id": str(document.id), "title": document.title, "chunk": i},
                         document_id=document.id,
-                        chunk_index=index,
+                        chunk_index=i,
                     )
-                    for index, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
+                    for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
                 ],
             )
         except Exception as exc:
-            await self._store.finish_document(document.id, "failed", 0, type(exc).__name__)
+            await self._store.release_document(document.id, type(exc).__name__)
             raise
         await self._store.finish_document(document.id, "ready", len(chunks))
-        await self._invalidate(workspace_id, actor.user_id, MemoryScope.USER)
-        return Document(
-            document.id,
-            document.workspace_id,
-            document.owner_id,
-            document.title,
-            "ready",
-            len(chunks),
-            document.created_at,
+        await self._invalidate(document.workspace_id, document.owner_id, MemoryScope.USER)
+        metrics.add_metric(name="DocumentsIngested", unit="Count", value=1)
+        return len(chunks)
+
+    async def bury_document(self, message: DocumentMessage) -> None:
+        """The dead-letter verdict: the document failed for good."""
+        await self._store.finish_document(
+            message.document_id, "failed", 0, "ingestion failed repeatedly"
         )
 
     async def documents(

@@ -42,8 +42,9 @@ from guildstack.domain.runs import (
 )
 from guildstack.domain.vocabulary import AgentStatus, Decision
 from guildstack.observability import logger, metrics
+from guildstack.ports.memory import MemoryStore
 from guildstack.ports.models import LanguageModel
-from guildstack.ports.runs import Claim, Released, RunStore, StepMessage, StepQueue
+from guildstack.ports.runs import Claim, Message, Released, RunStore, StepMessage, StepQueue
 from guildstack.services.agents import AgentRegistry
 
 MAX_EVENT_WAIT_SECONDS = 25
@@ -369,18 +370,29 @@ class Sweeper:
     commit and send) and steps whose worker died holding the lease."""
 
     def __init__(
-        self, store: RunStore, queue: StepQueue, *, resend_after_seconds: int, batch: int = 500
+        self,
+        store: RunStore,
+        queue: StepQueue,
+        *,
+        resend_after_seconds: int,
+        batch: int = 500,
+        documents: MemoryStore | None = None,
     ) -> None:
         self._store = store
         self._queue = queue
         self._resend_after = resend_after_seconds
         self._batch = batch
+        self._documents = documents
 
     async def sweep(self) -> int:
-        stale: Sequence[StepMessage] = await self._store.stale(self._resend_after, self._batch)
+        """Messages re-sent: stale steps, and documents still waiting for ingestion."""
+        stale: Sequence[Message] = await self._store.stale(self._resend_after, self._batch)
+        if self._documents is not None:
+            documents = await self._documents.stale_documents(self._resend_after, self._batch)
+            stale = [*stale, *documents]
         if stale:
             await self._queue.send(stale)
-            metrics.add_metric(name="StepsResent", unit="Count", value=len(stale))
+            metrics.add_metric(name="MessagesResent", unit="Count", value=len(stale))
         return len(stale)
 
 

@@ -13,7 +13,7 @@ from guildstack.domain.errors import Forbidden, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.domain.memory import Candidate, Collection, Document, Memory, MemoryScope
 from guildstack.domain.paging import Page, PageRequest, page_of
-from guildstack.ports.memory import CandidateQuery, NewMemory
+from guildstack.ports.memory import CandidateQuery, DocumentMessage, NewMemory, PendingDocument
 
 _COLUMNS = (
     "m.id, m.workspace_id, m.scope, m.owner_id, m.collection, m.content, m.metadata,"
@@ -179,12 +179,14 @@ class PostgresMemoryStore:
                 (workspace_id, list(memory_ids)),
             )
 
-    async def create_document(self, actor: Principal, workspace_id: UUID, title: str) -> Document:
+    async def create_document(
+        self, actor: Principal, workspace_id: UUID, title: str, text: str
+    ) -> Document:
         async with self._db.transaction(actor.claims) as conn:
             cur = await conn.execute(
-                "insert into public.documents (workspace_id, owner_id, title)"
-                " values (%s, %s, %s) returning *",
-                (workspace_id, actor.user_id, title),
+                "insert into public.documents (workspace_id, owner_id, title, body)"
+                " values (%s, %s, %s, %s) returning *",
+                (workspace_id, actor.user_id, title, text),
             )
             row = await cur.fetchone()
             assert row is not None  # noqa: S101 - insert … returning
@@ -220,9 +222,52 @@ class PostgresMemoryStore:
         async with self._db.service_transaction("record a document's ingestion") as conn:
             await conn.execute(
                 "update public.documents set status = %s, chunk_count = %s, error = %s,"
-                " updated_at = now() where id = %s",
+                " body = null, updated_at = now() where id = %s",
                 (status, chunk_count, error, document_id),
             )
+
+    async def claim_document(self, message: DocumentMessage) -> PendingDocument | None:
+        async with self._db.service_transaction("claim a document") as conn:
+            cur = await conn.execute(
+                "update public.documents set status = 'processing', updated_at = now()"
+                " where id = %s and workspace_id = %s and body is not null"
+                " and (status = 'pending' or (status = 'processing'"
+                "      and updated_at < now() - interval '15 minutes'))"
+                " returning *",
+                (message.document_id, message.workspace_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return PendingDocument(_document(row), row["body"])
+
+    async def release_document(self, document_id: UUID, error: str) -> None:
+        async with self._db.service_transaction("release a document") as conn:
+            await conn.execute(
+                "update public.documents set status = 'pending', error = %s, updated_at = now()"
+                " where id = %s and status = 'processing'",
+                (error[:500], document_id),
+            )
+
+    async def stale_documents(self, older_than_seconds: int, limit: int) -> list[DocumentMessage]:
+        async with self._db.service_transaction("sweep stale documents") as conn:
+            cur = await conn.execute(
+                """
+                with stale as (
+                    select id from public.documents
+                    where body is not null
+                      and ((status = 'pending'
+                            and updated_at < now() - make_interval(secs => %s))
+                        or (status = 'processing' and updated_at < now() - interval '15 minutes'))
+                    order by updated_at limit %s for update skip locked
+                )
+                update public.documents d set status = 'pending', updated_at = now()
+                from stale where d.id = stale.id
+                returning d.workspace_id, d.id
+                """,
+                (older_than_seconds, limit),
+            )
+            return [DocumentMessage(r["workspace_id"], r["id"]) for r in await cur.fetchall()]
 
 
 async def _visible(conn: Connection, workspace_id: UUID, memory_id: UUID) -> Memory:
