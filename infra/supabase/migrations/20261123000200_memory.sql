@@ -60,20 +60,26 @@ alter table public.memories force row level security;
 alter table public.documents enable row level security;
 alter table public.documents force row level security;
 
--- Who may see a memory: its owner (user scope) or any member (workspace scope).
-create or replace function private.can_see_memory(p_workspace_id uuid, p_scope text, p_owner uuid)
-returns boolean
+-- The caller's workspaces (at a minimum role), once per statement: a policy written as
+-- `workspace_id in (select ...)` becomes one hashed subplan instead of a membership query
+-- per row, which matters when a search weighs thousands of candidate rows.
+create or replace function private.member_workspace_ids(p_min_role text)
+returns setof uuid
 language sql stable security definer set search_path = '' as $$
-    select private.has_workspace_role(p_workspace_id, 'viewer')
-       and (p_scope = 'workspace' or p_owner = auth.uid())
+    select m.workspace_id from public.workspace_members m
+    where m.user_id = (select auth.uid())
+      and private.role_rank(m.role) >= private.role_rank(p_min_role)
 $$;
-revoke all on function private.can_see_memory(uuid, text, uuid) from public;
-grant execute on function private.can_see_memory(uuid, text, uuid) to authenticated, service_role;
+revoke all on function private.member_workspace_ids(text) from public;
+grant execute on function private.member_workspace_ids(text) to authenticated, service_role;
 
 drop policy if exists memories_select on public.memories;
 create policy memories_select on public.memories
     for select to authenticated
-    using (private.can_see_memory(workspace_id, scope, owner_id));
+    using (
+        workspace_id in (select private.member_workspace_ids('viewer'))
+        and (scope = 'workspace' or owner_id = (select auth.uid()))
+    );
 
 -- Members remember things for themselves; operators and up write to the shared memory.
 drop policy if exists memories_insert on public.memories;
@@ -89,8 +95,14 @@ create policy memories_insert on public.memories
 drop policy if exists memories_update on public.memories;
 create policy memories_update on public.memories
     for update to authenticated
-    using (private.can_see_memory(workspace_id, scope, owner_id))
-    with check (private.can_see_memory(workspace_id, scope, owner_id));
+    using (
+        workspace_id in (select private.member_workspace_ids('viewer'))
+        and (scope = 'workspace' or owner_id = (select auth.uid()))
+    )
+    with check (
+        workspace_id in (select private.member_workspace_ids('viewer'))
+        and (scope = 'workspace' or owner_id = (select auth.uid()))
+    );
 
 drop policy if exists memories_delete on public.memories;
 create policy memories_delete on public.memories

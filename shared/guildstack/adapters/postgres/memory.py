@@ -130,31 +130,36 @@ class PostgresMemoryStore:
             await conn.execute("select set_config('hnsw.ef_search', %s, true)", (str(ef_search),))
             cur = await conn.execute(
                 f"""
-                with q as (
-                    select %(vec)s::extensions.vector as v,
-                           websearch_to_tsquery('english', %(text)s) as t
-                ),
-                semantic as (
-                    select m.id from public.memories m, q
+                with semantic as (
+                    -- The vector and the tsquery are parameters, not joined values, so the
+                    -- planner can walk the HNSW index in distance order and use the GIN index.
+                    select m.id from public.memories m
                     where m.workspace_id = %(ws)s and m.embedding_model = %(model)s
                       and (%(cols)s::text[] is null or m.collection = any(%(cols)s))
-                    order by m.embedding operator(extensions.<=>) q.v
+                    order by m.embedding operator(extensions.<=>) %(vec)s::extensions.vector
                     limit %(sk)s
                 ),
                 lexical as (
-                    select m.id from public.memories m, q
+                    select m.id from public.memories m
                     where m.workspace_id = %(ws)s and m.embedding_model = %(model)s
                       and (%(cols)s::text[] is null or m.collection = any(%(cols)s))
-                      and m.content_tsv @@ q.t
-                    order by ts_rank_cd(m.content_tsv, q.t) desc
+                      and m.content_tsv @@ websearch_to_tsquery('english', %(text)s)
+                    order by ts_rank_cd(m.content_tsv, websearch_to_tsquery('english', %(text)s))
+                        desc
                     limit %(tk)s
+                ),
+                q as (
+                    select %(vec)s::extensions.vector as v,
+                           websearch_to_tsquery('english', %(text)s) as t
                 )
                 select {_COLUMNS},
                        1 - (m.embedding operator(extensions.<=>) q.v) as similarity,
                        case when m.content_tsv @@ q.t then ts_rank_cd(m.content_tsv, q.t)
                             else 0 end as text_rank
                 from public.memories m, q
-                where m.id in (select id from semantic union select id from lexical)
+                -- An id array (not IN): an index lookup per candidate, so row security is
+                -- checked for the candidates only, not for every row of the table.
+                where m.id = any(array(select id from semantic union select id from lexical))
                 """,  # noqa: S608 - constant column list
                 {
                     "vec": vector_literal(query.embedding),
