@@ -217,3 +217,27 @@ async def test_given_a_document_then_chunks_are_searchable_and_its_status_is_rea
         who, workspace, "can I return it without a receipt", collections=[Collection.DOCUMENTS]
     )
     assert "receipt" in hits[0].memory.content
+
+
+async def test_given_the_text_candidate_function_called_directly_then_it_keeps_visibility(
+    container: Container, database: PostgresDatabase, make_user: MakeUser
+) -> None:
+    """The full-text helper runs with its owner's rights; it must apply the policy itself."""
+    ada, ben, outsider = await make_user(), await make_user(), await make_user()
+    workspace = await create_workspace(database, ada, members={ben: "viewer"})
+    private = await container.memory.remember(
+        actor(ada), workspace, Role.OWNER, content="Zanzibar holiday savings plan.",
+        collection=Collection.CORE, scope=MemoryScope.USER,
+    )  # fmt: skip
+
+    async def ids_for(user: uuid.UUID) -> set[uuid.UUID]:
+        async with database.transaction(claims_for(user)) as conn:
+            cur = await conn.execute(
+                "select id from private.memory_text_candidates(%s, %s, null, %s, 50) as id",
+                (workspace, EMBEDDER.model_id, "Zanzibar holiday"),
+            )
+            return {row["id"] for row in await cur.fetchall()}
+
+    assert await ids_for(ada) == {private.id}
+    assert await ids_for(ben) == set()
+    assert await ids_for(outsider) == set()

@@ -127,6 +127,29 @@ create policy documents_delete on public.documents
     for delete to authenticated
     using (owner_id = auth.uid());
 
+-- Full-text candidates. `@@` is not leakproof, so under row security Postgres may not use
+-- it as an index condition and would re-check every row of the workspace instead of asking
+-- the GIN index. This function (owner's rights) asks the index and applies the same
+-- visibility rule as memories_select itself; callers then read the rows under RLS.
+create or replace function private.memory_text_candidates(
+    p_workspace_id uuid, p_model text, p_collections text[], p_query text, p_limit int
+) returns setof uuid
+language sql stable security definer set search_path = '' as $$
+    select m.id
+    from public.memories m
+    where m.content_tsv @@ websearch_to_tsquery('english', p_query)
+      and m.workspace_id = p_workspace_id
+      and m.embedding_model = p_model
+      and (p_collections is null or m.collection = any(p_collections))
+      and private.has_workspace_role(p_workspace_id, 'viewer')
+      and (m.scope = 'workspace' or m.owner_id = (select auth.uid()))
+    order by ts_rank_cd(m.content_tsv, websearch_to_tsquery('english', p_query)) desc
+    limit least(greatest(p_limit, 0), 1000)
+$$;
+revoke all on function private.memory_text_candidates(uuid, text, text[], text, int) from public;
+grant execute on function private.memory_text_candidates(uuid, text, text[], text, int)
+    to authenticated, service_role;
+
 revoke all on public.memories, public.documents from anon, public;
 grant select, insert, delete on public.memories to authenticated;
 grant update (feedback_score, access_count, last_accessed_at) on public.memories to authenticated;

@@ -140,13 +140,8 @@ class PostgresMemoryStore:
                     limit %(sk)s
                 ),
                 lexical as (
-                    select m.id from public.memories m
-                    where m.workspace_id = %(ws)s and m.embedding_model = %(model)s
-                      and (%(cols)s::text[] is null or m.collection = any(%(cols)s))
-                      and m.content_tsv @@ websearch_to_tsquery('english', %(text)s)
-                    order by ts_rank_cd(m.content_tsv, websearch_to_tsquery('english', %(text)s))
-                        desc
-                    limit %(tk)s
+                    select id from private.memory_text_candidates(
+                        %(ws)s, %(model)s, %(cols)s::text[], %(text)s, %(tk)s) as id
                 ),
                 q as (
                     select %(vec)s::extensions.vector as v,
