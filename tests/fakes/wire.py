@@ -159,6 +159,22 @@ def openai_stream(
     return _sse(wire)
 
 
+def openai_embeddings(
+    vectors: list[list[float]], *, model: str = "text-embedding-3-small"
+) -> Reply:
+    """OpenAI's embeddings response; items deliberately out of index order."""
+    body = {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": v}
+            for i, v in reversed(list(enumerate(vectors)))
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": 7, "total_tokens": 7},
+    }
+    return lambda request: httpx2.Response(200, json=body)
+
+
 def status(code: int, headers: dict[str, str] | None = None) -> Reply:
     """A provider error in its own error envelope."""
     body = {"type": "error", "error": {"type": "api_error", "message": f"status {code}"}}

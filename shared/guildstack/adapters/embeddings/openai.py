@@ -17,6 +17,7 @@ class OpenAIEmbedder:
         model: str = "text-embedding-3-small",
         dimensions: int = 384,
         timeout_seconds: float = 30.0,
+        max_retries: int = 2,
         http_client: Any = None,
     ) -> None:
         self.dimensions = dimensions
@@ -25,6 +26,7 @@ class OpenAIEmbedder:
         self._api_key = api_key
         self._timeout = timeout_seconds
         self._http_client = http_client
+        self._max_retries = max_retries
         self._client: Any = None
 
     def _sdk(self) -> Any:
@@ -34,7 +36,7 @@ class OpenAIEmbedder:
             kwargs: dict[str, Any] = {"api_key": self._api_key, "timeout": self._timeout}
             if self._http_client is not None:
                 kwargs["http_client"] = self._http_client
-            self._client = AsyncOpenAI(max_retries=2, **kwargs)
+            self._client = AsyncOpenAI(max_retries=self._max_retries, **kwargs)
         return self._client
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
