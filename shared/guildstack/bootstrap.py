@@ -309,12 +309,17 @@ class Container:
     def step_engine(self) -> StepEngine:
         from guildstack.services.runs import StepEngine
 
+        try:
+            memory = self.memory
+        except DependencyUnavailable:  # no embedder here: agents run without memories
+            memory = None
         return StepEngine(
             self.run_store,
             self.step_queue,
             self.agents,
             self.model,
             lease_seconds=self.settings.step_lease_seconds,
+            memory=memory,
         )
 
     @cached_property

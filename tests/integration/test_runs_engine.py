@@ -29,7 +29,8 @@ from guildstack.config import Settings
 from guildstack.devstack.sqs import EventSourcePoller, queue_arn
 from guildstack.devstack.template import Template
 from guildstack.domain.errors import ProviderFailed
-from guildstack.domain.identity import Principal
+from guildstack.domain.identity import Principal, Role
+from guildstack.domain.memory import Collection, MemoryScope
 from guildstack.domain.models import ModelRequest, StreamItem
 from guildstack.domain.runs import Node, Run, RunKind, RunStatus, StepStatus, Workflow
 from guildstack.ports.runs import StepMessage
@@ -370,6 +371,31 @@ async def test_given_an_exhausted_budget_then_the_step_fails_without_calling_the
     assert step.status is StepStatus.FAILED and step.attempt == 1
     assert step.error is not None and step.error.startswith("BudgetExceeded")
     assert transport.requests == [], "refused before any provider request"
+
+
+async def test_given_an_agent_with_memory_then_its_prompt_holds_the_creators_memories(
+    rig_factory: Any,
+) -> None:
+    rig: Rig = await rig_factory()
+    await rig.api.memory.remember(
+        rig.actor,
+        rig.workspace_id,
+        Role.OWNER,
+        content="Ada prefers launch plans that start in Lisbon.",
+        collection=Collection.USER_PREFERENCES,
+        scope=MemoryScope.USER,
+    )
+    run = await rig.api.runs.start(
+        rig.actor,
+        rig.workspace_id,
+        Workflow(RunKind.SINGLE, "plan", "Where should the launch plan start?",
+                 (Node("main", "nicole_core"),)),
+    )  # fmt: skip
+    done = await rig.finished(run.id)
+
+    assert done.status is RunStatus.SUCCEEDED
+    prompt = rig.provider.requests[0].messages[-1].content
+    assert "# What you remember that may help" in prompt and "Lisbon" in prompt
 
 
 def single(agent: str = "business_agent") -> Workflow:

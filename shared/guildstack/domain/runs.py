@@ -320,12 +320,15 @@ def step_messages(
     step_prompt: str | None,
     handoffs: Sequence[Handoff],
     answers: Sequence[tuple[str, str]] = (),
+    memories: str | None = None,
 ) -> str:
-    """The user message of a step: the run's goal, its own task, every dependency's handoff
-    and the answers the user gave to this step's questions."""
+    """The user message of a step: the run's goal, its own task, what the agent remembers
+    about it, every dependency's handoff and the answers the user gave to its questions."""
     parts = [f"# Goal of this run\n{run_input.strip()}"]
     if step_prompt:
         parts.append(f"# Your task\n{step_prompt.strip()}")
+    if memories:
+        parts.append(f"# What you remember that may help\n{memories.strip()}")
     for handoff in handoffs:
         parts.append(
             f"# Handoff from step `{handoff.step_key}` ({handoff.agent_code})\n"

@@ -13,7 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from uuid import UUID
 
 from guildstack.domain.errors import (
@@ -236,9 +236,16 @@ class RunService:
 TERMINAL = (BudgetExceeded, InvalidInput, NotFound, Forbidden, Conflict)
 
 
+class MemoryContext(Protocol):
+    async def context_for(
+        self, actor: Principal, workspace_id: UUID, query: str, *, limit: int = 5
+    ) -> str: ...
+
+
 class StepEngine:
     """Executes one step message: claim, call the agent's model (streaming its tokens as
-    events), then record the output and release the dependents, or park on a question."""
+    events), then record the output and release the dependents, or park on a question.
+    Agents with the `memory` capability also get the run creator's relevant memories."""
 
     def __init__(
         self,
@@ -248,6 +255,7 @@ class StepEngine:
         model: LanguageModel,
         *,
         lease_seconds: int = 180,
+        memory: MemoryContext | None = None,
         flush_seconds: float = 0.25,
         flush_chars: int = 400,
         clock: Callable[[], float] = time.monotonic,
@@ -256,6 +264,7 @@ class StepEngine:
         self._queue = queue
         self._agents = agents
         self._model = model
+        self._memory = memory
         self._lease = lease_seconds
         self._flush_seconds = flush_seconds
         self._flush_chars = flush_chars
@@ -302,12 +311,15 @@ class StepEngine:
         if agent.status in (AgentStatus.PAUSED, AgentStatus.TERMINATED):
             raise Conflict(f"Agent {claim.agent_code!r} is {agent.status.value}.")
         spec = agent.spec
+        memories = await self._memories(actor, claim) if "memory" in spec.capabilities else None
         request = ModelRequest(
             system=f"{spec.system_prompt}\n\n{ASKING_INSTRUCTIONS}",
             messages=(
                 ChatMessage(
                     "user",
-                    step_messages(claim.run_input, claim.prompt, claim.handoffs, claim.answers),
+                    step_messages(
+                        claim.run_input, claim.prompt, claim.handoffs, claim.answers, memories
+                    ),
                 ),
             ),
             tier=spec.model_tier,
@@ -323,6 +335,18 @@ class StepEngine:
             run_budget_usd=claim.run_budget_usd,
         )
         return await self._stream(claim, request, context)
+
+    async def _memories(self, actor: Principal, claim: Claim) -> str | None:
+        """The run creator's memories relevant to this step; none when memory is down (a
+        step is better done without them than not at all)."""
+        if self._memory is None:
+            return None
+        query = " ".join(filter(None, (claim.run_input, claim.prompt)))[:2000]
+        try:
+            return await self._memory.context_for(actor, claim.workspace_id, query) or None
+        except Exception:  # noqa: BLE001 - see docstring
+            logger.warning("memory context unavailable for a step", extra={"step": claim.step_key})
+            return None
 
     async def _stream(
         self, claim: Claim, request: ModelRequest, context: CallContext
