@@ -241,3 +241,25 @@ async def test_given_the_text_candidate_function_called_directly_then_it_keeps_v
     assert await ids_for(ada) == {private.id}
     assert await ids_for(ben) == set()
     assert await ids_for(outsider) == set()
+
+
+async def test_given_a_search_then_access_counts_rise_after_it_and_documents_stay_private(
+    container: Container, database: PostgresDatabase, make_user: MakeUser
+) -> None:
+    ada, ben = await make_user(), await make_user()
+    workspace = await create_workspace(database, ada, members={ben: "admin"})
+    memory = await container.memory.remember(
+        actor(ada), workspace, Role.OWNER, content="The garage code is 4711.",
+        collection=Collection.CORE, scope=MemoryScope.USER,
+    )  # fmt: skip
+    await container.memory.search(actor(ada), workspace, "garage code")
+    await container.memory.drain()
+    (stored,) = (
+        await container.memory.list_memories(actor(ada), workspace, None, PageRequest())
+    ).items
+    assert stored.id == memory.id and stored.access_count == 1
+    assert stored.last_accessed_at is not None
+
+    await container.memory.add_document(actor(ada), workspace, "Diary", "Private thoughts. " * 20)
+    theirs = await container.memory.documents(actor(ben), workspace, PageRequest())
+    assert theirs.items == []

@@ -238,6 +238,11 @@ class MemoryService:
     ) -> Page[Document]:
         return await self._store.documents(actor, workspace_id, page)
 
+    async def drain(self) -> None:
+        """Wait for the work left running after responses (access counts)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
+
     # --------------------------------------------------------------------------------------
 
     @staticmethod
