@@ -23,13 +23,12 @@ from pydantic import SecretStr
 
 from guildstack.adapters.postgres.database import PostgresDatabase
 from guildstack.adapters.postgres.memory import vector_literal
-from guildstack.adapters.postgres.migrate import apply_migrations
 from guildstack.bootstrap import build
 from guildstack.config import Settings
-from guildstack.devstack.postgres import EmbeddedPostgres
 from guildstack.domain.identity import Principal
 from guildstack.observability import logger
 from tests.bench.model_call import _workspace
+from tests.bench.support import bench_database
 
 REPO = Path(__file__).resolve().parents[2]
 DIMENSIONS = 384
@@ -161,12 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memories", type=int, default=100_000)
     args = parser.parse_args(argv)
     logger.setLevel("WARNING")
-    server = EmbeddedPostgres(REPO / ".devstack" / "bench-postgres", durable=False)
-    server.start()
-    name = f"gs_bench_{uuid.uuid4().hex[:8]}"
-    url = server.create_database(name)
-    try:
-        apply_migrations(url)
+    with bench_database() as url:
         workspaces = [asyncio.run(_workspace(url)) for _ in range(2)]
         started = time.perf_counter()
         seed(url, workspaces, args.memories // 2)
@@ -176,9 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         latencies, recall = asyncio.run(
             measure(url, owner, workspace, embedder, max(100, args.runs * 20))
         )
-    finally:
-        server.drop_database(name)
-        server.stop()
     p95 = statistics.quantiles(latencies, n=20)[-1]
     print(f"## Memory search over {args.memories:,} memories in 2 workspaces ({DIMENSIONS} dims)\n")
     print(f"seeded and indexed (HNSW m=16, ef_construction=64) in {seeded:.0f} s\n")

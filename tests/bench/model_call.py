@@ -18,12 +18,11 @@ from pydantic import SecretStr
 
 from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.adapters.postgres.database import PostgresDatabase
-from guildstack.adapters.postgres.migrate import apply_migrations
 from guildstack.bootstrap import build
 from guildstack.config import Settings
-from guildstack.devstack.postgres import EmbeddedPostgres
 from guildstack.domain.models import CallContext, ChatMessage, ModelRequest
 from guildstack.observability import logger
+from tests.bench.support import bench_database
 
 REPO = Path(__file__).resolve().parents[2]
 REQUEST = ModelRequest(
@@ -84,16 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logger.setLevel("WARNING")  # one INFO line per call would be measured too
     calls = max(50, args.runs * 20)
-    server = EmbeddedPostgres(REPO / ".devstack" / "bench-postgres", durable=False)
-    server.start()
-    name = f"gs_bench_{uuid.uuid4().hex[:8]}"
-    url = server.create_database(name)
-    try:
-        apply_migrations(url)
+    with bench_database() as url:
         rows = asyncio.run(run(url, calls))
-    finally:
-        server.drop_database(name)
-        server.stop()
     print(f"## Model call through the offline provider ({calls} calls each)\n")
     print("| path | median ms | p95 ms |")
     print("|---|---:|---:|")

@@ -27,10 +27,8 @@ from pydantic import SecretStr
 from functions.worker.app import create as create_worker
 from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.adapters.postgres.database import PostgresDatabase
-from guildstack.adapters.postgres.migrate import apply_migrations
 from guildstack.bootstrap import build
 from guildstack.config import Settings
-from guildstack.devstack.postgres import EmbeddedPostgres
 from guildstack.devstack.sqs import EventSourcePoller, queue_arn, serve_sqs, sqs_client
 from guildstack.devstack.template import Template
 from guildstack.domain.identity import Principal
@@ -40,6 +38,7 @@ from guildstack.observability import logger
 from guildstack.ports.runs import StepMessage
 from guildstack.runtime import background
 from tests.bench.model_call import _workspace
+from tests.bench.support import bench_database
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_SECONDS = 0.2
@@ -171,13 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(variable, "testing")
     steps = max(50, args.runs * 20)
-    server = EmbeddedPostgres(REPO / ".devstack" / "bench-postgres", durable=False)
-    server.start()
-    name = f"gs_bench_{uuid.uuid4().hex[:8]}"
-    url = server.create_database(name)
-    stack = ExitStack()
-    try:
-        apply_migrations(url)
+    with bench_database() as url, ExitStack() as stack:
         handle, bare = asyncio.run(engine_overhead(url, steps))
         endpoint = serve_sqs(0, stack)
         client = sqs_client(endpoint)
@@ -187,10 +180,6 @@ def main(argv: list[str] | None = None) -> int:
             )["QueueUrl"]
         )
         walls = asyncio.run(fan_out(url, endpoint, queue_url, max(3, args.runs)))
-    finally:
-        stack.close()
-        server.drop_database(name)
-        server.stop()
 
     print(f"## Step engine overhead ({steps} single-step runs, offline provider)\n")
     print("| path | median ms | p95 ms |")
