@@ -18,9 +18,8 @@ from functions.agents.schemas import (
     UsageResponse,
 )
 from guildstack.bootstrap import Container, build
-from guildstack.domain.identity import Role
 from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
-from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild
+from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild, Role
 from guildstack.http.app import create_app
 from guildstack.http.auth import CurrentUser, WorkspaceContext, container_of, workspace_member
 from guildstack.http.pagination import ListResponse, key_page

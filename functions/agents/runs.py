@@ -26,9 +26,8 @@ from functions.agents.run_schemas import (
 )
 from functions.agents.schemas import AgentCode
 from guildstack.bootstrap import Container
-from guildstack.domain.identity import Role
 from guildstack.domain.paging import PageRequest
-from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
+from guildstack.domain.vocabulary import GateStatus, Role, RunKind, RunStatus
 from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
 from guildstack.http.pagination import ListResponse, encode_cursor, page_request
 

@@ -18,9 +18,8 @@ from functions.memory.schemas import (
     SearchResponse,
 )
 from guildstack.bootstrap import Container, build
-from guildstack.domain.identity import Role
 from guildstack.domain.paging import PageRequest
-from guildstack.domain.vocabulary import Collection
+from guildstack.domain.vocabulary import Collection, Role
 from guildstack.http.app import create_app
 from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
 from guildstack.http.pagination import ListResponse, encode_cursor, page_request

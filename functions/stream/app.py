@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 
 from guildstack.bootstrap import Container, build
 from guildstack.domain.errors import BadRequest
-from guildstack.domain.identity import Role
+from guildstack.domain.vocabulary import Role
 from guildstack.http.app import create_app
 from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
 

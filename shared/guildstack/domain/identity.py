@@ -6,34 +6,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 from uuid import UUID
 
+from guildstack.domain.principal import Principal
+from guildstack.domain.vocabulary import Role
 
-class Role(StrEnum):
-    """Workspace roles, strongest first: owner > admin > operator > analyst > viewer."""
-
-    OWNER = "owner"
-    ADMIN = "admin"
-    OPERATOR = "operator"
-    ANALYST = "analyst"
-    VIEWER = "viewer"
-
-    @property
-    def rank(self) -> int:
-        return _RANKS[self]
-
-    def at_least(self, other: Role) -> bool:
-        return self.rank >= other.rank
-
-
-_RANKS = {
-    Role.OWNER: 5,
-    Role.ADMIN: 4,
-    Role.OPERATOR: 3,
-    Role.ANALYST: 2,
-    Role.VIEWER: 1,
-}
+__all__ = [
+    "AccountKind",
+    "AuthUser",
+    "Member",
+    "Membership",
+    "Principal",
+    "Profile",
+    "Role",
+    "Session",
+    "SignedIn",
+    "Workspace",
+]
 
 
 class AccountKind(StrEnum):
@@ -43,16 +32,6 @@ class AccountKind(StrEnum):
     PARENT = "parent"
     CHILD = "child"
     STANDARD = "standard"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated user, as proven by a verified access token."""
-
-    user_id: UUID
-    email: str | None
-    claims: dict[str, Any] = field(repr=False)
-    session_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -147,3 +147,29 @@ class MemoryScope(StrEnum):
 
     USER = "user"
     WORKSPACE = "workspace"
+
+
+class Role(StrEnum):
+    """Workspace roles, strongest first: owner > admin > operator > analyst > viewer."""
+
+    OWNER = "owner"
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    ANALYST = "analyst"
+    VIEWER = "viewer"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def at_least(self, other: Role) -> bool:
+        return self.rank >= other.rank
+
+
+_RANKS = {
+    Role.OWNER: 5,
+    Role.ADMIN: 4,
+    Role.OPERATOR: 3,
+    Role.ANALYST: 2,
+    Role.VIEWER: 1,
+}

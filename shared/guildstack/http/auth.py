@@ -15,7 +15,8 @@ from uuid import UUID
 from fastapi import Depends, Request
 
 from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
-from guildstack.domain.identity import Principal, Role
+from guildstack.domain.principal import Principal
+from guildstack.domain.vocabulary import Role
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
