@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from pydantic import SecretStr
@@ -140,18 +141,16 @@ async def _recall(
         vector = vector_literal(embedder.vector())
         async with database.transaction(actor.claims) as conn:
             await conn.execute("select set_config('hnsw.ef_search', '320', true)")
-            approx = {
-                r["id"]
-                for r in await (await conn.execute(sql, (workspace, MODEL, vector))).fetchall()
-            }  # noqa: E501
+            approx = await _ids(conn, sql, (workspace, MODEL, vector))
         async with database.transaction(actor.claims) as conn:
             await conn.execute("set local enable_indexscan = off")
-            exact = {
-                r["id"]
-                for r in await (await conn.execute(sql, (workspace, MODEL, vector))).fetchall()
-            }  # noqa: E501
+            exact = await _ids(conn, sql, (workspace, MODEL, vector))
         found += len(approx & exact)
     return found / (queries * 10)
+
+
+async def _ids(conn: Any, sql: str, params: tuple[object, ...]) -> set[uuid.UUID]:
+    return {row["id"] for row in await (await conn.execute(sql, params)).fetchall()}
 
 
 def main(argv: list[str] | None = None) -> int:

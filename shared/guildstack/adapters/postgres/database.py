@@ -128,6 +128,14 @@ class PostgresDatabase:
             self._pool = None
 
 
+async def returned_row(cur: psycopg.AsyncCursor[DictRow]) -> DictRow:
+    """The row a statement always returns (insert … returning, an aggregate, a locked row)."""
+    row = await cur.fetchone()
+    if row is None:
+        raise RuntimeError("the statement returned no row")
+    return row
+
+
 def translate(exc: psycopg.Error) -> Exception:
     """A psycopg error as the domain error it means (by SQLSTATE, never by message)."""
     sqlstate = exc.sqlstate or ""

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from guildstack.adapters.postgres.database import Connection, PostgresDatabase
+from guildstack.adapters.postgres.database import Connection, PostgresDatabase, returned_row
 from guildstack.domain.errors import Forbidden, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.domain.memory import Candidate, Collection, Document, Memory, MemoryScope
@@ -62,8 +62,7 @@ class PostgresMemoryStore:
                         actor.user_id,
                     ),
                 )
-                row = await cur.fetchone()
-                assert row is not None  # noqa: S101 - insert … returning
+                row = await returned_row(cur)
                 added.append(_memory(row))
         return added
 
@@ -114,8 +113,11 @@ class PostgresMemoryStore:
     ) -> Memory:
         async with self._db.transaction(actor.claims) as conn:
             await _visible(conn, workspace_id, memory_id)
-            sql = f"update public.memories m set feedback_score = feedback_score + %s where id = %s returning {_COLUMNS}"  # noqa: E501, S608 - constant column list
-            cur = await conn.execute(sql, (value, memory_id))
+            cur = await conn.execute(
+                "update public.memories m set feedback_score = feedback_score + %s"  # noqa: S608
+                " where id = %s returning " + _COLUMNS,
+                (value, memory_id),
+            )
             row = await cur.fetchone()
             if row is None:
                 raise NotFound("No such memory.")
@@ -188,8 +190,7 @@ class PostgresMemoryStore:
                 " values (%s, %s, %s, %s) returning *",
                 (workspace_id, actor.user_id, title, text),
             )
-            row = await cur.fetchone()
-            assert row is not None  # noqa: S101 - insert … returning
+            row = await returned_row(cur)
             return _document(row)
 
     async def documents(

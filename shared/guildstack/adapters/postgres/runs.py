@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from guildstack.adapters.postgres.database import Connection, PostgresDatabase
+from guildstack.adapters.postgres.database import Connection, PostgresDatabase, returned_row
 from guildstack.domain.errors import Conflict, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.domain.models import Completion
@@ -68,8 +68,7 @@ class PostgresRunStore:
                     workflow.budget_usd,
                 ),
             )
-            row = await cur.fetchone()
-            assert row is not None  # noqa: S101 - insert … returning
+            row = await returned_row(cur)
             run_id: UUID = row["id"]
             await _lock_run(conn, run_id)
             async with conn.cursor() as cur:
@@ -469,8 +468,7 @@ class PostgresRunStore:
                 " values (%s, %s, %s, %s) returning id",
                 (claim.workspace_id, claim.run_id, claim.step_key, question),
             )
-            row = await cur.fetchone()
-            assert row is not None  # noqa: S101 - insert … returning
+            row = await returned_row(cur)
             await _emit(
                 conn,
                 claim.run_id,
@@ -611,8 +609,7 @@ async def _emit(conn: Connection, run_id: UUID, type_: str, payload: dict[str, A
         """,
         (run_id, run_id, type_, json.dumps(payload)),
     )
-    row = await cur.fetchone()
-    assert row is not None  # noqa: S101 - the run exists (locked by the caller)
+    row = await returned_row(cur)
     seq: int = row["seq"]
     return seq
 
@@ -640,8 +637,7 @@ async def _make_ready(
                 " values (%s, %s, %s) returning id",
                 (row["workspace_id"], run_id, row["key"]),
             )
-            approval = await cur.fetchone()
-            assert approval is not None  # noqa: S101 - insert … returning
+            approval = await returned_row(cur)
             await _emit(
                 conn,
                 run_id,
@@ -693,8 +689,7 @@ async def _decided(conn: Connection, run_id: UUID, key: str, decision: Decision)
 async def _refresh(conn: Connection, run_id: UUID, *, error: str | None = None) -> RunStatus:
     """Recompute the run's status from its steps; emit `run.status` (and `run.finished`)."""
     cur = await conn.execute("select status from public.runs where id = %s", (run_id,))
-    row = await cur.fetchone()
-    assert row is not None  # noqa: S101 - locked by the caller
+    row = await returned_row(cur)
     current = RunStatus(row["status"])
     cur = await conn.execute("select status from public.steps where run_id = %s", (run_id,))
     statuses = [StepStatus(r["status"]) for r in await cur.fetchall()]

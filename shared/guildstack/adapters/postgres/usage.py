@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from guildstack.adapters.postgres.database import Connection, PostgresDatabase
+from guildstack.adapters.postgres.database import Connection, PostgresDatabase, returned_row
 from guildstack.domain.errors import BudgetExceeded, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.domain.models import CallContext
@@ -71,8 +71,7 @@ class PostgresUsageLedger:
                 " values (%s, %s, %s, now() + %s) returning id",
                 (context.workspace_id, context.run_id, amount_usd, self._ttl),
             )
-            row = await cur.fetchone()
-        assert row is not None  # noqa: S101 - insert … returning always yields the row
+            row = await returned_row(cur)
         return Reservation(row["id"], context.workspace_id, amount_usd)
 
     async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
@@ -196,8 +195,7 @@ async def _remaining(conn: Connection, context: CallContext, *, lock: bool) -> D
         " from public.budget_reservations where workspace_id = %s and expires_at > now()",
         (context.run_id, context.workspace_id),
     )
-    held = await cur.fetchone()
-    assert held is not None  # noqa: S101 - an aggregate always returns a row
+    held = await returned_row(cur)
     limits: list[Decimal] = []
     if row["monthly_budget_usd"] is not None:
         limits.append(row["monthly_budget_usd"] - row["spent_usd"] - held["held"])
@@ -206,8 +204,7 @@ async def _remaining(conn: Connection, context: CallContext, *, lock: bool) -> D
             "select coalesce(sum(cost_usd), 0) as spent from public.usage where run_id = %s",
             (context.run_id,),
         )
-        run = await cur.fetchone()
-        assert run is not None  # noqa: S101
+        run = await returned_row(cur)
         limits.append(context.run_budget_usd - run["spent"] - held["run_held"])
     return max(Decimal(0), min(limits)) if limits else None
 
