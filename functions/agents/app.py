@@ -1,8 +1,6 @@
 """AgentsFunction: the agent registry, durable runs and the usage ledger (API.md, Agents
 function)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from typing import Annotated
 
@@ -42,7 +40,6 @@ def _order(agent: AgentResponse | AgentTemplateResponse) -> str:
 @router.get("/agents")
 async def list_agents(
     ws: Member,
-    services: Services,
     guild: Guild | None = None,
     role: Annotated[str | None, Query(max_length=32)] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
@@ -50,7 +47,7 @@ async def list_agents(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ListResponse[AgentResponse]:
-    agents = await services.agents.list(
+    agents = await ws.services.agents.list(
         ws.principal,
         ws.workspace_id,
         guild=guild.value if guild else None,
@@ -70,46 +67,41 @@ async def agent_catalog(
 
 
 @router.post("/agents", status_code=201)
-async def create_agent(
-    body: CreateAgentRequest, ws: Admin, services: Services, response: Response
-) -> AgentResponse:
-    agent = await services.agents.create(ws.principal, ws.workspace_id, body.to_spec())
+async def create_agent(body: CreateAgentRequest, ws: Admin, response: Response) -> AgentResponse:
+    agent = await ws.services.agents.create(ws.principal, ws.workspace_id, body.to_spec())
     response.headers["Location"] = f"/agents/{agent.code}"
     metrics.add_metric(name="AgentsCreated", unit="Count", value=1)
     return AgentResponse.of_agent(agent)
 
 
 @router.get("/agents/{code}")
-async def get_agent(code: AgentCode, ws: Member, services: Services) -> AgentResponse:
-    return AgentResponse.of_agent(await services.agents.get(ws.principal, ws.workspace_id, code))
+async def get_agent(code: AgentCode, ws: Member) -> AgentResponse:
+    return AgentResponse.of_agent(await ws.services.agents.get(ws.principal, ws.workspace_id, code))
 
 
 @router.patch("/agents/{code}")
-async def update_agent(
-    code: AgentCode, body: UpdateAgentRequest, ws: Admin, services: Services
-) -> AgentResponse:
+async def update_agent(code: AgentCode, body: UpdateAgentRequest, ws: Admin) -> AgentResponse:
     status = AgentStatus(body.status) if body.status else None
-    agent = await services.agents.update(
+    agent = await ws.services.agents.update(
         ws.principal, ws.workspace_id, code, body.changes(), status
     )
     return AgentResponse.of_agent(agent)
 
 
 @router.delete("/agents/{code}", status_code=204)
-async def retire_agent(code: AgentCode, ws: Admin, services: Services) -> Response:
-    await services.agents.retire(ws.principal, ws.workspace_id, code)
+async def retire_agent(code: AgentCode, ws: Admin) -> Response:
+    await ws.services.agents.retire(ws.principal, ws.workspace_id, code)
     return Response(status_code=204)
 
 
 @router.get("/usage", response_model_by_alias=True)
 async def usage(
     ws: Analyst,
-    services: Services,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
     group_by: GroupBy | None = None,
 ) -> UsageResponse:
-    report = await services.usage.report(ws.principal, ws.workspace_id, from_, to, group_by)
+    report = await ws.services.usage.report(ws.principal, ws.workspace_id, from_, to, group_by)
     return UsageResponse.of(report, group_by.value if group_by else None)
 
 

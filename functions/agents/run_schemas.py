@@ -1,10 +1,8 @@
 """Request and response models of runs, approvals and questions (API.md, Agents function)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -41,7 +39,7 @@ class CreateRunRequest(BaseModel):
     nodes: Annotated[list[NodeRequest], Field(max_length=1000)]
     budget_usd: Annotated[Decimal, Field(gt=0, le=100_000)] | None = None
 
-    def to_workflow(self) -> Workflow:
+    def to_workflow(self) -> "Workflow":
         from guildstack.domain.runs import Node, Workflow
 
         return Workflow(
@@ -84,7 +82,7 @@ class StepResponse(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, step: Step) -> StepResponse:
+    def of(cls, step: "Step") -> Self:
         return cls(
             key=step.key,
             agent=step.agent_code,
@@ -121,7 +119,7 @@ class RunResponse(BaseModel):
     steps: list[StepResponse] | None = None
 
     @classmethod
-    def of(cls, run: Run, *, with_steps: bool = True) -> RunResponse:
+    def of(cls, run: "Run", *, with_steps: bool = True) -> Self:
         return cls(
             id=str(run.id),
             kind=run.kind.value,
@@ -154,7 +152,7 @@ class InvokeResult(BaseModel):
     usage: dict[str, Any]
 
     @classmethod
-    def of(cls, run: Run) -> InvokeResult:
+    def of(cls, run: "Run") -> Self:
         step = StepResponse.of(run.steps[0]) if run.steps else None
         return cls(
             run_id=str(run.id),
@@ -171,7 +169,7 @@ class EventResponse(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, event: Event) -> EventResponse:
+    def of(cls, event: "Event") -> Self:
         return cls(
             id=event.seq, type=event.type, payload=dict(event.payload), created_at=event.created_at
         )
@@ -206,7 +204,7 @@ class ApprovalResponse(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, approval: Approval) -> ApprovalResponse:
+    def of(cls, approval: "Approval") -> Self:
         return cls(
             id=str(approval.id),
             run_id=str(approval.run_id),
@@ -230,7 +228,7 @@ class QuestionResponse(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, question: Question) -> QuestionResponse:
+    def of(cls, question: "Question") -> Self:
         return cls(
             id=str(question.id),
             run_id=str(question.run_id),

@@ -1,8 +1,6 @@
 """Routes of durable runs: invoke an agent, start and steer runs, read their events,
 decide approvals and answer questions (API.md, Agents function)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 from uuid import UUID
 
@@ -25,13 +23,11 @@ from functions.agents.run_schemas import (
     StepKey,
 )
 from functions.agents.schemas import AgentCode
-from guildstack.bootstrap import Container
 from guildstack.domain.paging import PageRequest
 from guildstack.domain.vocabulary import GateStatus, Role, RunKind, RunStatus
-from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
+from guildstack.http.auth import WorkspaceContext, workspace_member
 from guildstack.http.pagination import ListResponse, encode_cursor, page_request
 
-Services = Annotated[Container, Depends(container_of)]
 Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
 Operator = Annotated[WorkspaceContext, Depends(workspace_member(Role.OPERATOR))]
 Paging = Annotated[PageRequest, Depends(page_request)]
@@ -41,10 +37,10 @@ router = APIRouter()
 
 @router.post("/agents/{code}/invoke", response_model=None)
 async def invoke_agent(
-    code: AgentCode, body: InvokeRequest, ws: Operator, services: Services
+    code: AgentCode, body: InvokeRequest, ws: Operator
 ) -> InvokeResult | JSONResponse:
     """`wait=true`: the output once the run finishes (bounded); otherwise 202 and the run id."""
-    run, finished = await services.runs.invoke(
+    run, finished = await ws.services.runs.invoke(
         ws.principal, ws.workspace_id, code, body.input, wait_seconds=25 if body.wait else 0
     )
     if finished:
@@ -56,10 +52,8 @@ async def invoke_agent(
 
 
 @router.post("/runs", status_code=202)
-async def start_run(
-    body: CreateRunRequest, ws: Operator, services: Services, response: Response
-) -> RunAccepted:
-    run = await services.runs.start(ws.principal, ws.workspace_id, body.to_workflow())
+async def start_run(body: CreateRunRequest, ws: Operator, response: Response) -> RunAccepted:
+    run = await ws.services.runs.start(ws.principal, ws.workspace_id, body.to_workflow())
     response.headers["Location"] = f"/runs/{run.id}"
     return RunAccepted(run=RunResponse.of(run))
 
@@ -67,12 +61,11 @@ async def start_run(
 @router.get("/runs")
 async def list_runs(
     ws: Member,
-    services: Services,
     paging: Paging,
     status: RunStatus | None = None,
     kind: RunKind | None = None,
 ) -> ListResponse[RunResponse]:
-    page = await services.runs.list_runs(ws.principal, ws.workspace_id, paging, status, kind)
+    page = await ws.services.runs.list_runs(ws.principal, ws.workspace_id, paging, status, kind)
     return ListResponse(
         items=[RunResponse.of(r, with_steps=False) for r in page.items],
         next_cursor=encode_cursor(page.next_after),
@@ -80,22 +73,20 @@ async def list_runs(
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: UUID, ws: Member, services: Services) -> RunResponse:
-    return RunResponse.of(await services.runs.get(ws.principal, ws.workspace_id, run_id))
+async def get_run(run_id: UUID, ws: Member) -> RunResponse:
+    return RunResponse.of(await ws.services.runs.get(ws.principal, ws.workspace_id, run_id))
 
 
 @router.post("/runs/{run_id}/cancel", status_code=202)
-async def cancel_run(run_id: UUID, ws: Operator, services: Services) -> RunAccepted:
-    run = await services.runs.cancel(ws.principal, ws.workspace_id, run_id)
+async def cancel_run(run_id: UUID, ws: Operator) -> RunAccepted:
+    run = await ws.services.runs.cancel(ws.principal, ws.workspace_id, run_id)
     return RunAccepted(run=RunResponse.of(run))
 
 
 @router.post("/runs/{run_id}/steps/{step_key}/retry", status_code=202)
-async def retry_step(
-    run_id: UUID, step_key: StepKey, ws: Operator, services: Services
-) -> RunAccepted:
-    await services.runs.retry_step(ws.principal, ws.workspace_id, run_id, step_key)
-    run = await services.runs.get(ws.principal, ws.workspace_id, run_id)
+async def retry_step(run_id: UUID, step_key: StepKey, ws: Operator) -> RunAccepted:
+    await ws.services.runs.retry_step(ws.principal, ws.workspace_id, run_id, step_key)
+    run = await ws.services.runs.get(ws.principal, ws.workspace_id, run_id)
     return RunAccepted(run=RunResponse.of(run))
 
 
@@ -103,13 +94,12 @@ async def retry_step(
 async def run_events(
     run_id: UUID,
     ws: Member,
-    services: Services,
     after: Annotated[int, Query(ge=0)] = 0,
     wait: Annotated[float, Query(ge=0, le=25)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> EventsResponse:
     """Long-poll: with `wait`, the request is held until an event after `after` exists."""
-    page = await services.runs.events(
+    page = await ws.services.runs.events(
         ws.principal, ws.workspace_id, run_id, after=after, wait_seconds=wait, limit=limit
     )
     return EventsResponse(
@@ -119,9 +109,9 @@ async def run_events(
 
 @router.get("/approvals")
 async def list_approvals(
-    ws: Member, services: Services, paging: Paging, status: GateStatus | None = None
+    ws: Member, paging: Paging, status: GateStatus | None = None
 ) -> ListResponse[ApprovalResponse]:
-    page = await services.runs.approvals(ws.principal, ws.workspace_id, status, paging)
+    page = await ws.services.runs.approvals(ws.principal, ws.workspace_id, status, paging)
     return ListResponse(
         items=[ApprovalResponse.of(a) for a in page.items],
         next_cursor=encode_cursor(page.next_after),
@@ -130,9 +120,9 @@ async def list_approvals(
 
 @router.post("/approvals/{approval_id}")
 async def decide_approval(
-    approval_id: UUID, body: DecisionRequest, ws: Operator, services: Services
+    approval_id: UUID, body: DecisionRequest, ws: Operator
 ) -> ApprovalResponse:
-    approval = await services.runs.decide(
+    approval = await ws.services.runs.decide(
         ws.principal, ws.workspace_id, approval_id, body.decision, body.comment
     )
     return ApprovalResponse.of(approval)
@@ -140,9 +130,9 @@ async def decide_approval(
 
 @router.get("/questions")
 async def list_questions(
-    ws: Member, services: Services, paging: Paging, status: GateStatus | None = None
+    ws: Member, paging: Paging, status: GateStatus | None = None
 ) -> ListResponse[QuestionResponse]:
-    page = await services.runs.questions(ws.principal, ws.workspace_id, status, paging)
+    page = await ws.services.runs.questions(ws.principal, ws.workspace_id, status, paging)
     return ListResponse(
         items=[QuestionResponse.of(q) for q in page.items],
         next_cursor=encode_cursor(page.next_after),
@@ -150,8 +140,8 @@ async def list_questions(
 
 
 @router.post("/questions/{question_id}")
-async def answer_question(
-    question_id: UUID, body: AnswerRequest, ws: Operator, services: Services
-) -> QuestionResponse:
-    question = await services.runs.answer(ws.principal, ws.workspace_id, question_id, body.answer)
+async def answer_question(question_id: UUID, body: AnswerRequest, ws: Operator) -> QuestionResponse:
+    question = await ws.services.runs.answer(
+        ws.principal, ws.workspace_id, question_id, body.answer
+    )
     return QuestionResponse.of(question)

@@ -1,10 +1,8 @@
 """Request and response models of the Agents function (API.md: /agents*, /usage)."""
 
-from __future__ import annotations
-
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
@@ -40,7 +38,7 @@ class CreateAgentRequest(BaseModel):
     max_tokens: MaxTokens = 2048
     capabilities: Capabilities = Field(default_factory=list)
 
-    def to_spec(self) -> AgentSpec:
+    def to_spec(self) -> "AgentSpec":
         from guildstack.domain.agents import AgentSpec
 
         return AgentSpec.of(**self.model_dump())
@@ -63,7 +61,7 @@ class UpdateAgentRequest(BaseModel):
     status: Literal["idle", "paused"] | None = None
 
     @model_validator(mode="after")
-    def _something(self) -> UpdateAgentRequest:
+    def _something(self) -> Self:
         if not self.model_fields_set:
             raise ValueError("nothing to change")
         for name in self.model_fields_set:
@@ -96,7 +94,7 @@ class AgentTemplateResponse(BaseModel):
     capabilities: list[str]
 
     @classmethod
-    def of(cls, spec: AgentSpec) -> AgentTemplateResponse:
+    def of(cls, spec: "AgentSpec") -> Self:
         return cls(
             code=spec.code,
             name=spec.name,
@@ -118,7 +116,7 @@ class AgentResponse(AgentTemplateResponse):
     updated_at: datetime | None
 
     @classmethod
-    def of_agent(cls, agent: Agent) -> AgentResponse:
+    def of_agent(cls, agent: "Agent") -> Self:
         base = AgentTemplateResponse.of(agent.spec).model_dump()
         return cls(
             **base,
@@ -138,7 +136,7 @@ class TotalsResponse(BaseModel):
     cost_usd: float
 
     @classmethod
-    def of(cls, totals: UsageTotals) -> TotalsResponse:
+    def of(cls, totals: "UsageTotals") -> Self:
         return cls(
             calls=totals.calls,
             input_tokens=totals.input_tokens,
@@ -159,7 +157,7 @@ class BudgetResponse(BaseModel):
     remaining_usd: float | None
 
     @classmethod
-    def of(cls, budget: BudgetStatus) -> BudgetResponse:
+    def of(cls, budget: "BudgetStatus") -> Self:
         return cls(
             monthly_usd=_money(budget.monthly_usd),
             spent_usd=float(budget.spent_usd),
@@ -176,7 +174,7 @@ class UsageResponse(BaseModel):
     budget: BudgetResponse
 
     @classmethod
-    def of(cls, report: UsageReport, group_by: str | None) -> UsageResponse:
+    def of(cls, report: "UsageReport", group_by: str | None) -> Self:
         return cls(
             from_=report.start,
             to=report.end,

@@ -1,7 +1,5 @@
 """AuthFunction: health, identity, workspaces and members (API.md, Auth table)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 from uuid import UUID
 

@@ -1,11 +1,9 @@
 """Request and response models of the Auth function (API.md, Auth table)."""
 
-from __future__ import annotations
-
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Self
 from uuid import UUID
 
 from pydantic import (
@@ -80,7 +78,7 @@ class UpdateWorkspaceRequest(Request):
     monthly_budget_usd: Budget | None = None
 
     @model_validator(mode="after")
-    def _something_to_change(self) -> UpdateWorkspaceRequest:
+    def _something_to_change(self) -> Self:
         if self.name is None and self.monthly_budget_usd is None:
             raise ValueError("give name or monthly_budget_usd")
         return self
@@ -107,7 +105,7 @@ class SessionResponse(BaseModel):
     token_type: str
 
     @classmethod
-    def of(cls, session: Session) -> SessionResponse:
+    def of(cls, session: Session) -> Self:
         return cls(
             access_token=session.access_token,
             refresh_token=session.refresh_token,
@@ -121,7 +119,7 @@ class AuthResponse(BaseModel):
     session: SessionResponse | None
 
     @classmethod
-    def of(cls, signed_in: SignedIn) -> AuthResponse:
+    def of(cls, signed_in: SignedIn) -> Self:
         return cls(
             user=UserResponse(id=signed_in.user.id, email=signed_in.user.email),
             session=SessionResponse.of(signed_in.session) if signed_in.session else None,
@@ -139,7 +137,7 @@ class ProfileResponse(BaseModel):
     last_active: datetime | None
 
     @classmethod
-    def of(cls, profile: Profile) -> ProfileResponse:
+    def of(cls, profile: Profile) -> Self:
         return cls(
             full_name=profile.full_name,
             account_kind=profile.account_kind.value,
@@ -154,7 +152,7 @@ class MembershipResponse(BaseModel):
     role: Role
 
     @classmethod
-    def of(cls, membership: Membership) -> MembershipResponse:
+    def of(cls, membership: Membership) -> Self:
         return cls(workspace_id=membership.workspace_id, name=membership.name, role=membership.role)
 
 
@@ -166,7 +164,7 @@ class MeResponse(BaseModel):
     @classmethod
     def of(
         cls, principal: Principal, profile: Profile | None, memberships: list[Membership]
-    ) -> MeResponse:
+    ) -> Self:
         return cls(
             user=UserResponse(id=principal.user_id, email=principal.email),
             profile=ProfileResponse.of(profile) if profile else None,
@@ -183,7 +181,7 @@ class WorkspaceResponse(BaseModel):
     role: Role | None
 
     @classmethod
-    def of(cls, workspace: Workspace) -> WorkspaceResponse:
+    def of(cls, workspace: Workspace) -> Self:
         return cls(
             id=workspace.id,
             name=workspace.name,
@@ -203,7 +201,7 @@ class MemberResponse(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, member: Member) -> MemberResponse:
+    def of(cls, member: Member) -> Self:
         return cls(
             workspace_id=member.workspace_id,
             user_id=member.user_id,

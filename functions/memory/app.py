@@ -1,7 +1,5 @@
 """MemoryFunction: memories and documents, searched by meaning and words (API.md)."""
 
-from __future__ import annotations
-
 from typing import Annotated
 from uuid import UUID
 
@@ -21,10 +19,9 @@ from guildstack.bootstrap import Container, build
 from guildstack.domain.paging import PageRequest
 from guildstack.domain.vocabulary import Collection, Role
 from guildstack.http.app import create_app
-from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
+from guildstack.http.auth import WorkspaceContext, workspace_member
 from guildstack.http.pagination import ListResponse, encode_cursor, page_request
 
-Services = Annotated[Container, Depends(container_of)]
 Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
@@ -32,10 +29,8 @@ router = APIRouter()
 
 
 @router.post("/memory", status_code=201)
-async def remember(
-    body: RememberRequest, ws: Member, services: Services, response: Response
-) -> MemoryResponse:
-    memory = await services.memory.remember(
+async def remember(body: RememberRequest, ws: Member, response: Response) -> MemoryResponse:
+    memory = await ws.services.memory.remember(
         ws.principal,
         ws.workspace_id,
         ws.role,
@@ -51,9 +46,9 @@ async def remember(
 
 @router.get("/memory")
 async def list_memories(
-    ws: Member, services: Services, paging: Paging, collection: Collection | None = None
+    ws: Member, paging: Paging, collection: Collection | None = None
 ) -> ListResponse[MemoryResponse]:
-    page = await services.memory.list_memories(ws.principal, ws.workspace_id, collection, paging)
+    page = await ws.services.memory.list_memories(ws.principal, ws.workspace_id, collection, paging)
     return ListResponse(
         items=[MemoryResponse.of(m) for m in page.items],
         next_cursor=encode_cursor(page.next_after),
@@ -61,40 +56,36 @@ async def list_memories(
 
 
 @router.delete("/memory/{memory_id}", status_code=204)
-async def forget(memory_id: UUID, ws: Member, services: Services) -> Response:
-    await services.memory.forget(ws.principal, ws.workspace_id, memory_id)
+async def forget(memory_id: UUID, ws: Member) -> Response:
+    await ws.services.memory.forget(ws.principal, ws.workspace_id, memory_id)
     return Response(status_code=204)
 
 
 @router.post("/memory/search")
-async def search(body: SearchRequest, ws: Member, services: Services) -> SearchResponse:
-    hits = await services.memory.search(
+async def search(body: SearchRequest, ws: Member) -> SearchResponse:
+    hits = await ws.services.memory.search(
         ws.principal, ws.workspace_id, body.query, collections=body.collections, limit=body.limit
     )
     return SearchResponse(hits=[HitResponse.of(h) for h in hits])
 
 
 @router.post("/memory/{memory_id}/feedback")
-async def feedback(
-    memory_id: UUID, body: FeedbackRequest, ws: Member, services: Services
-) -> MemoryResponse:
-    memory = await services.memory.feedback(ws.principal, ws.workspace_id, memory_id, body.value)
+async def feedback(memory_id: UUID, body: FeedbackRequest, ws: Member) -> MemoryResponse:
+    memory = await ws.services.memory.feedback(ws.principal, ws.workspace_id, memory_id, body.value)
     return MemoryResponse.of(memory)
 
 
 @router.post("/memory/documents", status_code=202)
-async def add_document(body: DocumentRequest, ws: Member, services: Services) -> DocumentResponse:
-    document = await services.memory.add_document(
+async def add_document(body: DocumentRequest, ws: Member) -> DocumentResponse:
+    document = await ws.services.memory.add_document(
         ws.principal, ws.workspace_id, body.title, body.text
     )
     return DocumentResponse.of(document)
 
 
 @router.get("/memory/documents")
-async def list_documents(
-    ws: Member, services: Services, paging: Paging
-) -> ListResponse[DocumentResponse]:
-    page = await services.memory.documents(ws.principal, ws.workspace_id, paging)
+async def list_documents(ws: Member, paging: Paging) -> ListResponse[DocumentResponse]:
+    page = await ws.services.memory.documents(ws.principal, ws.workspace_id, paging)
     return ListResponse(
         items=[DocumentResponse.of(d) for d in page.items],
         next_cursor=encode_cursor(page.next_after),

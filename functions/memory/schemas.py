@@ -1,9 +1,7 @@
 """Request and response models of the Memory function (API.md, Memory function)."""
 
-from __future__ import annotations
-
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,7 +60,7 @@ class MemoryResponse(BaseModel):
     last_accessed_at: datetime | None
 
     @classmethod
-    def of(cls, memory: Memory) -> MemoryResponse:
+    def of(cls, memory: "Memory") -> Self:
         return cls(
             id=str(memory.id),
             collection=memory.collection.value,
@@ -84,7 +82,7 @@ class HitResponse(BaseModel):
     parts: dict[str, float]
 
     @classmethod
-    def of(cls, hit: SearchHit) -> HitResponse:
+    def of(cls, hit: "SearchHit") -> Self:
         p = hit.parts
         return cls(
             memory=MemoryResponse.of(hit.memory),
@@ -112,7 +110,7 @@ class DocumentResponse(BaseModel):
     created_at: datetime
 
     @classmethod
-    def of(cls, document: Document) -> DocumentResponse:
+    def of(cls, document: "Document") -> Self:
         return cls(
             id=str(document.id),
             title=document.title,

@@ -5,8 +5,6 @@ HTTP API cannot stream). Each event goes out with `id:` = its number in the run,
 that drops reconnects with `Last-Event-ID` and misses nothing, and sees nothing twice.
 """
 
-from __future__ import annotations
-
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,9 +18,8 @@ from guildstack.bootstrap import Container, build
 from guildstack.domain.errors import BadRequest
 from guildstack.domain.vocabulary import Role
 from guildstack.http.app import create_app
-from guildstack.http.auth import WorkspaceContext, container_of, workspace_member
+from guildstack.http.auth import WorkspaceContext, workspace_member
 
-Services = Annotated[Container, Depends(container_of)]
 Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
 
 # A function URL response may stream for up to 15 minutes; end cleanly before that and
@@ -51,23 +48,22 @@ async def stream_run(
     run_id: UUID,
     request: Request,
     ws: Member,
-    services: Services,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
     start = resume_point(request.headers.get("last-event-id"), after)
     # A run outside the caller's workspaces is a 404 before any byte is streamed.
-    await services.runs.get(ws.principal, ws.workspace_id, run_id)
+    await ws.services.runs.get(ws.principal, ws.workspace_id, run_id)
     return StreamingResponse(
-        _events(services, ws, run_id, start, request),
+        _events(ws, run_id, start, request),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
 async def _events(
-    services: Container, ws: WorkspaceContext, run_id: UUID, after: int, request: Request
+    ws: WorkspaceContext, run_id: UUID, after: int, request: Request
 ) -> AsyncIterator[str]:
-    runs = services.runs
+    runs = ws.services.runs
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:

@@ -3,12 +3,10 @@
 Loaded on first use, never at import: a function that never calls a model pays nothing.
 """
 
-from __future__ import annotations
-
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -55,7 +53,7 @@ class AgentCatalogFile(BaseModel):
     agents: list[CatalogAgent] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _unique_codes(self) -> AgentCatalogFile:
+    def _unique_codes(self) -> Self:
         codes = [a.code for a in self.agents]
         duplicates = {code for code in codes if codes.count(code) > 1}
         if duplicates:

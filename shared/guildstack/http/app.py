@@ -1,7 +1,5 @@
 """The FastAPI app factory every function uses."""
 
-from __future__ import annotations
-
 from collections.abc import Iterable
 
 from fastapi import APIRouter, FastAPI

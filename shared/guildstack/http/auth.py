@@ -5,8 +5,6 @@ limit); `Depends(workspace_member(Role.X))` proves they belong to the `X-Workspa
 workspace with at least role X: missing header 400, not a member 404, role too low 403.
 """
 
-from __future__ import annotations
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
@@ -24,7 +22,7 @@ if TYPE_CHECKING:
     from guildstack.ports.ratelimit import RateLimiter
 
 
-def container_of(request: Request) -> Container:
+def container_of(request: Request) -> "Container":
     """The composition root the app was created with."""
     container: Container = request.app.state.container
     return container
@@ -38,7 +36,7 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def enforce_rate_limit(limiter: RateLimiter | None, key: str) -> None:
+async def enforce_rate_limit(limiter: "RateLimiter | None", key: str) -> None:
     """Count the request against `key`; 429 with Retry-After when over the limit.
 
     When Redis cannot be reached the request is let through (and logged): an outage of
@@ -71,9 +69,12 @@ CurrentUser = Annotated[Principal, Depends(current_user)]
 
 @dataclass(frozen=True)
 class WorkspaceContext:
+    """A member of the request's workspace, and the services that act for them."""
+
     principal: Principal
     workspace_id: UUID
     role: Role
+    services: "Container"
 
 
 def workspace_id_header(request: Request) -> UUID:
@@ -86,12 +87,18 @@ def workspace_id_header(request: Request) -> UUID:
         raise BadRequest("The X-Workspace-Id header is not a workspace id.") from exc
 
 
-def workspace_member(minimum: Role) -> Callable[..., Awaitable[WorkspaceContext]]:
-    """A dependency admitting members of the header's workspace with at least `minimum`."""
+def workspace_member(minimum: Role) -> Callable[[Request], Awaitable[WorkspaceContext]]:
+    """A dependency admitting members of the header's workspace with at least `minimum`.
 
-    async def dependency(request: Request, principal: CurrentUser) -> WorkspaceContext:
+    One flat dependency on the request, not a chain of sub-dependencies: FastAPI analyses
+    every dependency again for every route at import, which is cold-start time.
+    """
+
+    async def dependency(request: Request) -> WorkspaceContext:
+        principal = await current_user(request)
         workspace_id = workspace_id_header(request)
-        role = await container_of(request).workspaces.require_role(principal, workspace_id, minimum)
-        return WorkspaceContext(principal=principal, workspace_id=workspace_id, role=role)
+        services = container_of(request)
+        role = await services.workspaces.require_role(principal, workspace_id, minimum)
+        return WorkspaceContext(principal, workspace_id, role, services)
 
     return dependency

@@ -1,7 +1,5 @@
 """Wrap a FastAPI app as a Lambda handler (API Gateway HTTP API, payload v2)."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Any
 

@@ -1,7 +1,5 @@
 """Opaque list cursors and the `{"items", "next_cursor"}` envelope of API.md."""
 
-from __future__ import annotations
-
 import base64
 import binascii
 from collections.abc import Callable

@@ -1,7 +1,5 @@
 """application/problem+json responses, and the one mapping from domain errors to HTTP."""
 
-from __future__ import annotations
-
 from http import HTTPStatus
 from typing import Any
 
