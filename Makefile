@@ -3,8 +3,15 @@
 # for Lambda's Python 3.12 on the target architecture (GUILDSTACK_BUILD_ARCH, default arm64:
 # make cannot see the template's Architecture parameter, so keep the two in step).
 
+# Lambda's file system is read-only, so bytecode missing from the bundle is compiled again
+# on every cold start. Both targets ship it, compiled by Python 3.12 with unchecked-hash
+# invalidation: zip archives keep mtimes only to 2 s, which would make timestamp-checked
+# .pyc files look stale.
+
 UV ?= uv
+PYTHON312 ?= python3.12
 GUILDSTACK_BUILD_ARCH ?= arm64
+COMPILE = $(PYTHON312) -m compileall -q -j 0 --invalidation-mode unchecked-hash
 PLATFORM := $(if $(filter x86_64,$(GUILDSTACK_BUILD_ARCH)),x86_64,aarch64)-manylinux_2_28
 
 build-SharedLayer:
@@ -21,11 +28,13 @@ build-SharedLayer:
 	# The devstack is never shipped.
 	rm -rf "$(ARTIFACTS_DIR)/python/guildstack/devstack"
 	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -type d -prune -exec rm -rf {} +
+	$(COMPILE) "$(ARTIFACTS_DIR)/python"
 
 define function_build
 	mkdir -p "$(ARTIFACTS_DIR)/functions/$(1)"
 	cp functions/__init__.py "$(ARTIFACTS_DIR)/functions/"
 	cp functions/$(1)/*.py "$(ARTIFACTS_DIR)/functions/$(1)/"
+	$(COMPILE) "$(ARTIFACTS_DIR)/functions"
 endef
 
 build-AuthFunction:

@@ -8,14 +8,12 @@ in a fresh Python 3.12 process, the Lambda runtime's version, against real Postg
 from __future__ import annotations
 
 import json
-import os
-import platform
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.bundle import BuildFailed, sam_build
 
 REPO = Path(__file__).resolve().parents[2]
 EVENT = REPO / "tests" / "events" / "apigw_v2_get_health.json"
@@ -45,70 +43,27 @@ print(directory, len(agents), len(book.tiers))
 """
 
 
-def _python312(env: dict[str, str]) -> str:
-    """The real 3.12 interpreter (not a pyenv shim, which needs pyenv's environment)."""
-    found = shutil.which("python3.12", path=env.get("PATH"))
-    if found is None:
-        pytest.fail(
-            "python3.12 is required for sam build (runtime python3.12) and was not found on PATH;"
-            " with pyenv, set PYENV_VERSION to include a 3.12 version"
-        )
-    probe = subprocess.run(
-        [found, "-c", "import sys; print(sys.executable)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return probe.stdout.strip()
-
-
-def _build_env() -> dict[str, str]:
-    env = dict(os.environ)
-    if shutil.which("pyenv"):
-        # pyenv machines: make python3.12 resolvable beside the current version.
-        versions = subprocess.run(
-            ["pyenv", "versions", "--bare"], capture_output=True, text=True, check=True
-        ).stdout.split()
-        active = (
-            env.get("PYENV_VERSION")
-            or subprocess.run(
-                ["pyenv", "version-name"], capture_output=True, text=True, check=False
-            ).stdout.strip()
-        )
-        current = [v for v in active.split(":") if v and v != "system"]
-        wanted = current + [v for v in versions if v.startswith("3.12.") and v not in current]
-        env["PYENV_VERSION"] = ":".join(wanted)
-    uv = shutil.which("uv") or env.get("UV")
-    if uv:
-        env["UV"] = uv
-    env["GUILDSTACK_BUILD_ARCH"] = (
-        "x86_64" if platform.machine() in ("x86_64", "AMD64") else "arm64"
-    )
-    env["SAM_CLI_TELEMETRY"] = "0"
-    return env
-
-
 def test_given_the_template_when_built_then_the_handler_answers_health(
     tmp_path: Path, database_url: str
 ) -> None:
-    env = _build_env()
-    build_dir = tmp_path / "build"
-    sam = Path(sys.executable).parent / "sam"
-    built = subprocess.run(
-        [
-            str(sam), "build", "--build-in-source", "--build-dir", str(build_dir),
-            "--parameter-overrides",
-            f"Architecture={env['GUILDSTACK_BUILD_ARCH']}",
-            "SupabaseUrl=http://127.0.0.1:9", "SecretsArn=unused", "UpstashRedisRestUrl=unused",
-        ],
-        cwd=REPO, env=env, check=False, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    assert built.returncode == 0, (built.stdout + built.stderr)[-4000:]
-    layer, function = build_dir / "SharedLayer" / "python", build_dir / "AuthFunction"
+    try:
+        bundle = sam_build(tmp_path / "build")
+    except BuildFailed as failure:
+        pytest.fail(str(failure))
+    build_dir, layer, function = bundle.build_dir, bundle.layer, bundle.function("AuthFunction")
     assert (layer / "guildstack" / "__init__.py").exists()
     assert not (layer / "guildstack" / "devstack").exists(), "the devstack must not ship"
-    assert sorted(p.name for p in (function / "functions").iterdir()) == ["__init__.py", "auth"]
+    shipped = sorted(p.name for p in (function / "functions").iterdir())
+    assert shipped == ["__init__.py", "__pycache__", "auth"]
+    # Lambda cannot write bytecode: the bundle carries it, for 3.12, valid whatever the mtimes.
+    for compiled in (
+        layer / "guildstack" / "__pycache__" / "config.cpython-312.pyc",
+        layer / "fastapi" / "__pycache__" / "routing.cpython-312.pyc",
+        function / "functions" / "auth" / "__pycache__" / "app.cpython-312.pyc",
+    ):
+        assert compiled.exists(), compiled
+        flags = int.from_bytes(compiled.read_bytes()[4:8], "little")
+        assert flags == 0b01, f"{compiled.name} is not an unchecked-hash pyc"
 
     run_env = {
         "PYTHONPATH": f"{layer}:{function}",
@@ -116,9 +71,10 @@ def test_given_the_template_when_built_then_the_handler_answers_health(
         "DATABASE_URL": database_url,
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_LAMBDA_FUNCTION_NAME": "AuthFunction",
+        "PYTHONDONTWRITEBYTECODE": "1",  # read-only, as in Lambda
     }
     result = subprocess.run(
-        [_python312(env), "-s", "-c", SMOKE, str(EVENT)],
+        [bundle.python, "-s", "-c", SMOKE, str(EVENT)],
         env=run_env,
         cwd=tmp_path,
         capture_output=True,
@@ -134,7 +90,7 @@ def test_given_the_template_when_built_then_the_handler_answers_health(
 
     agents_function = build_dir / "AgentsFunction"
     catalog = subprocess.run(
-        [_python312(env), "-s", "-c", CATALOG],
+        [bundle.python, "-s", "-c", CATALOG],
         env={**run_env, "PYTHONPATH": f"{layer}:{agents_function}"},
         cwd=tmp_path,
         capture_output=True,
