@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from guildstack.devstack.template import FunctionSpec, Template
+from guildstack.devstack.template import Template
 from tests.fixtures.bundle import BuildFailed, Bundle, sam_build
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,13 +114,6 @@ def runner() -> Iterator[Runner]:
         yield Runner(bundle=bundle, workdir=workdir)
 
 
-def import_statement(spec: FunctionSpec) -> str:
-    if spec.handler.endswith(".sh"):  # Web Adapter: uvicorn imports the app module
-        return f"from {spec.app_module} import app"
-    module, attribute = spec.handler.rsplit(".", 1)
-    return f"from {module} import {attribute}"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
@@ -139,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         print("|---|---|---:|---:|---:|---|---:|---:|---|")
         for spec in template.functions:
-            own, base = run.paired(import_statement(spec), spec.logical_id, args.runs)
+            own, base = run.paired(f"import {spec.entry_module}", spec.logical_id, args.runs)
             median, baseline = statistics.median(own), statistics.median(base)
             ratios = [a / b for a, b in zip(own, base, strict=True)]
             ratio = statistics.median(ratios)

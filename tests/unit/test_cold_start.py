@@ -29,15 +29,11 @@ print(json.dumps(sorted(name for name in sys.modules if name.split(".")[0] in sy
 
 def _api_handlers() -> list[tuple[str, str]]:
     template = Template.load(REPO / "template.yaml")
-    handlers = []
-    for spec in template.functions:
-        if not spec.routes:
-            continue
-        if spec.handler.endswith(".sh"):  # Web Adapter: uvicorn imports the app module
-            handlers.append((spec.logical_id, f"import {spec.app_module}"))
-        else:
-            handlers.append((spec.logical_id, f"import {spec.handler.rsplit('.', 1)[0]}"))
-    return handlers
+    return [
+        (spec.logical_id, f"import {spec.entry_module}")
+        for spec in template.functions
+        if spec.routes
+    ]
 
 
 @pytest.mark.parametrize(("function", "statement"), _api_handlers())

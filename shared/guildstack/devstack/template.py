@@ -84,6 +84,12 @@ class FunctionSpec:
         return self.handler.rsplit(".", 1)[0]
 
     @property
+    def entry_module(self) -> str:
+        """The module Lambda's cold start imports: the handler's, or for a Web Adapter script
+        the app module uvicorn loads."""
+        return self.app_module if self.handler.endswith(".sh") else self.handler_module
+
+    @property
     def app_module(self) -> str:
         """`functions.auth.handler.handler` → `functions.auth.app` (holds the FastAPI app);
         a Web Adapter script `functions/stream/run.sh` → `functions.stream.app`."""
