@@ -2,7 +2,7 @@
 function)."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
@@ -17,16 +17,19 @@ from functions.agents.schemas import (
 )
 from guildstack.bootstrap import Container, build
 from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
-from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild, Role
+from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild
 from guildstack.http.app import create_app
-from guildstack.http.auth import CurrentUser, WorkspaceContext, container_of, workspace_member
+from guildstack.http.auth import CurrentUser, Scoped, in_workspace, service
 from guildstack.http.pagination import ListResponse, key_page
 from guildstack.observability import metrics
 
-Services = Annotated[Container, Depends(container_of)]
-Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
-Admin = Annotated[WorkspaceContext, Depends(workspace_member(Role.ADMIN))]
-Analyst = Annotated[WorkspaceContext, Depends(workspace_member(Role.ANALYST))]
+if TYPE_CHECKING:
+    from guildstack.services.agents import AgentRegistry
+    from guildstack.services.usage import UsageService
+
+Agents = Annotated["Scoped[AgentRegistry]", Depends(in_workspace(lambda c: c.agents))]
+Catalog = Annotated["AgentRegistry", Depends(service(lambda c: c.agents))]
+Usage = Annotated["Scoped[UsageService]", Depends(in_workspace(lambda c: c.usage))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
@@ -39,7 +42,7 @@ def _order(agent: AgentResponse | AgentTemplateResponse) -> str:
 
 @router.get("/agents")
 async def list_agents(
-    ws: Member,
+    ws: Agents,
     guild: Guild | None = None,
     role: Annotated[str | None, Query(max_length=32)] = None,
     q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
@@ -47,7 +50,7 @@ async def list_agents(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ListResponse[AgentResponse]:
-    agents = await ws.services.agents.list(
+    agents = await ws.service.list(
         ws.principal,
         ws.workspace_id,
         guild=guild.value if guild else None,
@@ -60,48 +63,46 @@ async def list_agents(
 
 @router.get("/agents/catalog")
 async def agent_catalog(
-    _: CurrentUser, services: Services, limit: Limit = MAX_LIMIT, cursor: Cursor = None
+    _: CurrentUser, agents: Catalog, limit: Limit = MAX_LIMIT, cursor: Cursor = None
 ) -> ListResponse[AgentTemplateResponse]:
-    templates = [AgentTemplateResponse.of(spec) for spec in services.agents.catalog()]
+    templates = [AgentTemplateResponse.of(spec) for spec in agents.catalog()]
     return key_page(templates, _order, limit, cursor)
 
 
 @router.post("/agents", status_code=201)
-async def create_agent(body: CreateAgentRequest, ws: Admin, response: Response) -> AgentResponse:
-    agent = await ws.services.agents.create(ws.principal, ws.workspace_id, body.to_spec())
+async def create_agent(body: CreateAgentRequest, ws: Agents, response: Response) -> AgentResponse:
+    agent = await ws.service.create(ws.principal, ws.workspace_id, body.to_spec())
     response.headers["Location"] = f"/agents/{agent.code}"
     metrics.add_metric(name="AgentsCreated", unit="Count", value=1)
     return AgentResponse.of_agent(agent)
 
 
 @router.get("/agents/{code}")
-async def get_agent(code: AgentCode, ws: Member) -> AgentResponse:
-    return AgentResponse.of_agent(await ws.services.agents.get(ws.principal, ws.workspace_id, code))
+async def get_agent(code: AgentCode, ws: Agents) -> AgentResponse:
+    return AgentResponse.of_agent(await ws.service.get(ws.principal, ws.workspace_id, code))
 
 
 @router.patch("/agents/{code}")
-async def update_agent(code: AgentCode, body: UpdateAgentRequest, ws: Admin) -> AgentResponse:
+async def update_agent(code: AgentCode, body: UpdateAgentRequest, ws: Agents) -> AgentResponse:
     status = AgentStatus(body.status) if body.status else None
-    agent = await ws.services.agents.update(
-        ws.principal, ws.workspace_id, code, body.changes(), status
-    )
+    agent = await ws.service.update(ws.principal, ws.workspace_id, code, body.changes(), status)
     return AgentResponse.of_agent(agent)
 
 
 @router.delete("/agents/{code}", status_code=204)
-async def retire_agent(code: AgentCode, ws: Admin) -> Response:
-    await ws.services.agents.retire(ws.principal, ws.workspace_id, code)
+async def retire_agent(code: AgentCode, ws: Agents) -> Response:
+    await ws.service.retire(ws.principal, ws.workspace_id, code)
     return Response(status_code=204)
 
 
 @router.get("/usage", response_model_by_alias=True)
 async def usage(
-    ws: Analyst,
+    ws: Usage,
     from_: Annotated[datetime | None, Query(alias="from")] = None,
     to: datetime | None = None,
     group_by: GroupBy | None = None,
 ) -> UsageResponse:
-    report = await ws.services.usage.report(ws.principal, ws.workspace_id, from_, to, group_by)
+    report = await ws.service.report(ws.principal, ws.workspace_id, from_, to, group_by)
     return UsageResponse.of(report, group_by.value if group_by else None)
 
 

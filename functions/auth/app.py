@@ -1,6 +1,6 @@
 """AuthFunction: health, identity, workspaces and members (API.md, Auth table)."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response, status
@@ -25,11 +25,24 @@ from functions.auth.schemas import (
 from guildstack.bootstrap import Container, build
 from guildstack.domain.paging import PageRequest
 from guildstack.http.app import create_app
-from guildstack.http.auth import CurrentUser, bearer_token, container_of, enforce_rate_limit
-from guildstack.http.pagination import ListResponse, encode_cursor, page_request
+from guildstack.http.auth import (
+    CurrentUser,
+    bearer_token,
+    container_of,
+    enforce_rate_limit,
+    service,
+)
+from guildstack.http.pagination import ListResponse, list_of, page_request
 from guildstack.observability import metrics
 
-Services = Annotated[Container, Depends(container_of)]
+if TYPE_CHECKING:
+    from guildstack.services.accounts import AccountService
+    from guildstack.services.health import HealthService
+    from guildstack.services.workspaces import WorkspaceService
+
+Accounts = Annotated["AccountService", Depends(service(lambda c: c.accounts))]
+Workspaces = Annotated["WorkspaceService", Depends(service(lambda c: c.workspaces))]
+Health = Annotated["HealthService", Depends(service(lambda c: c.health))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
@@ -45,50 +58,52 @@ Public = Depends(limit_by_client)
 
 
 @router.get("/health", response_model=HealthResponse)
-async def health(services: Services) -> JSONResponse:
-    report = await services.health.report()
+async def health(request: Request, probes: Health) -> JSONResponse:
+    report = await probes.report()
     body = HealthResponse(
-        status=report.status, version=services.settings.version, checks=report.checks
+        status=report.status,
+        version=container_of(request).settings.version,
+        checks=report.checks,
     )
     code = status.HTTP_200_OK if report.serving else status.HTTP_503_SERVICE_UNAVAILABLE
     return JSONResponse(body.model_dump(), status_code=code)
 
 
 @router.post("/auth/signup", status_code=201, dependencies=[Public])
-async def signup(body: SignupRequest, services: Services) -> AuthResponse:
-    signed_in = await services.accounts.sign_up(body.email, body.password, body.full_name)
+async def signup(body: SignupRequest, accounts: Accounts) -> AuthResponse:
+    signed_in = await accounts.sign_up(body.email, body.password, body.full_name)
     metrics.add_metric(name="SignUps", unit="Count", value=1)
     return AuthResponse.of(signed_in)
 
 
 @router.post("/auth/login", dependencies=[Public])
-async def login(body: LoginRequest, services: Services) -> AuthResponse:
-    return AuthResponse.of(await services.accounts.sign_in(body.email, body.password))
+async def login(body: LoginRequest, accounts: Accounts) -> AuthResponse:
+    return AuthResponse.of(await accounts.sign_in(body.email, body.password))
 
 
 @router.post("/auth/refresh", dependencies=[Public])
-async def refresh(body: RefreshRequest, services: Services) -> RefreshResponse:
-    session = await services.accounts.refresh(body.refresh_token)
+async def refresh(body: RefreshRequest, accounts: Accounts) -> RefreshResponse:
+    session = await accounts.refresh(body.refresh_token)
     return RefreshResponse(session=SessionResponse.of(session))
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(request: Request, _: CurrentUser, services: Services) -> Response:
-    await services.accounts.sign_out(bearer_token(request))
+async def logout(request: Request, _: CurrentUser, accounts: Accounts) -> Response:
+    await accounts.sign_out(bearer_token(request))
     return Response(status_code=204)
 
 
 @router.get("/auth/me")
-async def me(user: CurrentUser, services: Services) -> MeResponse:
-    mine = await services.accounts.me(user)
+async def me(user: CurrentUser, accounts: Accounts) -> MeResponse:
+    mine = await accounts.me(user)
     return MeResponse.of(mine.principal, mine.profile, mine.memberships)
 
 
 @router.post("/workspaces", status_code=201)
 async def create_workspace(
-    body: CreateWorkspaceRequest, user: CurrentUser, services: Services, response: Response
+    body: CreateWorkspaceRequest, user: CurrentUser, workspaces: Workspaces, response: Response
 ) -> WorkspaceResponse:
-    workspace = await services.workspaces.create(user, body.name, body.monthly_budget_usd)
+    workspace = await workspaces.create(user, body.name, body.monthly_budget_usd)
     response.headers["Location"] = f"/workspaces/{workspace.id}"
     metrics.add_metric(name="WorkspacesCreated", unit="Count", value=1)
     return WorkspaceResponse.of(workspace)
@@ -96,27 +111,24 @@ async def create_workspace(
 
 @router.get("/workspaces")
 async def list_workspaces(
-    user: CurrentUser, services: Services, paging: Paging
+    user: CurrentUser, workspaces: Workspaces, paging: Paging
 ) -> ListResponse[WorkspaceResponse]:
-    page = await services.workspaces.list(user, paging)
-    return ListResponse(
-        items=[WorkspaceResponse.of(w) for w in page.items],
-        next_cursor=encode_cursor(page.next_after),
-    )
+    page = await workspaces.list(user, paging)
+    return list_of(page, WorkspaceResponse.of)
 
 
 @router.get("/workspaces/{workspace_id}")
 async def get_workspace(
-    workspace_id: UUID, user: CurrentUser, services: Services
+    workspace_id: UUID, user: CurrentUser, workspaces: Workspaces
 ) -> WorkspaceResponse:
-    return WorkspaceResponse.of(await services.workspaces.get(user, workspace_id))
+    return WorkspaceResponse.of(await workspaces.get(user, workspace_id))
 
 
 @router.patch("/workspaces/{workspace_id}")
 async def update_workspace(
-    workspace_id: UUID, body: UpdateWorkspaceRequest, user: CurrentUser, services: Services
+    workspace_id: UUID, body: UpdateWorkspaceRequest, user: CurrentUser, workspaces: Workspaces
 ) -> WorkspaceResponse:
-    workspace = await services.workspaces.update(
+    workspace = await workspaces.update(
         user, workspace_id, name=body.name, monthly_budget_usd=body.monthly_budget_usd
     )
     return WorkspaceResponse.of(workspace)
@@ -124,13 +136,10 @@ async def update_workspace(
 
 @router.get("/workspaces/{workspace_id}/members")
 async def list_members(
-    workspace_id: UUID, user: CurrentUser, services: Services, paging: Paging
+    workspace_id: UUID, user: CurrentUser, workspaces: Workspaces, paging: Paging
 ) -> ListResponse[MemberResponse]:
-    page = await services.workspaces.members(user, workspace_id, paging)
-    return ListResponse(
-        items=[MemberResponse.of(m) for m in page.items],
-        next_cursor=encode_cursor(page.next_after),
-    )
+    page = await workspaces.members(user, workspace_id, paging)
+    return list_of(page, MemberResponse.of)
 
 
 @router.post("/workspaces/{workspace_id}/members", status_code=201)
@@ -138,10 +147,10 @@ async def add_member(
     workspace_id: UUID,
     body: AddMemberRequest,
     user: CurrentUser,
-    services: Services,
+    workspaces: Workspaces,
     response: Response,
 ) -> MemberResponse:
-    member = await services.workspaces.add_member(user, workspace_id, body.email, body.role)
+    member = await workspaces.add_member(user, workspace_id, body.email, body.role)
     response.headers["Location"] = f"/workspaces/{workspace_id}/members/{member.user_id}"
     return MemberResponse.of(member)
 
@@ -152,17 +161,17 @@ async def change_member_role(
     user_id: UUID,
     body: UpdateMemberRequest,
     user: CurrentUser,
-    services: Services,
+    workspaces: Workspaces,
 ) -> MemberResponse:
-    member = await services.workspaces.change_role(user, workspace_id, user_id, body.role)
+    member = await workspaces.change_role(user, workspace_id, user_id, body.role)
     return MemberResponse.of(member)
 
 
 @router.delete("/workspaces/{workspace_id}/members/{user_id}", status_code=204)
 async def remove_member(
-    workspace_id: UUID, user_id: UUID, user: CurrentUser, services: Services
+    workspace_id: UUID, user_id: UUID, user: CurrentUser, workspaces: Workspaces
 ) -> Response:
-    await services.workspaces.remove_member(user, workspace_id, user_id)
+    await workspaces.remove_member(user, workspace_id, user_id)
     return Response(status_code=204)
 
 

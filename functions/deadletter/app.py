@@ -1,5 +1,6 @@
-"""DeadLetterFunction: consumes StepsDLQ. A step SQS gave up on is marked `dead`, its run
-`failed`, and both emit events; an operator can retry the step through the API."""
+"""DeadLetterFunction: consumes StepsDLQ. A job SQS gave up on ends for good: a step is
+`dead` (its run `failed`, with events; an operator can retry it through the API), a
+document `failed` (never re-sent)."""
 
 from __future__ import annotations
 
@@ -13,30 +14,27 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from guildstack.bootstrap import Container
+from guildstack.domain.jobs import JobMessage
 from guildstack.observability import logger
-from guildstack.ports.runs import StepMessage
 from guildstack.runtime import Handler, background
 
 
 def handle_batch(event: dict[str, Any], context: Any, container: Container) -> dict[str, Any]:
-    dead_letters = container.dead_letters
+    jobs = container.jobs
 
     def record_handler(record: SQSRecord) -> None:
         try:
-            message = StepMessage.from_body(record.body)
+            message = JobMessage.parse(record.body)
         except ValueError:
-            logger.error(
-                "dropping a dead letter that is not a step", extra={"id": record.message_id}
-            )
+            logger.error("dropping a dead letter that is not ours", extra={"id": record.message_id})
             return
-        deliveries = record.attributes.approximate_receive_count
-        buried = background.run(dead_letters.bury(message, int(deliveries) if deliveries else None))
+        buried = background.run(jobs.bury(message))
         logger.info(
             "dead letter",
-            extra={"run_id": str(message.run_id), "step": message.step_key, "buried": buried},
+            extra={"kind": message.kind.value, "job": str(message.job_id), "buried": buried},
         )
 
-    processor = BatchProcessor(event_type=EventType.SQS)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     response = process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context
     )

@@ -8,7 +8,7 @@ that drops reconnects with `Last-Event-ID` and misses nothing, and sees nothing 
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -16,11 +16,14 @@ from fastapi.responses import StreamingResponse
 
 from guildstack.bootstrap import Container, build
 from guildstack.domain.errors import BadRequest
-from guildstack.domain.vocabulary import Role
+from guildstack.domain.vocabulary import EventType
 from guildstack.http.app import create_app
-from guildstack.http.auth import WorkspaceContext, workspace_member
+from guildstack.http.auth import Scoped, in_workspace
 
-Member = Annotated[WorkspaceContext, Depends(workspace_member(Role.VIEWER))]
+if TYPE_CHECKING:
+    from guildstack.services.runs import RunService
+
+Runs = Annotated["Scoped[RunService]", Depends(in_workspace(lambda c: c.runs))]
 
 # A function URL response may stream for up to 15 minutes; end cleanly before that and
 # let the client resume from the last id.
@@ -47,12 +50,12 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
 async def stream_run(
     run_id: UUID,
     request: Request,
-    ws: Member,
+    ws: Runs,
     after: Annotated[int | None, Query(ge=0)] = None,
 ) -> StreamingResponse:
     start = resume_point(request.headers.get("last-event-id"), after)
     # A run outside the caller's workspaces is a 404 before any byte is streamed.
-    await ws.services.runs.get(ws.principal, ws.workspace_id, run_id)
+    await ws.service.get(ws.principal, ws.workspace_id, run_id)
     return StreamingResponse(
         _events(ws, run_id, start, request),
         media_type="text/event-stream",
@@ -61,9 +64,9 @@ async def stream_run(
 
 
 async def _events(
-    ws: WorkspaceContext, run_id: UUID, after: int, request: Request
+    ws: "Scoped[RunService]", run_id: UUID, after: int, request: Request
 ) -> AsyncIterator[str]:
-    runs = ws.services.runs
+    runs = ws.service
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
@@ -79,7 +82,7 @@ async def _events(
             }
             yield f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(data)}\n\n"
             after = event.seq
-        if page.items and page.items[-1].type == "run.finished":
+        if page.items and page.items[-1].type == EventType.RUN_FINISHED:
             return  # nothing follows unless someone retries a step: the client reconnects
         if not page.items:
             run = await runs.get(ws.principal, ws.workspace_id, run_id)

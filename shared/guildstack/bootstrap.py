@@ -17,43 +17,39 @@ if TYPE_CHECKING:
     from guildstack.adapters.upstash import UpstashClientFactory
     from guildstack.domain.agents import AgentSpec
     from guildstack.domain.pricing import ModelBook
-    from guildstack.ports.agents import AgentStore
     from guildstack.ports.identity import IdentityProvider, TokenVerifier
-    from guildstack.ports.memory import Embedder, MemoryStore, SearchCache
+    from guildstack.ports.memory import Embedder, SearchCache
     from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
-    from guildstack.ports.runs import RunStore, StepQueue
-    from guildstack.ports.usage import SpendLedger, UsageReader
-    from guildstack.ports.workspaces import WorkspaceStore
+    from guildstack.ports.runs import StepQueue
+    from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agents import AgentRegistry
+    from guildstack.services.engine import StepEngine
     from guildstack.services.failover import FailoverChain
     from guildstack.services.health import HealthService
+    from guildstack.services.ingestion import DocumentIngestion
+    from guildstack.services.jobs import Jobs, Sweeper
     from guildstack.services.memory import MemoryService
-    from guildstack.services.runs import DeadLetters, RunService, StepEngine, Sweeper
+    from guildstack.services.runs import RunService
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
 
 OVERRIDABLE = frozenset(
     {
         "database",
+        "uow",
         "identity",
         "token_verifier",
         "user_rate_limiter",
         "public_rate_limiter",
-        "workspace_store",
         "health",
         "model_providers",
         "failover",
         "model",
-        "spend_ledger",
-        "usage_reader",
-        "agent_store",
         "agent_catalog",
-        "run_store",
         "step_queue",
         "embedder",
-        "memory_store",
         "search_cache",
     }
 )
@@ -81,7 +77,16 @@ class Container:
             min_size=self.settings.db_pool_min_size,
             max_size=self.settings.db_pool_max_size,
             connect_timeout=self.settings.db_connect_timeout_seconds,
+            pool_timeout=self.settings.db_pool_timeout_seconds,
         )
+
+    @cached_property
+    def uow(self) -> UnitOfWork:
+        """One transaction per use case; messages sent after commit (when a queue exists)."""
+        from guildstack.adapters.postgres.uow import PostgresUnitOfWork
+
+        queue = self.step_queue if self.settings.steps_queue_url is not None else None
+        return PostgresUnitOfWork(self.database, queue)
 
     @cached_property
     def identity(self) -> IdentityProvider:
@@ -140,22 +145,16 @@ class Container:
         )
 
     @cached_property
-    def workspace_store(self) -> WorkspaceStore:
-        from guildstack.adapters.postgres.workspaces import PostgresWorkspaceStore
-
-        return PostgresWorkspaceStore(self.database)
-
-    @cached_property
     def accounts(self) -> AccountService:
         from guildstack.services.accounts import AccountService
 
-        return AccountService(self.identity, self.workspace_store)
+        return AccountService(self.identity, self.uow)
 
     @cached_property
     def workspaces(self) -> WorkspaceService:
         from guildstack.services.workspaces import WorkspaceService
 
-        return WorkspaceService(self.workspace_store)
+        return WorkspaceService(self.uow)
 
     @cached_property
     def health(self) -> HealthService:
@@ -230,34 +229,17 @@ class Container:
         return load_model_book(path, self.settings.model_tiers)
 
     @cached_property
-    def spend_ledger(self) -> SpendLedger:
-        from guildstack.adapters.postgres.usage import PostgresUsageLedger
-
-        return PostgresUsageLedger(self.database)
-
-    @cached_property
-    def usage_reader(self) -> UsageReader:
-        from guildstack.adapters.postgres.usage import PostgresUsageLedger
-
-        ledger = self.spend_ledger
-        return (
-            ledger
-            if isinstance(ledger, PostgresUsageLedger)
-            else PostgresUsageLedger(self.database)
-        )
-
-    @cached_property
     def model(self) -> LanguageModel:
         """The one way services call models: budgeted, failing over, recorded."""
         from guildstack.services.models import MeteredModel
 
-        return MeteredModel(self.failover, self.model_book, self.spend_ledger)
+        return MeteredModel(self.failover, self.model_book, self.uow)
 
     @cached_property
     def usage(self) -> UsageService:
         from guildstack.services.usage import UsageService
 
-        return UsageService(self.usage_reader)
+        return UsageService(self.uow)
 
     # Agents ------------------------------------------------------------------------------
 
@@ -268,24 +250,12 @@ class Container:
         return load_agents(self.settings.catalog_dir / "agents.yaml")
 
     @cached_property
-    def agent_store(self) -> AgentStore:
-        from guildstack.adapters.postgres.agents import PostgresAgentStore
-
-        return PostgresAgentStore(self.database)
-
-    @cached_property
     def agents(self) -> AgentRegistry:
         from guildstack.services.agents import AgentRegistry
 
-        return AgentRegistry(self.agent_catalog, self.agent_store)
+        return AgentRegistry(self.agent_catalog, self.uow)
 
     # Durable runs ------------------------------------------------------------------------
-
-    @cached_property
-    def run_store(self) -> RunStore:
-        from guildstack.adapters.postgres.runs import PostgresRunStore
-
-        return PostgresRunStore(self.database)
 
     @cached_property
     def step_queue(self) -> StepQueue:
@@ -303,19 +273,18 @@ class Container:
     def runs(self) -> RunService:
         from guildstack.services.runs import RunService
 
-        return RunService(self.run_store, self.step_queue, self.agents)
+        return RunService(self.uow, self.agents)
 
     @cached_property
     def step_engine(self) -> StepEngine:
-        from guildstack.services.runs import StepEngine
+        from guildstack.services.engine import StepEngine
 
         try:
             memory = self.memory
         except DependencyUnavailable:  # no embedder here: agents run without memories
             memory = None
         return StepEngine(
-            self.run_store,
-            self.step_queue,
+            self.uow,
             self.agents,
             self.model,
             lease_seconds=self.settings.step_lease_seconds,
@@ -323,20 +292,20 @@ class Container:
         )
 
     @cached_property
-    def dead_letters(self) -> DeadLetters:
-        from guildstack.services.runs import DeadLetters
+    def jobs(self) -> Jobs:
+        """The worker's and the dead-letter queue's dispatch tables."""
+        from guildstack.services.jobs import Jobs
 
-        return DeadLetters(self.run_store)
+        return Jobs(self.uow, self.step_engine, self.ingestion)
 
     @cached_property
     def sweeper(self) -> Sweeper:
-        from guildstack.services.runs import Sweeper
+        from guildstack.services.jobs import Sweeper
 
         return Sweeper(
-            self.run_store,
-            self.step_queue,
+            self.uow,
+            self.ingestion,
             resend_after_seconds=self.settings.step_resend_after_seconds,
-            documents=self.memory_store,
         )
 
     # Memory ------------------------------------------------------------------------------
@@ -362,23 +331,28 @@ class Container:
         return MiniLMEmbedder()
 
     @cached_property
-    def memory_store(self) -> MemoryStore:
-        from guildstack.adapters.postgres.memory import PostgresMemoryStore
-
-        return PostgresMemoryStore(self.database)
-
-    @cached_property
     def search_cache(self) -> SearchCache | None:
         from guildstack.adapters.upstash import UpstashSearchCache
 
         return UpstashSearchCache(self.upstash) if self.upstash is not None else None
 
     @cached_property
+    def ingestion(self) -> DocumentIngestion:
+        from guildstack.services.ingestion import DocumentIngestion
+
+        return DocumentIngestion(
+            self.uow,
+            lambda: self.embedder,
+            self.search_cache,
+            lease_seconds=self.settings.step_lease_seconds,
+            queued=self.settings.steps_queue_url is not None,
+        )
+
+    @cached_property
     def memory(self) -> MemoryService:
         from guildstack.services.memory import MemoryService
 
-        queue = self.step_queue if self.settings.steps_queue_url is not None else None
-        return MemoryService(self.memory_store, self.embedder, self.search_cache, queue)
+        return MemoryService(self.uow, self.embedder, self.search_cache, self.ingestion)
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

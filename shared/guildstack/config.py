@@ -41,6 +41,8 @@ class Settings(BaseModel):
     db_pool_min_size: int = Field(default=0, ge=0)
     db_pool_max_size: int = Field(default=5, ge=1)
     db_connect_timeout_seconds: float = Field(default=5.0, gt=0)
+    # How long a transaction waits for a free pooled connection before answering 503 (busy).
+    db_pool_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
 
     supabase_url: str | None = None
     supabase_anon_key: SecretStr | None = None

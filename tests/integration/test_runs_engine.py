@@ -29,11 +29,11 @@ from guildstack.config import Settings
 from guildstack.devstack.sqs import EventSourcePoller, queue_arn
 from guildstack.devstack.template import Template
 from guildstack.domain.errors import ProviderFailed
-from guildstack.domain.identity import Principal, Role
+from guildstack.domain.identity import Principal
+from guildstack.domain.jobs import JobMessage
 from guildstack.domain.memory import Collection, MemoryScope
 from guildstack.domain.models import ModelRequest, StreamItem
 from guildstack.domain.runs import Node, Run, RunKind, RunStatus, StepStatus, Workflow
-from guildstack.ports.runs import StepMessage
 from guildstack.runtime import background
 from tests.fakes import wire
 from tests.fakes.wire import ScriptedTransport
@@ -70,8 +70,8 @@ class DoubleSend:
     def __init__(self, queue: SqsStepQueue) -> None:
         self._queue = queue
 
-    async def send(self, messages: Sequence[StepMessage]) -> None:
-        await self._queue.send([*messages, *messages])
+    async def send(self, messages: Sequence[JobMessage], *, delay_seconds: int = 0) -> None:
+        await self._queue.send([*messages, *messages], delay_seconds=delay_seconds)
 
     async def delay(self, receipt_handle: str, seconds: int) -> None:
         await self._queue.delay(receipt_handle, seconds)
@@ -80,7 +80,7 @@ class DoubleSend:
 class LostSend:
     """A crash between commit and send: nothing reaches the queue."""
 
-    async def send(self, messages: Sequence[StepMessage]) -> None:
+    async def send(self, messages: Sequence[JobMessage], *, delay_seconds: int = 0) -> None:
         raise ConnectionError("the process died before sending")
 
     async def delay(self, receipt_handle: str, seconds: int) -> None:
@@ -268,9 +268,11 @@ async def test_given_a_worker_that_dies_after_claiming_then_the_lease_expires_an
     # no result. SQS shows the message again after its visibility timeout.
     client = client_for(rig.endpoint)
     received = client.receive_message(QueueUrl=rig.queue_url, WaitTimeSeconds=5)
-    message = StepMessage.from_body(received["Messages"][0]["Body"])
-    claim = await rig.api.run_store.claim(message, lease_seconds=1)
-    assert claim is not None and claim.attempt == 1
+    message = JobMessage.parse(received["Messages"][0]["Body"])
+    async with rig.api.uow.system("a worker about to die") as tx:
+        async with tx.runs.locked(message.workspace_id, message.job_id) as graph:
+            claimed = graph.claim(message.step_key or "", lease_seconds=1, now=tx.now)
+    assert claimed is not None and claimed.attempt == 1
 
     with ExitStack() as stack:
         start_pollers(rig, stack)
@@ -380,7 +382,6 @@ async def test_given_an_agent_with_memory_then_its_prompt_holds_the_creators_mem
     await rig.api.memory.remember(
         rig.actor,
         rig.workspace_id,
-        Role.OWNER,
         content="Ada prefers launch plans that start in Lisbon.",
         collection=Collection.USER_PREFERENCES,
         scope=MemoryScope.USER,

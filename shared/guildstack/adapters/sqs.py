@@ -8,9 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from guildstack.domain.errors import DependencyUnavailable
-from guildstack.ports.runs import Message
+from guildstack.domain.jobs import JobMessage
 
 SQS_BATCH = 10  # SendMessageBatch's limit
+MAX_DELAY_SECONDS = 900  # SQS's longest per-message delay
 
 
 class SqsStepQueue:
@@ -39,13 +40,17 @@ class SqsStepQueue:
                     )
         return self._client
 
-    async def send(self, messages: Sequence[Message]) -> None:
+    async def send(self, messages: Sequence[JobMessage], *, delay_seconds: int = 0) -> None:
+        delay = max(0, min(delay_seconds, MAX_DELAY_SECONDS))
         for start in range(0, len(messages), SQS_BATCH):
             batch = messages[start : start + SQS_BATCH]
-            await asyncio.to_thread(self._send_batch, batch)
+            await asyncio.to_thread(self._send_batch, batch, delay)
 
-    def _send_batch(self, batch: Sequence[Message]) -> None:
-        entries = [{"Id": str(i), "MessageBody": m.body()} for i, m in enumerate(batch)]
+    def _send_batch(self, batch: Sequence[JobMessage], delay: int) -> None:
+        entries = [
+            {"Id": str(i), "MessageBody": m.body(), "DelaySeconds": delay}
+            for i, m in enumerate(batch)
+        ]
         response = self.client().send_message_batch(QueueUrl=self._queue_url, Entries=entries)
         failed = response.get("Failed") or []
         if failed:

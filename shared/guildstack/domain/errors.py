@@ -71,6 +71,15 @@ class ProviderUnavailable(GuildstackError):
     title = "Model provider unavailable"
 
 
+class CircuitOpen(ProviderUnavailable):
+    """No provider was even tried: every one in the chain is skipped while its breaker
+    cools down. Nothing about the request failed; try again after `retry_after_seconds`."""
+
+    def __init__(self, detail: str, retry_after_seconds: float) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = max(1.0, retry_after_seconds)
+
+
 class InvalidRequest(InvalidInput):
     """A model provider rejected the request itself; retrying or failing over cannot help."""
 
@@ -100,3 +109,14 @@ class ProviderFailed(GuildstackError):
 
 class DependencyUnavailable(GuildstackError):
     title = "Dependency unavailable"
+
+
+class Overloaded(DependencyUnavailable):
+    """A dependency is up but busy (e.g. every database connection is in use): try again
+    shortly."""
+
+    title = "Service busy"
+
+    def __init__(self, detail: str, retry_after_seconds: int = 1) -> None:
+        super().__init__(detail)
+        self.retry_after_seconds = max(1, retry_after_seconds)

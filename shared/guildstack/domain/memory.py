@@ -14,6 +14,10 @@ from guildstack.domain.vocabulary import Collection, MemoryScope
 
 __all__ = [
     "MAX_CONTENT_CHARS",
+    "MAX_DOCUMENT_CHARS",
+    "MAX_QUERY_CHARS",
+    "MAX_SEARCH_LIMIT",
+    "MAX_TITLE_CHARS",
     "WEIGHTS",
     "Collection",
     "Document",
@@ -26,6 +30,10 @@ __all__ = [
 ]
 
 MAX_CONTENT_CHARS = 8000
+MAX_DOCUMENT_CHARS = 500_000
+MAX_TITLE_CHARS = 300
+MAX_QUERY_CHARS = 2000
+MAX_SEARCH_LIMIT = 50
 # Source 000: semantic 50 %, user feedback 25 %, recency 15 %, access frequency 10 %.
 WEIGHTS = {"semantic": 0.50, "feedback": 0.25, "recency": 0.15, "frequency": 0.10}
 RECENCY_HALF_LIFE_DAYS = 30.0

@@ -21,6 +21,7 @@ __all__ = [
     "ModelRef",
     "ModelRequest",
     "Price",
+    "Reservation",
     "StreamItem",
     "TaskType",
     "Tier",
@@ -137,6 +138,15 @@ FREE = Price(Decimal(0), Decimal(0))
 
 
 @dataclass(frozen=True)
+class Reservation:
+    """Money set aside for one call until it is settled or released."""
+
+    id: UUID
+    workspace_id: UUID
+    amount_usd: Decimal
+
+
+@dataclass(frozen=True)
 class Completion:
     """What a provider answered, and what it cost in tokens and time."""
 
@@ -151,6 +161,9 @@ class Completion:
     tier: Tier | None = None
     # The tier the task asked for, when the budget forced a cheaper one.
     downgraded_from: Tier | None = None
+    # Set when the caller asked to settle the call in its own transaction: the reservation
+    # that transaction must replace by this call's usage row.
+    unsettled: Reservation | None = None
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from uuid import UUID
 
-from guildstack.domain.models import CallContext, Completion
+from guildstack.domain.models import CallContext, Completion, Reservation
 from guildstack.domain.vocabulary import GroupBy
 
 __all__ = [
@@ -29,15 +28,6 @@ class UsageRecord:
     context: CallContext
     completion: Completion
     status: str = "succeeded"
-
-
-@dataclass(frozen=True)
-class Reservation:
-    """Money set aside for one call until it is settled or released."""
-
-    id: UUID
-    workspace_id: UUID
-    amount_usd: Decimal
 
 
 @dataclass(frozen=True)

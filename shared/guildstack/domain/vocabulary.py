@@ -107,6 +107,35 @@ class StepStatus(StrEnum):
     WAITING_INPUT = "waiting_input"
 
 
+class EventType(StrEnum):
+    """Every kind of event a run appends to its log (`GET /runs/{id}/events`, SSE)."""
+
+    RUN_CREATED = "run.created"
+    RUN_STATUS = "run.status"
+    RUN_FINISHED = "run.finished"
+    STEP_QUEUED = "step.queued"
+    STEP_STARTED = "step.started"
+    # Streamed text of one attempt; every token event names its attempt, so a reader can
+    # drop the text of an attempt that later failed.
+    STEP_TOKEN = "step.token"  # noqa: S105 - an event name, not a secret
+    STEP_SUCCEEDED = "step.succeeded"
+    STEP_FAILED = "step.failed"
+    STEP_DEFERRED = "step.deferred"
+    STEP_SKIPPED = "step.skipped"
+    STEP_DEAD = "step.dead"
+    APPROVAL_REQUESTED = "approval.requested"
+    APPROVAL_DECIDED = "approval.decided"
+    QUESTION_ASKED = "question.asked"
+    QUESTION_ANSWERED = "question.answered"
+
+
+class JobKind(StrEnum):
+    """Kinds of leased background job; each queue message names one."""
+
+    STEP = "step"
+    DOCUMENT = "document"
+
+
 class OnReject(StrEnum):
     """What a rejected approval does to its step: fail the run, or skip the step."""
 

@@ -1,20 +1,21 @@
 """Authentication and workspace dependencies every function reuses.
 
 `Depends(current_user)` proves who is calling (and counts the request against their rate
-limit); `Depends(workspace_member(Role.X))` proves they belong to the `X-Workspace-Id`
-workspace with at least role X: missing header 400, not a member 404, role too low 403.
+limit). `Depends(in_workspace(pick))` adds the `X-Workspace-Id` workspace (missing or
+malformed header: 400) and the one service the route calls; that service checks the
+caller's membership and role inside its own transaction (not a member: 404, role too low:
+403), so the check and the action it allows share one unit of work.
 """
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Generic, TypeVar
 from uuid import UUID
 
 from fastapi import Depends, Request
 
 from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
 from guildstack.domain.principal import Principal
-from guildstack.domain.vocabulary import Role
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
@@ -67,14 +68,16 @@ async def current_user(request: Request) -> Principal:
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
+S = TypeVar("S")
+
+
 @dataclass(frozen=True)
-class WorkspaceContext:
-    """A member of the request's workspace, and the services that act for them."""
+class Scoped(Generic[S]):
+    """A signed-in caller acting in the request's workspace, and the service they call."""
 
     principal: Principal
     workspace_id: UUID
-    role: Role
-    services: "Container"
+    service: S
 
 
 def workspace_id_header(request: Request) -> UUID:
@@ -87,18 +90,25 @@ def workspace_id_header(request: Request) -> UUID:
         raise BadRequest("The X-Workspace-Id header is not a workspace id.") from exc
 
 
-def workspace_member(minimum: Role) -> Callable[[Request], Awaitable[WorkspaceContext]]:
-    """A dependency admitting members of the header's workspace with at least `minimum`.
+def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaitable[Scoped[S]]]:
+    """A dependency giving the verified caller, the header's workspace and `pick(container)`.
 
     One flat dependency on the request, not a chain of sub-dependencies: FastAPI analyses
     every dependency again for every route at import, which is cold-start time.
     """
 
-    async def dependency(request: Request) -> WorkspaceContext:
+    async def dependency(request: Request) -> Scoped[S]:
         principal = await current_user(request)
         workspace_id = workspace_id_header(request)
-        services = container_of(request)
-        role = await services.workspaces.require_role(principal, workspace_id, minimum)
-        return WorkspaceContext(principal, workspace_id, role, services)
+        return Scoped(principal, workspace_id, pick(container_of(request)))
+
+    return dependency
+
+
+def service(pick: Callable[["Container"], S]) -> Callable[[Request], S]:
+    """A dependency giving one service of the app's composition root."""
+
+    def dependency(request: Request) -> S:
+        return pick(container_of(request))
 
     return dependency

@@ -11,14 +11,22 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from guildstack.domain.errors import InvalidInput
-from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, Cursor, PageRequest
+from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT, Cursor, Page, PageRequest
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class ListResponse(BaseModel, Generic[T]):
     items: list[T]
     next_cursor: str | None
+
+
+def list_of(page: Page[T], to_item: Callable[[T], R]) -> ListResponse[R]:
+    """The `{"items", "next_cursor"}` envelope of a page, each item mapped by `to_item`."""
+    return ListResponse(
+        items=[to_item(item) for item in page.items], next_cursor=encode_cursor(page.next_after)
+    )
 
 
 def encode_cursor(cursor: Cursor | None) -> str | None:

@@ -71,7 +71,7 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, errors.GuildstackError)  # noqa: S101 - registered for this type only
     status = status_for(exc)
     headers: dict[str, str] = {}
-    if isinstance(exc, errors.RateLimited):
+    if isinstance(exc, errors.RateLimited | errors.Overloaded):
         headers["Retry-After"] = str(exc.retry_after_seconds)
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'

@@ -1,14 +1,13 @@
-"""Memory ports: the embedder, the store (under the caller's RLS) and the hot cache."""
+"""Memory ports: the embedder, the repositories (bound to a unit of work) and the hot cache."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
-from guildstack.domain.identity import Principal
+from guildstack.domain.jobs import DocumentJob
 from guildstack.domain.memory import Candidate, Collection, Document, Memory, MemoryScope
 from guildstack.domain.paging import Page, PageRequest
 
@@ -45,92 +44,64 @@ class CandidateQuery:
 
 
 @dataclass(frozen=True)
-class DocumentMessage:
-    """The queue message that has a worker chunk and embed a document."""
-
-    workspace_id: UUID
-    document_id: UUID
-
-    def body(self) -> str:
-        return json.dumps(
-            {
-                "kind": "document",
-                "workspace_id": str(self.workspace_id),
-                "document_id": str(self.document_id),
-            }
-        )
-
-
-@dataclass(frozen=True)
 class PendingDocument:
     document: Document
     text: str
 
 
-class MemoryStore(Protocol):
+class MemoryRepository(Protocol):
     async def add(
-        self, actor: Principal, workspace_id: UUID, memories: Sequence[NewMemory]
-    ) -> list[Memory]: ...
+        self, workspace_id: UUID, owner_id: UUID, memories: Sequence[NewMemory]
+    ) -> list[Memory]:
+        """Store memories; user-scope ones belong to `owner_id` (the actor, under RLS)."""
+        ...
 
     async def list_memories(
-        self,
-        actor: Principal,
-        workspace_id: UUID,
-        collection: Collection | None,
-        page: PageRequest,
+        self, workspace_id: UUID, collection: Collection | None, page: PageRequest
     ) -> Page[Memory]: ...
 
-    async def get(self, actor: Principal, workspace_id: UUID, memory_id: UUID) -> Memory:
+    async def get(self, workspace_id: UUID, memory_id: UUID) -> Memory:
         """`NotFound` unless the caller may see it."""
         ...
 
-    async def delete(self, actor: Principal, workspace_id: UUID, memory_id: UUID) -> Memory:
-        """The deleted memory; `NotFound` when the caller cannot see it, `Forbidden` when
-        they see it but may not delete it."""
+    async def delete(self, workspace_id: UUID, memory_id: UUID) -> bool:
+        """False when the caller sees it but may not delete it."""
         ...
 
-    async def feedback(
-        self, actor: Principal, workspace_id: UUID, memory_id: UUID, value: int
-    ) -> Memory: ...
+    async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory: ...
 
-    async def candidates(
-        self, actor: Principal, workspace_id: UUID, query: CandidateQuery
-    ) -> list[Candidate]:
+    async def candidates(self, workspace_id: UUID, query: CandidateQuery) -> list[Candidate]:
         """Nearest memories by meaning merged with full-text matches, each with both its
         cosine similarity and its text rank; only what the caller may see."""
         ...
 
-    async def touch(self, actor: Principal, workspace_id: UUID, memory_ids: Sequence[UUID]) -> None:
+    async def touch(self, workspace_id: UUID, memory_ids: Sequence[UUID]) -> None:
         """Count an access to each memory."""
         ...
 
-    async def create_document(
-        self, actor: Principal, workspace_id: UUID, title: str, text: str
-    ) -> Document:
-        """A `pending` document holding its text until a worker ingests it."""
+
+class DocumentRepository(Protocol):
+    async def create(self, workspace_id: UUID, title: str, text: str) -> Document:
+        """A `pending` document of the actor's, holding its text until a worker ingests it."""
         ...
 
-    async def claim_document(self, message: DocumentMessage) -> PendingDocument | None:
-        """Move it from `pending` (or a `processing` left for dead) to `processing`; None
-        when it is ingested already or taken (as the system)."""
+    async def list_documents(self, workspace_id: UUID, page: PageRequest) -> Page[Document]: ...
+
+    async def lock(self, workspace_id: UUID, document_id: UUID) -> DocumentJob | None:
+        """The document's ingestion job under its row lock; None when there is none."""
         ...
 
-    async def release_document(self, document_id: UUID, error: str) -> None:
-        """Back to `pending` after a failed attempt (as the system)."""
+    async def save(self, job: DocumentJob, *, chunk_count: int | None = None) -> None:
+        """Write the job back; the held text is dropped once the job has ended."""
         ...
 
-    async def stale_documents(self, older_than_seconds: int, limit: int) -> list[DocumentMessage]:
-        """Documents pending for longer than that: their message may be lost."""
+    async def pending(self, document_id: UUID) -> PendingDocument:
+        """The document and the text it holds for ingestion."""
         ...
 
-    async def documents(
-        self, actor: Principal, workspace_id: UUID, page: PageRequest
-    ) -> Page[Document]: ...
-
-    async def finish_document(
-        self, document_id: UUID, status: str, chunk_count: int, error: str | None = None
-    ) -> None:
-        """Record an ingestion's outcome (as the system); the held text is dropped."""
+    async def stale(self, older_than_seconds: int, limit: int) -> list[DocumentJob]:
+        """Documents pending longer than that (their message may be lost) and ones whose
+        worker's lease ran out."""
         ...
 
 

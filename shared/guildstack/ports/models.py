@@ -24,11 +24,18 @@ class ModelProvider(Protocol):
 class LanguageModel(Protocol):
     """What services call: tier choice, budget check, failover and the usage ledger included."""
 
-    async def complete(self, request: ModelRequest, context: CallContext) -> Completion:
+    async def complete(
+        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+    ) -> Completion:
         """The answer, priced and recorded; `BudgetExceeded` before any provider call when
-        the workspace (or run) cannot afford it; `ProviderUnavailable` when no provider can."""
+        the workspace (or run) cannot afford it; `ProviderUnavailable` when no provider can.
+        With `settle=False` the usage row is not written: the completion's `unsettled`
+        reservation is for the caller to settle in the transaction that records the result,
+        so a result and its cost commit together (or expire together)."""
         ...
 
-    def stream(self, request: ModelRequest, context: CallContext) -> AsyncIterator[StreamItem]:
+    def stream(
+        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+    ) -> AsyncIterator[StreamItem]:
         """As `complete`, streaming: deltas, then the priced `Completion` last."""
         ...

@@ -1,193 +1,99 @@
-"""Ports of durable runs: the run store (transactions of the step engine) and the step queue.
+"""Ports of durable runs: the run repository (bound to one unit of work) and the queue.
 
-Operations named after a person (`create`, `cancel`, `retry_step`, `decide`, `answer`, reads)
-run under the caller's row-level security. The engine's operations (`claim`, `succeed`,
-`ask`, `fail_attempt`, `bury`, `stale`) run as the system. Every state change appends its
-events in the same transaction; every operation that makes steps runnable returns their
-keys so the caller sends their messages after commit (the transactional outbox).
+The repository loads a `RunGraph` under its run row's lock and writes back what the graph
+changed; it decides nothing. Reads run under whoever the unit of work acts for (RLS).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
 
-from guildstack.domain.identity import Principal
-from guildstack.domain.models import Completion
+from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
-from guildstack.domain.runs import (
-    Approval,
-    Event,
-    GateStatus,
-    Handoff,
-    Question,
-    Run,
-    RunKind,
-    RunStatus,
-    Workflow,
-)
-from guildstack.domain.vocabulary import Decision
+from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.runs import Approval, Event, Handoff, Question, Run
+from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
+
+__all__ = ["RunRepository", "StaleStep", "StepInputs", "StepQueue"]
 
 
 @dataclass(frozen=True)
-class StepMessage:
-    """The body of a step's queue message: which step of which run to execute."""
+class StepInputs:
+    """What a claimed step's prompt is made of, besides the run's goal."""
 
-    workspace_id: UUID
-    run_id: UUID
-    step_key: str
-
-    def body(self) -> str:
-        return json.dumps(
-            {
-                "workspace_id": str(self.workspace_id),
-                "run_id": str(self.run_id),
-                "step_key": self.step_key,
-            }
-        )
-
-    @classmethod
-    def from_body(cls, body: str) -> StepMessage:
-        """The message in a queue body; `ValueError` for anything else."""
-        try:
-            data = json.loads(body)
-            key = data["step_key"]
-            if not isinstance(key, str) or not key:
-                raise ValueError("empty step_key")
-            return cls(UUID(str(data["workspace_id"])), UUID(str(data["run_id"])), key)
-        except (TypeError, KeyError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a step message: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A step this worker holds until `attempt`'s lease runs out."""
-
-    workspace_id: UUID
-    run_id: UUID
-    step_key: str
-    attempt: int
-    agent_code: str
-    created_by: UUID | None
-    run_input: str
     prompt: str | None
-    run_budget_usd: Decimal | None
     handoffs: tuple[Handoff, ...]
-    answers: tuple[tuple[str, str], ...]
+    answers: tuple[tuple[str, str], ...]  # (question, answer) in the order asked
 
 
 @dataclass(frozen=True)
-class Released:
-    """What a change made runnable: steps to enqueue now."""
-
-    queued: tuple[str, ...] = ()
-
-    def messages(self, workspace_id: UUID, run_id: UUID) -> list[StepMessage]:
-        return [StepMessage(workspace_id, run_id, key) for key in self.queued]
+class StaleStep:
+    workspace_id: UUID
+    run_id: UUID
+    step_key: str
 
 
-class RunStore(Protocol):
-    # As the caller (RLS) -------------------------------------------------------------------
-    async def create(self, actor: Principal, workspace_id: UUID, workflow: Workflow) -> Run:
-        """The run and all its steps; root steps `queued` (or awaiting approval)."""
+class RunRepository(Protocol):
+    async def add(self, graph: RunGraph) -> Run:
+        """Store a graph made by `RunGraph.start` (run, steps, first events, gates)."""
         ...
 
-    async def get(self, actor: Principal, workspace_id: UUID, run_id: UUID) -> Run:
-        """The run with its steps; `NotFound` outside the caller's workspaces."""
+    def locked(self, workspace_id: UUID, run_id: UUID) -> AbstractAsyncContextManager[RunGraph]:
+        """The run's graph under its row lock; what it changed is written back when the
+        block exits cleanly (and its dispatches queued for after commit). `NotFound` when
+        the run is not this workspace's or not visible to the caller."""
         ...
+
+    async def get(self, workspace_id: UUID, run_id: UUID) -> Run: ...
 
     async def list_runs(
         self,
-        actor: Principal,
         workspace_id: UUID,
         page: PageRequest,
         status: RunStatus | None = None,
         kind: RunKind | None = None,
     ) -> Page[Run]: ...
 
-    async def cancel(self, actor: Principal, workspace_id: UUID, run_id: UUID) -> Run: ...
-
-    async def retry_step(
-        self, actor: Principal, workspace_id: UUID, run_id: UUID, step_key: str
-    ) -> Released:
-        """A `dead` or `failed` step queued again (`Conflict` for any other status)."""
+    async def events(self, workspace_id: UUID, run_id: UUID, after: int, limit: int) -> list[Event]:
+        """Events after `after`, in order; `NotFound` for a run the caller cannot see."""
         ...
-
-    async def events(
-        self, actor: Principal, workspace_id: UUID, run_id: UUID, after: int, limit: int
-    ) -> list[Event]: ...
 
     async def approvals(
-        self, actor: Principal, workspace_id: UUID, status: GateStatus | None, page: PageRequest
+        self, workspace_id: UUID, status: GateStatus | None, page: PageRequest
     ) -> Page[Approval]: ...
 
-    async def decide(
-        self,
-        actor: Principal,
-        workspace_id: UUID,
-        approval_id: UUID,
-        decision: Decision,
-        comment: str | None,
-    ) -> tuple[Approval, Released]: ...
+    async def approval(self, workspace_id: UUID, approval_id: UUID) -> Approval: ...
 
     async def questions(
-        self, actor: Principal, workspace_id: UUID, status: GateStatus | None, page: PageRequest
+        self, workspace_id: UUID, status: GateStatus | None, page: PageRequest
     ) -> Page[Question]: ...
 
-    async def answer(
-        self, actor: Principal, workspace_id: UUID, question_id: UUID, answer: str
-    ) -> tuple[Question, Released]: ...
+    async def question(self, workspace_id: UUID, question_id: UUID) -> Question: ...
 
-    # As the system (the step engine) -------------------------------------------------------
-    async def claim(self, message: StepMessage, lease_seconds: int) -> Claim | None:
-        """Take the step (queued, or running with an expired lease) with one conditional
-        update; None when it is finished, leased by another worker, or its run is over."""
+    async def step_inputs(
+        self, run_id: UUID, step_key: str, depends_on: Sequence[str]
+    ) -> StepInputs: ...
+
+    async def append_tokens(
+        self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str
+    ) -> bool:
+        """A `step.token` event, unless `attempt` no longer holds the step. A narrow append:
+        it never waits on the run row's lock, so parallel steps never wait on each other."""
         ...
 
-    async def lease_left(self, message: StepMessage) -> float | None:
-        """Seconds until another worker's lease on the step ends; None when nobody holds it."""
+    async def stale(self, queued_before_seconds: int, limit: int) -> list[StaleStep]:
+        """Steps queued longer than that (their message may be lost) and running steps
+        whose lease ran out: candidates for `RunGraph.requeue_stale`."""
         ...
-
-    async def append_tokens(self, claim: Claim, text: str) -> bool:
-        """A `step.token` event; False once the claim is no longer the step's holder."""
-        ...
-
-    async def succeed(self, claim: Claim, completion: Completion) -> Released | None:
-        """Output, handoff and events; dependents whose dependencies all succeeded released
-        exactly once. None when the claim was lost (the result is discarded)."""
-        ...
-
-    async def ask(self, claim: Claim, question: str) -> bool:
-        """Park the step in `waiting_input` with a pending question."""
-        ...
-
-    async def fail_attempt(self, claim: Claim, error: str, *, terminal: bool) -> None:
-        """Record a failed attempt: `failed` (and the run failed) when `terminal`, else the
-        step is queued again for the queue's redelivery."""
-        ...
-
-    async def bury(self, message: StepMessage, error: str) -> bool:
-        """The dead-letter verdict: the step `dead`, its run `failed`. False when the step
-        already finished (nothing to do)."""
-        ...
-
-    async def stale(self, queued_before_seconds: int, limit: int) -> Sequence[StepMessage]:
-        """Queued steps whose message may be lost and running steps whose lease expired
-        (queued again): the sweeper re-sends them."""
-        ...
-
-
-class Message(Protocol):
-    def body(self) -> str: ...
 
 
 class StepQueue(Protocol):
-    async def send(self, messages: Sequence[Message]) -> None:
-        """Enqueue each message (at least once)."""
+    async def send(self, messages: Sequence[JobMessage], *, delay_seconds: int = 0) -> None:
+        """Enqueue each message (at least once), visible after `delay_seconds`."""
         ...
 
     async def delay(self, receipt_handle: str, seconds: int) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from guildstack.domain.identity import Membership, Principal, Profile, Session, SignedIn
 from guildstack.ports.identity import IdentityProvider
-from guildstack.ports.workspaces import WorkspaceStore
+from guildstack.ports.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -17,9 +17,9 @@ class Me:
 
 
 class AccountService:
-    def __init__(self, identity: IdentityProvider, workspaces: WorkspaceStore) -> None:
+    def __init__(self, identity: IdentityProvider, uow: UnitOfWork) -> None:
         self._identity = identity
-        self._workspaces = workspaces
+        self._uow = uow
 
     async def sign_up(self, email: str, password: str, full_name: str | None) -> SignedIn:
         """Create an account (its profile is created by the database on insert)."""
@@ -36,7 +36,8 @@ class AccountService:
 
     async def me(self, actor: Principal) -> Me:
         """The caller, their profile and their workspaces; records the activity."""
-        await self._workspaces.touch(actor)
-        profile = await self._workspaces.profile(actor)
-        memberships = await self._workspaces.memberships(actor)
+        async with self._uow(actor) as tx:
+            await tx.workspaces.touch()
+            profile = await tx.workspaces.profile()
+            memberships = await tx.workspaces.memberships()
         return Me(principal=actor, profile=profile, memberships=memberships)

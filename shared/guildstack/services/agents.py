@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
 from guildstack.domain.agents import Agent, AgentSource, AgentSpec, AgentStatus
-from guildstack.domain.errors import Conflict, NotFound
+from guildstack.domain.authorization import Action
+from guildstack.domain.errors import Conflict, InvalidInput, NotFound
 from guildstack.domain.identity import Principal
-from guildstack.ports.agents import AgentStore
+from guildstack.ports.uow import Tx, UnitOfWork
+from guildstack.services.access import authorized
 
 EDITABLE = frozenset(
     {
@@ -28,9 +31,11 @@ EDITABLE = frozenset(
 
 
 class AgentRegistry:
-    def __init__(self, catalog: Sequence[AgentSpec], store: AgentStore) -> None:
+    """The catalog every workspace sees, merged with the workspace's own agent rows."""
+
+    def __init__(self, catalog: Sequence[AgentSpec], uow: UnitOfWork) -> None:
         self._catalog = {spec.code: spec for spec in catalog}
-        self._store = store
+        self._uow = uow
 
     def catalog(self) -> list[AgentSpec]:
         """The built-in agent templates."""
@@ -47,33 +52,23 @@ class AgentRegistry:
         include_retired: bool = False,
     ) -> list[Agent]:
         """The workspace's agents: catalog ones (as the workspace changed them) and its own."""
-        rows = {agent.code: agent for agent in await self._store.list(actor, workspace_id)}
-        merged = [
-            rows.get(code) or Agent(spec, AgentSource.CATALOG)
-            for code, spec in self._catalog.items()
-        ]
-        merged += [agent for code, agent in rows.items() if code not in self._catalog]
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            agents = await self.all_in(tx, workspace_id)
         needle = q.casefold() if q else None
-        return sorted(
-            (
-                agent
-                for agent in merged
-                if (include_retired or agent.status is not AgentStatus.TERMINATED)
-                and (guild is None or agent.spec.guild == guild)
-                and (role is None or agent.spec.role == role)
-                and (needle is None or needle in _searchable(agent.spec))
-            ),
-            key=lambda a: (a.spec.guild, a.code),
-        )
+        return [
+            agent
+            for agent in agents
+            if (include_retired or agent.status is not AgentStatus.TERMINATED)
+            and (guild is None or agent.spec.guild == guild)
+            and (role is None or agent.spec.role == role)
+            and (needle is None or needle in _searchable(agent.spec))
+        ]
 
     async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent:
-        stored = await self._store.get(actor, workspace_id, code)
-        if stored is not None:
-            return stored
-        spec = self._catalog.get(code)
-        if spec is None:
-            raise NotFound(f"No agent {code!r} in this workspace.")
-        return Agent(spec, AgentSource.CATALOG)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            return await self.resolve(tx, workspace_id, code)
 
     async def create(self, actor: Principal, workspace_id: UUID, spec: AgentSpec) -> Agent:
         """A custom agent (admin+). Its code must not be a catalog code or already used."""
@@ -81,7 +76,9 @@ class AgentRegistry:
             raise Conflict(f"{spec.code!r} is a built-in agent's code; choose another.")
         # spawning → idle: a definition needs no warm-up, so it is ready at once.
         agent = Agent(spec, AgentSource.CUSTOM, AgentStatus.SPAWNING).moved_to(AgentStatus.IDLE)
-        return await self._store.insert(actor, workspace_id, agent)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.MANAGE_AGENTS)
+            return await tx.agents.insert(workspace_id, agent)
 
     async def update(
         self,
@@ -95,21 +92,47 @@ class AgentRegistry:
         Changing a catalog agent stores the workspace's own copy of it."""
         unknown = set(changes) - EDITABLE
         if unknown:
-            raise ValueError(f"not editable: {sorted(unknown)}")
-        agent = await self.get(actor, workspace_id, code)
-        if agent.status is AgentStatus.TERMINATED:
-            raise Conflict(f"Agent {code!r} is retired and cannot change.")
-        if status is not None:
-            agent = agent.moved_to(status)
-        if changes:
-            agent = replace(agent, spec=replace(agent.spec, **changes))
-        return await self._store.save(actor, workspace_id, agent)
+            raise InvalidInput(f"These fields cannot be changed: {sorted(unknown)}.")
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.MANAGE_AGENTS)
+            agent = await self.resolve(tx, workspace_id, code)
+            if agent.status is AgentStatus.TERMINATED:
+                raise Conflict(f"Agent {code!r} is retired and cannot change.")
+            if status is not None:
+                agent = agent.moved_to(status)
+            if changes:
+                agent = replace(agent, spec=replace(agent.spec, **changes))
+            return await tx.agents.save(workspace_id, agent)
 
     async def retire(self, actor: Principal, workspace_id: UUID, code: str) -> None:
         """Terminate the agent in this workspace; retiring a retired agent changes nothing."""
-        agent = await self.get(actor, workspace_id, code)
-        if agent.status is not AgentStatus.TERMINATED:
-            await self._store.save(actor, workspace_id, agent.moved_to(AgentStatus.TERMINATED))
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.MANAGE_AGENTS)
+            agent = await self.resolve(tx, workspace_id, code)
+            if agent.status is not AgentStatus.TERMINATED:
+                await tx.agents.save(workspace_id, agent.moved_to(AgentStatus.TERMINATED))
+
+    # Inside another use case's unit of work (the caller has authorized it) -----------------
+
+    async def resolve(self, tx: Tx, workspace_id: UUID, code: str) -> Agent:
+        """The workspace's agent `code`: its own row, else the catalog's; `NotFound`."""
+        stored = await tx.agents.get(workspace_id, code)
+        if stored is not None:
+            return stored
+        spec = self._catalog.get(code)
+        if spec is None:
+            raise NotFound(f"No agent {code!r} in this workspace.")
+        return Agent(spec, AgentSource.CATALOG)
+
+    async def all_in(self, tx: Tx, workspace_id: UUID) -> builtins.list[Agent]:
+        """Every agent of the workspace, retired ones included, by guild and code."""
+        rows = {agent.code: agent for agent in await tx.agents.all(workspace_id)}
+        merged = [
+            rows.get(code) or Agent(spec, AgentSource.CATALOG)
+            for code, spec in self._catalog.items()
+        ]
+        merged += [agent for code, agent in rows.items() if code not in self._catalog]
+        return sorted(merged, key=lambda a: (a.spec.guild, a.code))
 
 
 def _searchable(spec: AgentSpec) -> str:

@@ -12,8 +12,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from guildstack.domain.breaker import CircuitBreaker
-from guildstack.domain.errors import ProviderFailed, ProviderUnavailable
+from guildstack.domain.breaker import Admission, CircuitBreaker
+from guildstack.domain.errors import CircuitOpen, ProviderFailed, ProviderUnavailable
 from guildstack.domain.models import Completion, Delta, ModelRef, ModelRequest, StreamItem
 from guildstack.observability import logger
 from guildstack.ports.models import ModelProvider
@@ -68,19 +68,23 @@ class FailoverChain:
         attempts = 0
         last: ProviderFailed | None = None
         for ref, provider, breaker in self._candidates(chain):
-            for attempt in self._attempts(ref, breaker):
-                attempts += 1
-                try:
-                    result = await provider.complete(ref.model, request)
-                except ProviderFailed as exc:
-                    breaker.record_failure()
-                    last = exc
-                    if not await self._backoff(ref, attempt, exc):
-                        break
-                    continue
-                breaker.record_success()
-                return replace(result, attempts=attempts)
-        raise _unavailable(chain, last)
+            call = _Call(breaker)
+            try:
+                for attempt in call.attempts(self._policy.max_attempts, ref):
+                    attempts += 1
+                    try:
+                        result = await provider.complete(ref.model, request)
+                    except ProviderFailed as exc:
+                        call.failed = True
+                        last = exc
+                        if not await self._backoff(ref, attempt, exc):
+                            break
+                        continue
+                    call.succeeded()
+                    return replace(result, attempts=attempts)
+            finally:
+                call.settle()
+        raise self._unavailable(chain, last, attempts)
 
     async def stream(
         self, chain: Sequence[ModelRef], request: ModelRequest
@@ -90,31 +94,35 @@ class FailoverChain:
         attempts = 0
         last: ProviderFailed | None = None
         for ref, provider, breaker in self._candidates(chain):
-            for attempt in self._attempts(ref, breaker):
-                attempts += 1
-                started = False
-                try:
-                    async for item in provider.stream(ref.model, request):
-                        if isinstance(item, Delta):
-                            started = True
-                            yield item
-                        else:
-                            breaker.record_success()
-                            yield replace(item, attempts=attempts)
-                            return
-                    raise ProviderFailed(
-                        "stream ended without a result", provider=ref.provider, retryable=True
-                    )
-                except ProviderFailed as exc:
-                    breaker.record_failure()
-                    if started:
-                        raise ProviderUnavailable(
-                            f"{ref} failed while streaming: {exc.detail}"
-                        ) from exc
-                    last = exc
-                    if not await self._backoff(ref, attempt, exc):
-                        break
-        raise _unavailable(chain, last)
+            call = _Call(breaker)
+            try:
+                for attempt in call.attempts(self._policy.max_attempts, ref):
+                    attempts += 1
+                    started = False
+                    try:
+                        async for item in provider.stream(ref.model, request):
+                            if isinstance(item, Delta):
+                                started = True
+                                yield item
+                            else:
+                                call.succeeded()
+                                yield replace(item, attempts=attempts)
+                                return
+                        raise ProviderFailed(
+                            "stream ended without a result", provider=ref.provider, retryable=True
+                        )
+                    except ProviderFailed as exc:
+                        call.failed = True
+                        if started:
+                            raise ProviderUnavailable(
+                                f"{ref} failed while streaming: {exc.detail}"
+                            ) from exc
+                        last = exc
+                        if not await self._backoff(ref, attempt, exc):
+                            break
+            finally:
+                call.settle()
+        raise self._unavailable(chain, last, attempts)
 
     def _candidates(
         self, chain: Sequence[ModelRef]
@@ -125,13 +133,18 @@ class FailoverChain:
             if provider is not None and breaker is not None:
                 yield ref, provider, breaker
 
-    def _attempts(self, ref: ModelRef, breaker: CircuitBreaker) -> Iterator[int]:
-        """Attempt numbers at one provider, while its breaker lets calls through."""
-        for attempt in range(1, self._policy.max_attempts + 1):
-            if not breaker.allow():
-                logger.info("provider skipped: circuit open", extra={"provider": ref.provider})
-                return
-            yield attempt
+    def _unavailable(
+        self, chain: Sequence[ModelRef], last: ProviderFailed | None, attempts: int
+    ) -> ProviderUnavailable:
+        names = ", ".join(str(ref) for ref in chain) or "no configured model"
+        if attempts == 0 and last is None:
+            waits = [b.retry_after() for _, _, b in self._candidates(chain)]
+            if waits:
+                return CircuitOpen(
+                    f"No provider was tried ({names}): every circuit is open.", min(waits)
+                )
+        why = f": last error {last.detail}" if last else ": no provider is configured"
+        return ProviderUnavailable(f"No provider answered ({names}){why}.")
 
     async def _backoff(self, ref: ModelRef, attempt: int, exc: ProviderFailed) -> bool:
         """Wait before the next attempt at this provider; False: move on to the next one."""
@@ -155,7 +168,37 @@ class FailoverChain:
         return True
 
 
-def _unavailable(chain: Sequence[ModelRef], last: ProviderFailed | None) -> ProviderUnavailable:
-    names = ", ".join(str(ref) for ref in chain) or "no configured model"
-    why = f": last error {last.detail}" if last else ": every provider is skipped (circuit open)"
-    return ProviderUnavailable(f"No provider answered ({names}){why}.")
+class _Call:
+    """One call's dealings with one provider's breaker. However many attempts the call
+    makes, it counts as one failure at most (a request that keeps failing is not a provider
+    that keeps failing), and a probe it claimed is settled or released when it ends."""
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._probe = False
+        self._done = False
+        self.failed = False
+
+    def attempts(self, max_attempts: int, ref: ModelRef) -> Iterator[int]:
+        """Attempt numbers at this provider, while its breaker lets calls through."""
+        for attempt in range(1, max_attempts + 1):
+            admission = self._breaker.admit() if not self._probe else Admission.DENIED
+            if admission is Admission.DENIED:
+                if attempt == 1:
+                    logger.info("provider skipped: circuit open", extra={"provider": ref.provider})
+                return
+            self._probe = admission is Admission.PROBE
+            yield attempt
+
+    def succeeded(self) -> None:
+        self._breaker.record_success()
+        self._done = True
+
+    def settle(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self.failed:
+            self._breaker.record_failure()
+        elif self._probe:
+            self._breaker.release_probe()

@@ -11,35 +11,31 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+from guildstack.domain.authorization import Action
 from guildstack.domain.errors import Forbidden, InvalidInput
-from guildstack.domain.identity import Principal, Role
+from guildstack.domain.identity import Principal
+from guildstack.domain.jobs import JobMessage
 from guildstack.domain.memory import (
     MAX_CONTENT_CHARS,
+    MAX_DOCUMENT_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_SEARCH_LIMIT,
     Collection,
     Document,
     Memory,
     MemoryScope,
     ScoreParts,
     SearchHit,
-    chunk_text,
     rank,
 )
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.observability import logger, metrics
-from guildstack.ports.memory import (
-    CandidateQuery,
-    DocumentMessage,
-    Embedder,
-    MemoryStore,
-    NewMemory,
-    SearchCache,
-)
-from guildstack.ports.runs import StepQueue
+from guildstack.ports.memory import CandidateQuery, Embedder, NewMemory, SearchCache
+from guildstack.ports.uow import UnitOfWork
+from guildstack.services.access import authorized
+from guildstack.services.ingestion import DocumentIngestion
 
 CACHE_TTL_SECONDS = 3600
-MAX_QUERY_CHARS = 2000
-MAX_LIMIT = 50
-MAX_DOCUMENT_CHARS = 500_000
 
 
 def _invalid(field: str, message: str, kind: str = "value_error") -> InvalidInput:
@@ -49,17 +45,17 @@ def _invalid(field: str, message: str, kind: str = "value_error") -> InvalidInpu
 class MemoryService:
     def __init__(
         self,
-        store: MemoryStore,
+        uow: UnitOfWork,
         embedder: Embedder,
         cache: SearchCache | None = None,
-        queue: StepQueue | None = None,
+        ingestion: DocumentIngestion | None = None,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self._store = store
+        self._uow = uow
         self._embedder = embedder
         self._cache = cache
-        self._queue = queue
+        self._ingestion = ingestion
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
 
@@ -67,7 +63,6 @@ class MemoryService:
         self,
         actor: Principal,
         workspace_id: UUID,
-        role: Role,
         *,
         content: str,
         collection: Collection,
@@ -76,13 +71,13 @@ class MemoryService:
         embedding: Sequence[float] | None = None,
     ) -> Memory:
         """Store one memory; `embedding`, when the client computed it, must have this
-        embedder's dimensions (it is stored as this embedder's)."""
+        embedder's dimensions (it is stored as this embedder's). Shared (workspace) memories
+        need the operator role."""
         content = content.strip()
         if not content:
             raise _invalid("content", "content is empty")
         if len(content) > MAX_CONTENT_CHARS:
             raise _invalid("content", f"content is over {MAX_CONTENT_CHARS} characters")
-        self._check_scope(scope, role)
         if embedding is None:
             (vector,) = await self._embedder.embed([content])
         else:
@@ -94,7 +89,9 @@ class MemoryService:
                 "wrong_dimensions",
             )
         new = NewMemory(scope, collection, content, vector, self._embedder.model_id, metadata or {})
-        (memory,) = await self._store.add(actor, workspace_id, [new])
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, _writing(scope))
+            (memory,) = await tx.memories.add(workspace_id, actor.user_id, [new])
         await self._invalidate(workspace_id, actor.user_id, scope)
         metrics.add_metric(name="MemoriesStored", unit="Count", value=1)
         return memory
@@ -106,11 +103,19 @@ class MemoryService:
         collection: Collection | None,
         page: PageRequest,
     ) -> Page[Memory]:
-        return await self._store.list_memories(actor, workspace_id, collection, page)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            return await tx.memories.list_memories(workspace_id, collection, page)
 
     async def forget(self, actor: Principal, workspace_id: UUID, memory_id: UUID) -> None:
-        """Delete; the next search cannot return it, cached or not."""
-        memory = await self._store.delete(actor, workspace_id, memory_id)
+        """Delete; the next search cannot return it, cached or not. A user-scope memory is
+        its owner's to delete; a shared one needs the operator role."""
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            memory = await tx.memories.get(workspace_id, memory_id)
+            await authorized(tx, workspace_id, _writing(memory.scope))
+            if not await tx.memories.delete(workspace_id, memory_id):
+                raise Forbidden("Only the owner (or an operator, for shared memories) may delete.")
         await self._invalidate(workspace_id, actor.user_id, memory.scope)
 
     async def feedback(
@@ -118,7 +123,10 @@ class MemoryService:
     ) -> Memory:
         if value not in (1, -1):
             raise _invalid("value", "feedback is 1 or -1")
-        memory = await self._store.feedback(actor, workspace_id, memory_id, value)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.REMEMBER)
+            await tx.memories.get(workspace_id, memory_id)
+            memory = await tx.memories.feedback(workspace_id, memory_id, value)
         await self._invalidate(workspace_id, actor.user_id, memory.scope)
         return memory
 
@@ -131,32 +139,34 @@ class MemoryService:
         collections: Sequence[Collection] | None = None,
         limit: int = 10,
     ) -> list[SearchHit]:
+        """Membership is checked before the cache is consulted, so a member who was removed
+        is never served a search they cached while they belonged."""
         query = query.strip()
         if not query:
             raise _invalid("query", "query is empty")
         if len(query) > MAX_QUERY_CHARS:
             raise _invalid("query", f"query is over {MAX_QUERY_CHARS} characters")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise _invalid("limit", f"limit is between 1 and {MAX_LIMIT}")
+        if not 1 <= limit <= MAX_SEARCH_LIMIT:
+            raise _invalid("limit", f"limit is between 1 and {MAX_SEARCH_LIMIT}")
         wanted = tuple(sorted(set(collections), key=str)) if collections else None
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
         key = await self._cache_key(actor.user_id, workspace_id, query, wanted, limit)
         cached = await self._cached(key)
         if cached is not None:
             metrics.add_metric(name="MemorySearchCacheHits", unit="Count", value=1)
             return cached
         (vector,) = await self._embedder.embed([query])
-        candidates = await self._store.candidates(
-            actor,
-            workspace_id,
-            CandidateQuery(
-                embedding=vector,
-                embedding_model=self._embedder.model_id,
-                text=query,
-                collections=wanted,
-                semantic_k=max(limit * 4, 20),
-                text_k=max(limit * 2, 10),
-            ),
+        candidate_query = CandidateQuery(
+            embedding=vector,
+            embedding_model=self._embedder.model_id,
+            text=query,
+            collections=wanted,
+            semantic_k=max(limit * 4, 20),
+            text_k=max(limit * 2, 10),
         )
+        async with self._uow(actor) as tx:
+            candidates = await tx.memories.candidates(workspace_id, candidate_query)
         hits = rank(candidates, self._clock(), limit)
         await self._store_cached(key, hits)
         self._touch_later(actor, workspace_id, [h.memory.id for h in hits])
@@ -178,65 +188,22 @@ class MemoryService:
             raise _invalid("text", "text is empty")
         if len(text) > MAX_DOCUMENT_CHARS:
             raise _invalid("text", f"text is over {MAX_DOCUMENT_CHARS} characters")
-        document = await self._store.create_document(actor, workspace_id, title.strip(), text)
-        message = DocumentMessage(workspace_id, document.id)
-        if self._queue is None:
-            chunks = await self.ingest(message)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.REMEMBER)
+            document = await tx.documents.create(workspace_id, title.strip(), text)
+            if self._ingestion is None or self._ingestion.queued:
+                tx.send(JobMessage.document(workspace_id, document.id))
+        if self._ingestion is not None and not self._ingestion.queued:
+            chunks = await self._ingestion.ingest(JobMessage.document(workspace_id, document.id))
             return replace(document, status="ready", chunk_count=chunks or 0)
-        try:
-            await self._queue.send([message])
-        except Exception:  # noqa: BLE001 - the document stays pending; the sweeper re-sends
-            logger.warning("document message not sent; the sweeper will re-send it")
         return document
-
-    async def ingest(self, message: DocumentMessage) -> int | None:
-        """The worker's half: the number of chunks stored; None when someone else has it or
-        it is done; raises (the document back to pending) when this attempt failed."""
-        pending = await self._store.claim_document(message)
-        if pending is None:
-            return None
-        document = pending.document
-        owner = Principal(
-            document.owner_id, None, {"sub": str(document.owner_id), "role": "authenticated"}
-        )
-        chunks = chunk_text(pending.text)
-        try:
-            vectors = await self._embedder.embed(chunks)
-            await self._store.add(
-                owner,
-                document.workspace_id,
-                [
-                    NewMemory(
-                        MemoryScope.USER,
-                        Collection.DOCUMENTS,
-                        chunk,
-                        vector,
-                        self._embedder.model_id,
-                        {"document_id": str(document.id), "title": document.title, "chunk": i},
-                        document_id=document.id,
-                        chunk_index=i,
-                    )
-                    for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
-                ],
-            )
-        except Exception as exc:
-            await self._store.release_document(document.id, type(exc).__name__)
-            raise
-        await self._store.finish_document(document.id, "ready", len(chunks))
-        await self._invalidate(document.workspace_id, document.owner_id, MemoryScope.USER)
-        metrics.add_metric(name="DocumentsIngested", unit="Count", value=1)
-        return len(chunks)
-
-    async def bury_document(self, message: DocumentMessage) -> None:
-        """The dead-letter verdict: the document failed for good."""
-        await self._store.finish_document(
-            message.document_id, "failed", 0, "ingestion failed repeatedly"
-        )
 
     async def documents(
         self, actor: Principal, workspace_id: UUID, page: PageRequest
     ) -> Page[Document]:
-        return await self._store.documents(actor, workspace_id, page)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            return await tx.documents.list_documents(workspace_id, page)
 
     async def drain(self) -> None:
         """Wait for the work left running after responses (access counts)."""
@@ -244,11 +211,6 @@ class MemoryService:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     # --------------------------------------------------------------------------------------
-
-    @staticmethod
-    def _check_scope(scope: MemoryScope, role: Role) -> None:
-        if scope is MemoryScope.WORKSPACE and not role.at_least(Role.OPERATOR):
-            raise Forbidden("Operators and up write shared (workspace) memories.")
 
     async def _invalidate(self, workspace_id: UUID, user_id: UUID, scope: MemoryScope) -> None:
         if self._cache is None:
@@ -301,13 +263,19 @@ class MemoryService:
 
         async def touch() -> None:
             try:
-                await self._store.touch(actor, workspace_id, ids)
+                async with self._uow(actor) as tx:
+                    await tx.memories.touch(workspace_id, ids)
             except Exception:  # noqa: BLE001 - a lost access count is harmless
                 logger.warning("could not record memory accesses")
 
         task = asyncio.get_running_loop().create_task(touch())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _writing(scope: MemoryScope) -> Action:
+    """What writing (or deleting) a memory of `scope` takes."""
+    return Action.SHARE_MEMORY if scope is MemoryScope.WORKSPACE else Action.REMEMBER
 
 
 def _hits_to_json(hits: list[SearchHit]) -> str:

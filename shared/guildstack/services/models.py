@@ -1,5 +1,6 @@
 """`MeteredModel`: the model port services use. Picks the tier the budget allows, reserves
-the call's worst-case cost, calls through the failover chain, then records what it cost."""
+the call's worst-case cost (one system transaction), calls through the failover chain, then
+records what it cost (another, or the caller's own when it settles the call itself)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from guildstack.domain.models import (
     Delta,
     ModelRef,
     ModelRequest,
+    Reservation,
     StreamItem,
     Tier,
     tier_for,
 )
 from guildstack.domain.pricing import ModelBook
-from guildstack.domain.usage import Reservation, UsageRecord
+from guildstack.domain.usage import UsageRecord
 from guildstack.observability import logger, metrics
-from guildstack.ports.usage import SpendLedger
+from guildstack.ports.uow import UnitOfWork
+from guildstack.ports.usage import UsageLedger
 from guildstack.services.failover import FailoverChain
 
 OFFLINE_REF = ModelRef(OFFLINE, OFFLINE)
@@ -42,19 +45,57 @@ class MeteredModel:
         self,
         chain: FailoverChain,
         book: ModelBook,
-        ledger: SpendLedger,
+        uow: UnitOfWork,
         *,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._chain = chain
         self._book = book
-        self._ledger = ledger
+        self._uow = uow
         self._clock = clock
 
     async def plan(self, request: ModelRequest, context: CallContext) -> CallPlan:
         """The models to try and the most the call may cost: the requested tier when the
         budget affords it, else the next cheaper tier; `BudgetExceeded` when none fits."""
-        remaining = await self._ledger.remaining(context)
+        async with self._uow.system("budget check") as tx:
+            return await self._plan(tx.ledger, request, context)
+
+    async def complete(
+        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+    ) -> Completion:
+        plan, reservation = await self._reserve(request, context)
+        started = self._clock()
+        try:
+            result = await self._chain.complete(plan.chain, request)
+        except BaseException:
+            await self._release(reservation)
+            raise
+        return await self._priced(reservation, plan, context, result, started, settle)
+
+    async def stream(
+        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+    ) -> AsyncIterator[StreamItem]:
+        plan, reservation = await self._reserve(request, context)
+        started = self._clock()
+        done = False
+        try:
+            async for item in self._chain.stream(plan.chain, request):
+                if isinstance(item, Delta):
+                    yield item
+                else:
+                    completion = await self._priced(
+                        reservation, plan, context, item, started, settle
+                    )
+                    done = True
+                    yield completion
+        finally:
+            if not done:
+                await self._release(reservation)
+
+    async def _plan(
+        self, ledger: UsageLedger, request: ModelRequest, context: CallContext
+    ) -> CallPlan:
+        remaining = await ledger.remaining(context)
         input_tokens = request.estimated_input_tokens()
         if request.model is not None:
             chain: tuple[ModelRef, ...] = (ModelRef.parse(request.model),)
@@ -72,43 +113,26 @@ class MeteredModel:
             tier = tier.cheaper()
         raise _over_budget(remaining)
 
-    async def complete(self, request: ModelRequest, context: CallContext) -> Completion:
-        plan = await self.plan(request, context)
-        reservation = await self._ledger.reserve(context, plan.estimate_usd)
-        started = self._clock()
-        try:
-            result = await self._chain.complete(plan.chain, request)
-        except BaseException:
-            await self._ledger.release(reservation)
-            raise
-        return await self._settle(reservation, plan, context, result, started)
-
-    async def stream(
+    async def _reserve(
         self, request: ModelRequest, context: CallContext
-    ) -> AsyncIterator[StreamItem]:
-        plan = await self.plan(request, context)
-        reservation = await self._ledger.reserve(context, plan.estimate_usd)
-        started = self._clock()
-        settled = False
-        try:
-            async for item in self._chain.stream(plan.chain, request):
-                if isinstance(item, Delta):
-                    yield item
-                else:
-                    completion = await self._settle(reservation, plan, context, item, started)
-                    settled = True
-                    yield completion
-        finally:
-            if not settled:
-                await self._ledger.release(reservation)
+    ) -> tuple[CallPlan, Reservation]:
+        async with self._uow.system("budget reservation") as tx:
+            plan = await self._plan(tx.ledger, request, context)
+            reservation = await tx.ledger.reserve(context, plan.estimate_usd)
+        return plan, reservation
 
-    async def _settle(
+    async def _release(self, reservation: Reservation) -> None:
+        async with self._uow.system("budget release") as tx:
+            await tx.ledger.release(reservation)
+
+    async def _priced(
         self,
         reservation: Reservation,
         plan: CallPlan,
         context: CallContext,
         result: Completion,
         started: float,
+        settle: bool,
     ) -> Completion:
         ref = ModelRef(result.provider, result.model)
         completion = replace(
@@ -118,7 +142,11 @@ class MeteredModel:
             downgraded_from=plan.downgraded_from,
             latency_ms=round((self._clock() - started) * 1000, 3),
         )
-        await self._ledger.settle(reservation, UsageRecord(context, completion))
+        if settle:
+            async with self._uow.system("usage settlement") as tx:
+                await tx.ledger.settle(reservation, UsageRecord(context, completion))
+        else:
+            completion = replace(completion, unsettled=reservation)
         _emit_metrics(context, completion)
         return completion
 
@@ -128,6 +156,12 @@ class MeteredModel:
 
     def _offline(self) -> tuple[ModelRef, ...]:
         return (OFFLINE_REF,) if OFFLINE in self._chain.available else ()
+
+
+async def settle_in(ledger: UsageLedger, context: CallContext, completion: Completion) -> None:
+    """Record a call made with `settle=False` in the caller's transaction."""
+    if completion.unsettled is not None:
+        await ledger.settle(completion.unsettled, UsageRecord(context, completion))
 
 
 def _check_affordable(estimate: Decimal, remaining: Decimal | None) -> None:

@@ -1,4 +1,4 @@
-"""Workspaces (the tenants) and their members, with the role rules of API.md.
+"""Workspaces (the tenants) and their members, with the role rules of the domain's table.
 
 Every rule here is enforced again by row-level security; checking here first gives a
 clear 403 instead of a silent empty result.
@@ -11,12 +11,12 @@ import secrets
 from decimal import Decimal
 from uuid import UUID
 
-from guildstack.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from guildstack.domain.authorization import NOT_A_MEMBER, Action, authorize
+from guildstack.domain.errors import Conflict, InvalidInput, NotFound
 from guildstack.domain.identity import Member, Principal, Role, Workspace
 from guildstack.domain.paging import Page, PageRequest
-from guildstack.ports.workspaces import WorkspaceStore
-
-_NOT_FOUND = "No such workspace."
+from guildstack.ports.uow import Tx, UnitOfWork
+from guildstack.services.access import authorized
 
 
 def slugify(name: str) -> str:
@@ -26,8 +26,8 @@ def slugify(name: str) -> str:
 
 
 class WorkspaceService:
-    def __init__(self, store: WorkspaceStore) -> None:
-        self._store = store
+    def __init__(self, uow: UnitOfWork) -> None:
+        self._uow = uow
 
     async def create(
         self, actor: Principal, name: str, monthly_budget_usd: Decimal | None
@@ -36,25 +36,19 @@ class WorkspaceService:
         name = name.strip()
         if not name:
             raise InvalidInput("name must not be blank")
-        return await self._store.create(actor, name, slugify(name), monthly_budget_usd)
+        async with self._uow(actor) as tx:
+            return await tx.workspaces.create(name, slugify(name), monthly_budget_usd)
 
     async def list(self, actor: Principal, page: PageRequest) -> Page[Workspace]:
-        return await self._store.list_for(actor, page)
+        async with self._uow(actor) as tx:
+            return await tx.workspaces.list_mine(page)
 
     async def get(self, actor: Principal, workspace_id: UUID) -> Workspace:
-        workspace = await self._store.get(actor, workspace_id)
+        async with self._uow(actor) as tx:
+            workspace = await tx.workspaces.get(workspace_id)
         if workspace is None:
-            raise NotFound(_NOT_FOUND)
+            raise NotFound(NOT_A_MEMBER)
         return workspace
-
-    async def require_role(self, actor: Principal, workspace_id: UUID, minimum: Role) -> Role:
-        """The actor's role; NotFound for non-members (never reveal existence), else Forbidden."""
-        role = await self._store.role_of(actor, workspace_id)
-        if role is None:
-            raise NotFound(_NOT_FOUND)
-        if not role.at_least(minimum):
-            raise Forbidden(f"This needs the {minimum.value} role or higher; you are {role.value}.")
-        return role
 
     async def update(
         self,
@@ -64,59 +58,64 @@ class WorkspaceService:
         name: str | None,
         monthly_budget_usd: Decimal | None,
     ) -> Workspace:
-        await self.require_role(actor, workspace_id, Role.ADMIN)
         if name is not None and not name.strip():
             raise InvalidInput("name must not be blank")
-        updated = await self._store.update(
-            actor,
-            workspace_id,
-            name=name.strip() if name is not None else None,
-            monthly_budget_usd=monthly_budget_usd,
-        )
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.UPDATE_WORKSPACE)
+            updated = await tx.workspaces.update(
+                workspace_id,
+                name=name.strip() if name is not None else None,
+                monthly_budget_usd=monthly_budget_usd,
+            )
         if updated is None:
-            raise NotFound(_NOT_FOUND)
+            raise NotFound(NOT_A_MEMBER)
         return updated
 
     async def members(
         self, actor: Principal, workspace_id: UUID, page: PageRequest
     ) -> Page[Member]:
-        await self.require_role(actor, workspace_id, Role.VIEWER)
-        return await self._store.members(actor, workspace_id, page)
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            return await tx.workspaces.members(workspace_id, page)
 
     async def add_member(
         self, actor: Principal, workspace_id: UUID, email: str, role: Role
     ) -> Member:
-        mine = await self.require_role(actor, workspace_id, Role.ADMIN)
-        if role is Role.OWNER and mine is not Role.OWNER:
-            raise Forbidden("Only an owner may grant the owner role.")
-        return await self._store.add_member(actor, workspace_id, email.strip().lower(), role)
+        async with self._uow(actor) as tx:
+            mine = await authorized(tx, workspace_id, Action.MANAGE_MEMBERS)
+            if role is Role.OWNER:
+                authorize(mine, Action.GRANT_OWNER)
+            return await tx.workspaces.add_member(workspace_id, email.strip().lower(), role)
 
     async def change_role(
         self, actor: Principal, workspace_id: UUID, user_id: UUID, role: Role
     ) -> Member:
-        mine = await self.require_role(actor, workspace_id, Role.ADMIN)
-        target = await self._member(actor, workspace_id, user_id)
-        touches_owner = role is Role.OWNER or target.role is Role.OWNER
-        if touches_owner and mine is not Role.OWNER:
-            raise Forbidden("Only an owner may grant or take away the owner role.")
-        if target.role is role:
-            return target
-        updated = await self._store.set_role(actor, workspace_id, user_id, role)
+        async with self._uow(actor) as tx:
+            mine = await authorized(tx, workspace_id, Action.MANAGE_MEMBERS)
+            target = await _member(tx, workspace_id, user_id)
+            if role is Role.OWNER or target.role is Role.OWNER:
+                authorize(mine, Action.GRANT_OWNER)
+            if target.role is role:
+                return target
+            updated = await tx.workspaces.set_role(workspace_id, user_id, role)
         if updated is None:
             raise NotFound("No such member.")
         return updated
 
     async def remove_member(self, actor: Principal, workspace_id: UUID, user_id: UUID) -> None:
         leaving = user_id == actor.user_id
-        mine = await self.require_role(actor, workspace_id, Role.VIEWER if leaving else Role.ADMIN)
-        target = await self._member(actor, workspace_id, user_id)
-        if target.role is Role.OWNER and mine is not Role.OWNER:
-            raise Forbidden("Only an owner may remove an owner.")
-        if not await self._store.remove_member(actor, workspace_id, user_id):
-            raise Conflict("The member could not be removed.")
+        async with self._uow(actor) as tx:
+            action = Action.LEAVE if leaving else Action.MANAGE_MEMBERS
+            mine = await authorized(tx, workspace_id, action)
+            target = await _member(tx, workspace_id, user_id)
+            if target.role is Role.OWNER:
+                authorize(mine, Action.GRANT_OWNER)
+            if not await tx.workspaces.remove_member(workspace_id, user_id):
+                raise Conflict("The member could not be removed.")
 
-    async def _member(self, actor: Principal, workspace_id: UUID, user_id: UUID) -> Member:
-        member = await self._store.member(actor, workspace_id, user_id)
-        if member is None:
-            raise NotFound("No such member.")
-        return member
+
+async def _member(tx: Tx, workspace_id: UUID, user_id: UUID) -> Member:
+    member = await tx.workspaces.member(workspace_id, user_id)
+    if member is None:
+        raise NotFound("No such member.")
+    return member

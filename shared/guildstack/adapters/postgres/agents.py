@@ -1,12 +1,13 @@
-"""`PostgresAgentStore`: the workspace's agent rows, read and written under the caller's RLS."""
+"""`PostgresAgentRepository`: the workspace's agent rows (the caller's RLS applies)."""
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
 
-from guildstack.adapters.postgres.database import Connection, PostgresDatabase
+from guildstack.adapters.postgres.database import Connection
 from guildstack.domain.agents import Agent, AgentSource, AgentSpec, AgentStatus
+from guildstack.domain.errors import NotFound
 from guildstack.domain.identity import Principal
 from guildstack.domain.models import Tier
 
@@ -16,51 +17,54 @@ _COLUMNS = """
 """
 
 
-class PostgresAgentStore:
-    def __init__(self, db: PostgresDatabase) -> None:
-        self._db = db
+class PostgresAgentRepository:
+    def __init__(self, conn: Connection, actor: Principal | None) -> None:
+        self._conn = conn
+        self._actor = actor
 
-    async def list(self, actor: Principal, workspace_id: UUID) -> list[Agent]:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                f"select {_COLUMNS} from public.agents where workspace_id = %s order by code",  # noqa: S608
-                (workspace_id,),
-            )
-            return [_to_agent(r) for r in await cur.fetchall()]
+    async def all(self, workspace_id: UUID) -> list[Agent]:
+        cur = await self._conn.execute(
+            f"select {_COLUMNS} from public.agents where workspace_id = %s order by code",  # noqa: S608
+            (workspace_id,),
+        )
+        return [_to_agent(r) for r in await cur.fetchall()]
 
-    async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent | None:
-        async with self._db.transaction(actor.claims) as conn:
-            return await _get(conn, workspace_id, code)
+    async def get(self, workspace_id: UUID, code: str) -> Agent | None:
+        return await _get(self._conn, workspace_id, code)
 
-    async def insert(self, actor: Principal, workspace_id: UUID, agent: Agent) -> Agent:
-        async with self._db.transaction(actor.claims) as conn:
-            await conn.execute(
-                f"insert into public.agents (workspace_id, created_by, {_COLUMNS})"  # noqa: S608
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())",
-                (workspace_id, actor.user_id, *_values(agent)),
-            )
-            stored = await _get(conn, workspace_id, agent.code)
-        assert stored is not None  # noqa: S101 - just inserted
-        return stored
+    async def insert(self, workspace_id: UUID, agent: Agent) -> Agent:
+        await self._conn.execute(
+            f"insert into public.agents (workspace_id, created_by, {_COLUMNS})"  # noqa: S608
+            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())",
+            (workspace_id, self._creator, *_values(agent)),
+        )
+        return await self._stored(workspace_id, agent.code)
 
-    async def save(self, actor: Principal, workspace_id: UUID, agent: Agent) -> Agent:
-        async with self._db.transaction(actor.claims) as conn:
-            await conn.execute(
-                f"""
-                insert into public.agents (workspace_id, created_by, {_COLUMNS})
-                values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())
-                on conflict (workspace_id, code) do update set
-                    name = excluded.name, role = excluded.role, guild = excluded.guild,
-                    description = excluded.description,
-                    system_prompt = excluded.system_prompt, model_tier = excluded.model_tier,
-                    temperature = excluded.temperature, max_tokens = excluded.max_tokens,
-                    capabilities = excluded.capabilities, status = excluded.status,
-                    updated_at = now()
-                """,  # noqa: S608 - constant column list
-                (workspace_id, actor.user_id, *_values(agent)),
-            )
-            stored = await _get(conn, workspace_id, agent.code)
-        assert stored is not None  # noqa: S101 - just written
+    async def save(self, workspace_id: UUID, agent: Agent) -> Agent:
+        await self._conn.execute(
+            f"""
+            insert into public.agents (workspace_id, created_by, {_COLUMNS})
+            values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now(), now())
+            on conflict (workspace_id, code) do update set
+                name = excluded.name, role = excluded.role, guild = excluded.guild,
+                description = excluded.description,
+                system_prompt = excluded.system_prompt, model_tier = excluded.model_tier,
+                temperature = excluded.temperature, max_tokens = excluded.max_tokens,
+                capabilities = excluded.capabilities, status = excluded.status,
+                updated_at = now()
+            """,  # noqa: S608 - constant column list
+            (workspace_id, self._creator, *_values(agent)),
+        )
+        return await self._stored(workspace_id, agent.code)
+
+    @property
+    def _creator(self) -> UUID | None:
+        return self._actor.user_id if self._actor else None
+
+    async def _stored(self, workspace_id: UUID, code: str) -> Agent:
+        stored = await _get(self._conn, workspace_id, code)
+        if stored is None:
+            raise NotFound(f"Agent {code!r} is not visible after writing it.")
         return stored
 
 

@@ -1,10 +1,9 @@
 """`PostgresDatabase`: a psycopg 3 async pool whose transactions run under the caller's RLS.
 
-`transaction(claims)` does what PostgREST does on Supabase: it puts the JWT claims in
-`request.jwt.claims` and switches to the `authenticated` role for the transaction, so the
-row-level security policies decide what the caller may see and change.
-`service_transaction(reason)` is the named, explicit way for system work to act as
-`service_role` (which bypasses RLS).
+A transaction begins with one statement that does what PostgREST does on Supabase: it puts
+the JWT claims in `request.jwt.claims` and switches to the `authenticated` role (or
+`service_role`, for system work said out loud), so row-level security decides what the
+caller may see and change. The same statement reads the transaction's clock.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -20,13 +20,25 @@ from psycopg import errors as pg_errors
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from guildstack.domain.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput
+from guildstack.domain.errors import (
+    Conflict,
+    DependencyUnavailable,
+    Forbidden,
+    InvalidInput,
+    Overloaded,
+)
 from guildstack.observability import logger
 
 Connection = psycopg.AsyncConnection[DictRow]
 
 # SQLSTATE our migrations raise for "this would break an invariant" (e.g. the last owner).
 CONFLICT_SQLSTATE = "P0409"
+SERVICE_CLAIMS = json.dumps({"role": "service_role"})
+_BEGIN = (
+    "select set_config('request.jwt.claims', %s, true),"
+    " set_config('request.jwt.claim.sub', %s, true),"
+    " set_config('role', %s, true), now() as now"
+)
 
 
 class PostgresDatabase:
@@ -39,11 +51,13 @@ class PostgresDatabase:
         min_size: int = 0,
         max_size: int = 5,
         connect_timeout: float = 5.0,
+        pool_timeout: float = 10.0,
     ) -> None:
         self._dsn = dsn
         self._min_size = min_size
         self._max_size = max_size
         self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._lock = asyncio.Lock()
 
@@ -59,7 +73,7 @@ class PostgresDatabase:
                         self._dsn,
                         min_size=self._min_size,
                         max_size=self._max_size,
-                        timeout=self._connect_timeout,
+                        timeout=self._pool_timeout,
                         open=False,
                         # Supabase's transaction pooler cannot keep prepared statements.
                         kwargs={
@@ -75,29 +89,32 @@ class PostgresDatabase:
         return self._pool
 
     @asynccontextmanager
+    async def begin(
+        self, claims: Mapping[str, Any] | None
+    ) -> AsyncIterator[tuple[Connection, datetime]]:
+        """A transaction as the user in `claims` (RLS applies), or as `service_role` when
+        `claims` is None; with the transaction's time."""
+        if claims is None:
+            setup: tuple[str, str, str] = (SERVICE_CLAIMS, "", "service_role")
+        else:
+            role = "anon" if claims.get("role") == "anon" else "authenticated"
+            setup = (json.dumps(dict(claims), default=str), str(claims.get("sub") or ""), role)
+        async with self._connection() as conn:
+            cur = await conn.execute(_BEGIN, setup)
+            row = await returned_row(cur)
+            yield conn, row["now"]
+
+    @asynccontextmanager
     async def transaction(self, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
         """A transaction as the user in `claims`: RLS applies to everything inside."""
-        role = "anon" if claims.get("role") == "anon" else "authenticated"
-        async with self._connection() as conn:
-            await conn.execute(
-                "select set_config('request.jwt.claims', %s, true),"
-                " set_config('request.jwt.claim.sub', %s, true),"
-                " set_config('request.jwt.claim.role', %s, true)",
-                (json.dumps(dict(claims), default=str), str(claims.get("sub") or ""), role),
-            )
-            await conn.execute(f"set local role {role}")  # one of two fixed names
+        async with self.begin(claims) as (conn, _):
             yield conn
 
     @asynccontextmanager
     async def service_transaction(self, reason: str) -> AsyncIterator[Connection]:
         """A transaction as `service_role` (bypasses RLS). `reason` says why, for the log."""
         logger.debug("service-role transaction", extra={"reason": reason})
-        async with self._connection() as conn:
-            await conn.execute(
-                "select set_config('request.jwt.claims', %s, true)",
-                (json.dumps({"role": "service_role"}),),
-            )
-            await conn.execute("set local role service_role")
+        async with self.begin(None) as (conn, _):
             yield conn
 
     @asynccontextmanager
@@ -107,7 +124,9 @@ class PostgresDatabase:
             async with pool.connection() as conn, conn.transaction():
                 yield conn
         except PoolTimeout as exc:
-            raise DependencyUnavailable("The database is not reachable.") from exc
+            # Every connection is busy (or none could be opened in time): a busy service,
+            # not a database outage; the client may try again at once.
+            raise Overloaded("Every database connection is busy; try again in a moment.") from exc
         except psycopg.Error as exc:
             raise translate(exc) from exc
 
@@ -150,6 +169,8 @@ def translate(exc: psycopg.Error) -> Exception:
         return InvalidInput("A referenced record does not exist.")
     if isinstance(exc, pg_errors.CheckViolation | pg_errors.DataError):
         return InvalidInput("A value is out of range or malformed.")
+    if isinstance(exc, pg_errors.DeadlockDetected | pg_errors.SerializationFailure):
+        return Overloaded("The database aborted a conflicting change; try again.")
     if isinstance(exc, psycopg.OperationalError):
         return DependencyUnavailable("The database is not reachable.")
     return exc

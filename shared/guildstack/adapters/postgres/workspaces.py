@@ -1,4 +1,4 @@
-"""`PostgresWorkspaceStore`: workspaces, members and profiles, all under the caller's RLS."""
+"""`PostgresWorkspaceRepository`: workspaces, members and profiles, under the caller's RLS."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-from guildstack.adapters.postgres.database import PostgresDatabase
+from guildstack.adapters.postgres.database import Connection, returned_row
+from guildstack.adapters.postgres.paging import fetch_page
 from guildstack.domain.errors import NotFound
 from guildstack.domain.identity import (
     AccountKind,
@@ -17,7 +18,7 @@ from guildstack.domain.identity import (
     Role,
     Workspace,
 )
-from guildstack.domain.paging import Page, PageRequest, page_of
+from guildstack.domain.paging import Page, PageRequest
 
 _WORKSPACE_COLUMNS = "w.id, w.name, w.slug, w.monthly_budget_usd, w.created_at, m.role"
 _MEMBER_QUERY = """
@@ -27,168 +28,128 @@ _MEMBER_QUERY = """
 """
 
 
-class PostgresWorkspaceStore:
-    def __init__(self, db: PostgresDatabase) -> None:
-        self._db = db
+class PostgresWorkspaceRepository:
+    def __init__(self, conn: Connection, actor: Principal | None) -> None:
+        self._conn = conn
+        self._actor = actor
 
-    async def create(
-        self, actor: Principal, name: str, slug: str, monthly_budget_usd: Decimal | None
-    ) -> Workspace:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                "select id from public.create_workspace(%s, %s, %s)",
-                (name, slug, monthly_budget_usd),
-            )
-            row = await cur.fetchone()
-            assert row is not None  # noqa: S101 - the function always returns the row
-            created = await _workspace(conn, actor, row["id"])
-        assert created is not None  # noqa: S101 - the creator is its owner
-        return created
+    @property
+    def _me(self) -> UUID:
+        if self._actor is None:
+            raise RuntimeError("this read needs a transaction acting for a signed-in user")
+        return self._actor.user_id
 
-    async def list_for(self, actor: Principal, page: PageRequest) -> Page[Workspace]:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                f"""
-                select {_WORKSPACE_COLUMNS}
-                from public.workspaces w
-                join public.workspace_members m
-                  on m.workspace_id = w.id and m.user_id = %(uid)s
-                where (%(after_ts)s::timestamptz is null
-                       or (w.created_at, w.id)
-                          > (%(after_ts)s::timestamptz, %(after_id)s::uuid))
-                order by w.created_at, w.id
-                limit %(limit)s
-                """,  # noqa: S608 - constant column list
-                {"uid": actor.user_id, "limit": page.limit + 1, **_after(page)},
-            )
-            rows = await cur.fetchall()
-        return page_of([_to_workspace(r) for r in rows], page.limit, lambda w: (w.created_at, w.id))
-
-    async def get(self, actor: Principal, workspace_id: UUID) -> Workspace | None:
-        async with self._db.transaction(actor.claims) as conn:
-            return await _workspace(conn, actor, workspace_id)
-
-    async def role_of(self, actor: Principal, workspace_id: UUID) -> Role | None:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                "select role from public.workspace_members"
-                " where workspace_id = %s and user_id = %s",
-                (workspace_id, actor.user_id),
-            )
-            row = await cur.fetchone()
+    async def role_of(self, workspace_id: UUID, user_id: UUID | None = None) -> Role | None:
+        cur = await self._conn.execute(
+            "select role from public.workspace_members where workspace_id = %s and user_id = %s",
+            (workspace_id, user_id or self._me),
+        )
+        row = await cur.fetchone()
         return Role(row["role"]) if row else None
 
-    async def update(
-        self,
-        actor: Principal,
-        workspace_id: UUID,
-        *,
-        name: str | None,
-        monthly_budget_usd: Decimal | None,
-    ) -> Workspace | None:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                """
-                update public.workspaces
-                set name = coalesce(%s, name),
-                    monthly_budget_usd = coalesce(%s, monthly_budget_usd)
-                where id = %s
-                returning id
-                """,
-                (name, monthly_budget_usd, workspace_id),
-            )
-            if await cur.fetchone() is None:
-                return None
-            return await _workspace(conn, actor, workspace_id)
+    async def create(self, name: str, slug: str, monthly_budget_usd: Decimal | None) -> Workspace:
+        cur = await self._conn.execute(
+            "select id from public.create_workspace(%s, %s, %s)", (name, slug, monthly_budget_usd)
+        )
+        row = await returned_row(cur)
+        created = await self.get(row["id"])
+        if created is None:
+            raise NotFound("The new workspace is not visible to its creator.")
+        return created
 
-    async def members(
-        self, actor: Principal, workspace_id: UUID, page: PageRequest
-    ) -> Page[Member]:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                _MEMBER_QUERY
-                + """
-                where m.workspace_id = %(ws)s
-                  and (%(after_ts)s::timestamptz is null
-                       or (m.created_at, m.user_id)
-                          > (%(after_ts)s::timestamptz, %(after_id)s::uuid))
-                order by m.created_at, m.user_id
-                limit %(limit)s
-                """,
-                {"ws": workspace_id, "limit": page.limit + 1, **_after(page)},
-            )
-            rows = await cur.fetchall()
-        return page_of(
-            [_to_member(r) for r in rows], page.limit, lambda m: (m.created_at, m.user_id)
+    async def list_mine(self, page: PageRequest) -> Page[Workspace]:
+        return await fetch_page(
+            self._conn,
+            f"select {_WORKSPACE_COLUMNS} from public.workspaces w"  # noqa: S608 - constant columns
+            " join public.workspace_members m on m.workspace_id = w.id and m.user_id = %(uid)s"
+            " where true",
+            {"uid": self._me},
+            page,
+            _to_workspace,
+            lambda w: (w.created_at, w.id),
+            key=("w.created_at", "w.id"),
+            newest_first=False,
         )
 
-    async def member(self, actor: Principal, workspace_id: UUID, user_id: UUID) -> Member | None:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                _MEMBER_QUERY + " where m.workspace_id = %s and m.user_id = %s",
-                (workspace_id, user_id),
-            )
-            row = await cur.fetchone()
+    async def get(self, workspace_id: UUID) -> Workspace | None:
+        cur = await self._conn.execute(
+            f"select {_WORKSPACE_COLUMNS} from public.workspaces w"  # noqa: S608 - constant columns
+            " join public.workspace_members m on m.workspace_id = w.id and m.user_id = %s"
+            " where w.id = %s",
+            (self._me, workspace_id),
+        )
+        row = await cur.fetchone()
+        return _to_workspace(row) if row else None
+
+    async def update(
+        self, workspace_id: UUID, *, name: str | None, monthly_budget_usd: Decimal | None
+    ) -> Workspace | None:
+        cur = await self._conn.execute(
+            "update public.workspaces set name = coalesce(%s, name),"
+            " monthly_budget_usd = coalesce(%s, monthly_budget_usd) where id = %s returning id",
+            (name, monthly_budget_usd, workspace_id),
+        )
+        if await cur.fetchone() is None:
+            return None
+        return await self.get(workspace_id)
+
+    async def members(self, workspace_id: UUID, page: PageRequest) -> Page[Member]:
+        return await fetch_page(
+            self._conn,
+            _MEMBER_QUERY + " where m.workspace_id = %(ws)s",
+            {"ws": workspace_id},
+            page,
+            _to_member,
+            lambda m: (m.created_at, m.user_id),
+            key=("m.created_at", "m.user_id"),
+            newest_first=False,
+        )
+
+    async def member(self, workspace_id: UUID, user_id: UUID) -> Member | None:
+        cur = await self._conn.execute(
+            _MEMBER_QUERY + " where m.workspace_id = %s and m.user_id = %s",
+            (workspace_id, user_id),
+        )
+        row = await cur.fetchone()
         return _to_member(row) if row else None
 
-    async def add_member(
-        self, actor: Principal, workspace_id: UUID, email: str, role: Role
-    ) -> Member:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                "select (public.add_workspace_member(%s, %s, %s)).user_id as user_id",
-                (workspace_id, email, role.value),
-            )
-            row = await cur.fetchone()
-            if row is None or row["user_id"] is None:
-                raise NotFound("No account has that email address.")
-            cur = await conn.execute(
-                _MEMBER_QUERY + " where m.workspace_id = %s and m.user_id = %s",
-                (workspace_id, row["user_id"]),
-            )
-            added = await cur.fetchone()
-        assert added is not None  # noqa: S101 - just inserted in this transaction
-        return _to_member(added)
+    async def add_member(self, workspace_id: UUID, email: str, role: Role) -> Member:
+        cur = await self._conn.execute(
+            "select (public.add_workspace_member(%s, %s, %s)).user_id as user_id",
+            (workspace_id, email, role.value),
+        )
+        row = await cur.fetchone()
+        if row is None or row["user_id"] is None:
+            raise NotFound("No account has that email address.")
+        added = await self.member(workspace_id, row["user_id"])
+        if added is None:
+            raise NotFound("No such member.")
+        return added
 
-    async def set_role(
-        self, actor: Principal, workspace_id: UUID, user_id: UUID, role: Role
-    ) -> Member | None:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                """
-                update public.workspace_members set role = %s
-                where workspace_id = %s and user_id = %s
-                returning user_id
-                """,
-                (role.value, workspace_id, user_id),
-            )
-            if await cur.fetchone() is None:
-                return None
-            cur = await conn.execute(
-                _MEMBER_QUERY + " where m.workspace_id = %s and m.user_id = %s",
-                (workspace_id, user_id),
-            )
-            row = await cur.fetchone()
-        return _to_member(row) if row else None
+    async def set_role(self, workspace_id: UUID, user_id: UUID, role: Role) -> Member | None:
+        cur = await self._conn.execute(
+            "update public.workspace_members set role = %s"
+            " where workspace_id = %s and user_id = %s returning user_id",
+            (role.value, workspace_id, user_id),
+        )
+        if await cur.fetchone() is None:
+            return None
+        return await self.member(workspace_id, user_id)
 
-    async def remove_member(self, actor: Principal, workspace_id: UUID, user_id: UUID) -> bool:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                "delete from public.workspace_members where workspace_id = %s and user_id = %s",
-                (workspace_id, user_id),
-            )
-            return bool(cur.rowcount == 1)
+    async def remove_member(self, workspace_id: UUID, user_id: UUID) -> bool:
+        cur = await self._conn.execute(
+            "delete from public.workspace_members where workspace_id = %s and user_id = %s",
+            (workspace_id, user_id),
+        )
+        return bool(cur.rowcount == 1)
 
-    async def profile(self, actor: Principal) -> Profile | None:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                """
-                select id, email, full_name, account_kind, weekly_image_limit, last_active
-                from public.profiles where id = %s
-                """,
-                (actor.user_id,),
-            )
-            row = await cur.fetchone()
+    async def profile(self) -> Profile | None:
+        cur = await self._conn.execute(
+            "select id, email, full_name, account_kind, weekly_image_limit, last_active"
+            " from public.profiles where id = %s",
+            (self._me,),
+        )
+        row = await cur.fetchone()
         if row is None:
             return None
         return Profile(
@@ -200,42 +161,22 @@ class PostgresWorkspaceStore:
             last_active=row["last_active"],
         )
 
-    async def memberships(self, actor: Principal) -> list[Membership]:
-        async with self._db.transaction(actor.claims) as conn:
-            cur = await conn.execute(
-                """
-                select w.id, w.name, m.role
-                from public.workspace_members m
-                join public.workspaces w on w.id = m.workspace_id
-                where m.user_id = %s
-                order by w.created_at, w.id
-                """,
-                (actor.user_id,),
-            )
-            rows = await cur.fetchall()
+    async def memberships(self) -> list[Membership]:
+        cur = await self._conn.execute(
+            "select w.id, w.name, m.role from public.workspace_members m"
+            " join public.workspaces w on w.id = m.workspace_id"
+            " where m.user_id = %s order by w.created_at, w.id",
+            (self._me,),
+        )
         return [
-            Membership(workspace_id=r["id"], name=r["name"], role=Role(r["role"])) for r in rows
+            Membership(workspace_id=r["id"], name=r["name"], role=Role(r["role"]))
+            for r in await cur.fetchall()
         ]
 
-    async def touch(self, actor: Principal) -> None:
-        async with self._db.transaction(actor.claims) as conn:
-            await conn.execute(
-                "update public.profiles set last_active = now() where id = %s", (actor.user_id,)
-            )
-
-
-async def _workspace(conn: Any, actor: Principal, workspace_id: UUID) -> Workspace | None:
-    cur = await conn.execute(
-        f"""
-        select {_WORKSPACE_COLUMNS}
-        from public.workspaces w
-        join public.workspace_members m on m.workspace_id = w.id and m.user_id = %s
-        where w.id = %s
-        """,  # noqa: S608 - constant column list
-        (actor.user_id, workspace_id),
-    )
-    row = await cur.fetchone()
-    return _to_workspace(row) if row else None
+    async def touch(self) -> None:
+        await self._conn.execute(
+            "update public.profiles set last_active = now() where id = %s", (self._me,)
+        )
 
 
 def _to_workspace(row: dict[str, Any]) -> Workspace:
@@ -258,8 +199,3 @@ def _to_member(row: dict[str, Any]) -> Member:
         role=Role(row["role"]),
         created_at=row["created_at"],
     )
-
-
-def _after(page: PageRequest) -> dict[str, Any]:
-    ts, ident = page.after if page.after else (None, None)
-    return {"after_ts": ts, "after_id": ident}

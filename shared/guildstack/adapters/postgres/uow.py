@@ -1,0 +1,121 @@
+"""`PostgresUnitOfWork`: one transaction per use case, its repositories, and the outbox.
+
+Repositories are made on first use and bound to the transaction's connection. Messages the
+change produced are sent after the commit, grouped by delay; a failed send is logged and
+left to the sweeper (the work is queued in the database, so nothing is lost).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from guildstack.adapters.postgres.database import Connection, PostgresDatabase
+from guildstack.domain.jobs import JobMessage
+from guildstack.domain.principal import Principal
+from guildstack.observability import logger
+from guildstack.ports.runs import StepQueue
+
+if TYPE_CHECKING:
+    from guildstack.adapters.postgres.agents import PostgresAgentRepository
+    from guildstack.adapters.postgres.memory import (
+        PostgresDocumentRepository,
+        PostgresMemoryRepository,
+    )
+    from guildstack.adapters.postgres.runs import PostgresRunRepository
+    from guildstack.adapters.postgres.usage import PostgresUsageLedger
+    from guildstack.adapters.postgres.workspaces import PostgresWorkspaceRepository
+
+
+class PostgresTx:
+    def __init__(self, conn: Connection, actor: Principal | None, now: datetime) -> None:
+        self.conn = conn
+        self._actor = actor
+        self._now = now
+        self.outbox: dict[int, list[JobMessage]] = defaultdict(list)
+
+    @property
+    def actor(self) -> Principal | None:
+        return self._actor
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
+        self.outbox[delay_seconds].extend(messages)
+
+    @cached_property
+    def workspaces(self) -> PostgresWorkspaceRepository:
+        from guildstack.adapters.postgres.workspaces import PostgresWorkspaceRepository
+
+        return PostgresWorkspaceRepository(self.conn, self._actor)
+
+    @cached_property
+    def agents(self) -> PostgresAgentRepository:
+        from guildstack.adapters.postgres.agents import PostgresAgentRepository
+
+        return PostgresAgentRepository(self.conn, self._actor)
+
+    @cached_property
+    def runs(self) -> PostgresRunRepository:
+        from guildstack.adapters.postgres.runs import PostgresRunRepository
+
+        return PostgresRunRepository(self)
+
+    @cached_property
+    def ledger(self) -> PostgresUsageLedger:
+        from guildstack.adapters.postgres.usage import PostgresUsageLedger
+
+        return PostgresUsageLedger(self.conn)
+
+    @cached_property
+    def memories(self) -> PostgresMemoryRepository:
+        from guildstack.adapters.postgres.memory import PostgresMemoryRepository
+
+        return PostgresMemoryRepository(self.conn, self._actor)
+
+    @cached_property
+    def documents(self) -> PostgresDocumentRepository:
+        from guildstack.adapters.postgres.memory import PostgresDocumentRepository
+
+        return PostgresDocumentRepository(self.conn, self._actor)
+
+
+class PostgresUnitOfWork:
+    def __init__(self, db: PostgresDatabase, queue: StepQueue | None = None) -> None:
+        self._db = db
+        self._queue = queue
+
+    def __call__(self, actor: Principal) -> AbstractAsyncContextManager[PostgresTx]:
+        return self._transaction(actor)
+
+    def system(self, reason: str) -> AbstractAsyncContextManager[PostgresTx]:
+        logger.debug("system transaction", extra={"reason": reason})
+        return self._transaction(None)
+
+    @asynccontextmanager
+    async def _transaction(self, actor: Principal | None) -> AsyncIterator[PostgresTx]:
+        async with self._db.begin(actor.claims if actor else None) as (conn, now):
+            tx = PostgresTx(conn, actor, now)
+            yield tx
+        for delay, messages in tx.outbox.items():
+            await self._send(messages, delay)
+
+    async def _send(self, messages: list[JobMessage], delay: int) -> None:
+        if not messages:
+            return
+        try:
+            if self._queue is None:
+                raise RuntimeError("no queue is configured")
+            await self._queue.send(messages, delay_seconds=delay)
+        except Exception:  # noqa: BLE001 - the work stays queued in the database; the sweeper re-sends it
+            logger.warning(
+                "messages not sent after commit; the sweeper will send them again",
+                extra={"messages": len(messages)},
+                exc_info=True,
+            )

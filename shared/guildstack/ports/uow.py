@@ -1,0 +1,67 @@
+"""The unit of work: one transaction per use case, with its repositories and its outbox.
+
+`async with uow(actor) as tx:` acts for a signed-in user (row-level security applies to
+every statement); `async with uow.system(reason) as tx:` acts as the system (the engine,
+workers, schedules) and says why. Either way the membership check and the action share the
+transaction, and the messages the change produced are sent only after it has committed (a
+failed send leaves the work queued in the database for the sweeper to send again).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from guildstack.domain.jobs import JobMessage
+from guildstack.domain.principal import Principal
+from guildstack.ports.agents import AgentRepository
+from guildstack.ports.memory import DocumentRepository, MemoryRepository
+from guildstack.ports.runs import RunRepository
+from guildstack.ports.usage import UsageLedger
+from guildstack.ports.workspaces import WorkspaceRepository
+
+
+class Tx(Protocol):
+    @property
+    def actor(self) -> Principal | None:
+        """Who the transaction acts for; None for the system."""
+        ...
+
+    @property
+    def now(self) -> datetime:
+        """The transaction's time (the database's clock; one value for the whole change)."""
+        ...
+
+    @property
+    def workspaces(self) -> WorkspaceRepository: ...
+
+    @property
+    def agents(self) -> AgentRepository: ...
+
+    @property
+    def runs(self) -> RunRepository: ...
+
+    @property
+    def ledger(self) -> UsageLedger: ...
+
+    @property
+    def memories(self) -> MemoryRepository: ...
+
+    @property
+    def documents(self) -> DocumentRepository: ...
+
+    def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
+        """Queue messages to send once the transaction has committed."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    def __call__(self, actor: Principal) -> AbstractAsyncContextManager[Tx]:
+        """A transaction acting for `actor` (row-level security applies)."""
+        ...
+
+    def system(self, reason: str) -> AbstractAsyncContextManager[Tx]:
+        """A transaction acting as the system (bypasses row-level security); `reason` is
+        logged."""
+        ...

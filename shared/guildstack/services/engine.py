@@ -1,0 +1,304 @@
+"""`StepEngine`: executes one step message. Claim (one transaction: the graph's claim, the
+step's inputs and its agent), call the agent's model (its text appended as `step.token`
+events while it streams), then one transaction records the outcome: the output, handoff,
+events, the dependents released and the call's usage row, together. At-least-once
+delivery, exactly-once effects: a second copy of a message finds the step taken or done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+from uuid import UUID
+
+from guildstack.domain.agents import AgentSpec
+from guildstack.domain.errors import (
+    BudgetExceeded,
+    CircuitOpen,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+)
+from guildstack.domain.identity import Principal
+from guildstack.domain.jobs import JobMessage
+from guildstack.domain.models import CallContext, ChatMessage, Completion, Delta, ModelRequest
+from guildstack.domain.run_graph import NewEvent, RunGraph, StepResult, Verdict
+from guildstack.domain.runs import ASKING_INSTRUCTIONS, parse_question, step_messages
+from guildstack.domain.vocabulary import AgentStatus, EventType
+from guildstack.observability import logger, metrics
+from guildstack.ports.models import LanguageModel
+from guildstack.ports.runs import StepInputs
+from guildstack.ports.uow import UnitOfWork
+from guildstack.services.agents import AgentRegistry
+from guildstack.services.models import settle_in
+
+# Failures no retry can fix: the step fails at once instead of going round the queue.
+TERMINAL = (BudgetExceeded, InvalidInput, NotFound, Forbidden, Conflict)
+
+
+class StepAttemptFailed(Exception):
+    """This attempt failed in a way another attempt may not: let the queue redeliver it
+    after `retry_after_seconds` (None: the policy's backoff for `attempt`)."""
+
+    def __init__(self, step_key: str, attempt: int, cause: str, retry_after: float | None = None):
+        super().__init__(f"step {step_key} attempt {attempt}: {cause}")
+        self.attempt = attempt
+        self.retry_after_seconds = retry_after
+
+
+class MemoryContext(Protocol):
+    async def context_for(
+        self, actor: Principal, workspace_id: UUID, query: str, *, limit: int = 5
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A step this worker holds for `attempt`, with everything its prompt needs."""
+
+    workspace_id: UUID
+    run_id: UUID
+    step_key: str
+    attempt: int
+    created_by: UUID | None
+    run_input: str
+    run_budget_usd: Decimal | None
+    agent: AgentSpec
+    agent_status: AgentStatus
+    inputs: StepInputs
+
+    def context(self) -> CallContext:
+        return CallContext(
+            workspace_id=self.workspace_id,
+            user_id=self.created_by,
+            agent_code=self.agent.code,
+            run_id=self.run_id,
+            step_key=self.step_key,
+            run_budget_usd=self.run_budget_usd,
+        )
+
+
+class StepEngine:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        agents: AgentRegistry,
+        model: LanguageModel,
+        *,
+        lease_seconds: int = 180,
+        memory: MemoryContext | None = None,
+        flush_seconds: float = 0.25,
+        flush_chars: int = 400,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._uow = uow
+        self._agents = agents
+        self._model = model
+        self._memory = memory
+        self._lease = lease_seconds
+        self._flush_seconds = flush_seconds
+        self._flush_chars = flush_chars
+        self._clock = clock
+
+    async def handle(self, message: JobMessage) -> None:
+        """Raises `StepAttemptFailed` when the queue should deliver the message again."""
+        key = message.step_key or ""
+        claim, busy_for = await self._claim(message, key)
+        if claim is None:
+            if busy_for is not None:
+                # Another worker is executing the step. Keep this copy until that attempt
+                # ends: should it fail, this message is what runs the step again.
+                raise StepAttemptFailed(key, 0, "step is leased by another worker", busy_for + 1)
+            metrics.add_metric(name="StepMessagesDropped", unit="Count", value=1)
+            return
+        try:
+            completion, tail = await self._execute(claim)
+        except CircuitOpen as exc:
+            # Nothing was tried: give the step back uncounted and come back once a breaker
+            # lets calls through, instead of spending one of the message's deliveries.
+            seconds, reason = int(exc.retry_after_seconds) + 1, exc.detail
+            await self._finish(
+                claim,
+                lambda g, now: g.defer(key, claim.attempt, reason, seconds=seconds, now=now),
+            )
+            metrics.add_metric(name="StepsDeferred", unit="Count", value=1)
+            return
+        except TERMINAL as exc:
+            await self._fail(claim, exc, terminal=True)
+            metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+            return
+        except Exception as exc:
+            logger.warning(
+                "step attempt failed",
+                extra={"run_id": str(claim.run_id), "step": key, "error": repr(exc)},
+            )
+            await self._fail(claim, exc, terminal=False)
+            raise StepAttemptFailed(key, claim.attempt, _describe(exc)) from exc
+        question = parse_question(completion.text)
+        verdict = await self._finish(
+            claim,
+            lambda g, now: (
+                g.ask(key, claim.attempt, question, now=now)
+                if question is not None
+                else g.succeed(key, claim.attempt, _result(completion), now=now)
+            ),
+            tail=tail,
+            completion=completion,
+        )
+        if verdict is Verdict.ACCEPTED and question is None:
+            metrics.add_metric(name="StepsSucceeded", unit="Count", value=1)
+        elif verdict is not Verdict.ACCEPTED:
+            metrics.add_metric(name="StepResultsDiscarded", unit="Count", value=1)
+
+    async def _claim(self, message: JobMessage, key: str) -> tuple[Claim | None, float | None]:
+        """The claim; or None and, when another worker holds the step, its lease's rest."""
+        try:
+            async with self._uow.system("claim a step") as tx:
+                async with tx.runs.locked(message.workspace_id, message.job_id) as graph:
+                    step = graph.claim(key, lease_seconds=self._lease, now=tx.now)
+                    if step is None:
+                        return None, graph.lease_left(key, tx.now)
+                inputs = await tx.runs.step_inputs(graph.run.id, key, step.depends_on)
+                agent = await self._agents.resolve(tx, message.workspace_id, step.agent_code)
+        except NotFound:
+            return None, None  # the run (or its workspace) is gone
+        run = graph.run
+        return Claim(
+            workspace_id=run.workspace_id,
+            run_id=run.id,
+            step_key=key,
+            attempt=step.attempt,
+            created_by=run.created_by,
+            run_input=run.input,
+            run_budget_usd=run.budget_usd,
+            agent=agent.spec,
+            agent_status=agent.status,
+            inputs=inputs,
+        ), None
+
+    async def _execute(self, claim: Claim) -> tuple[Completion, str]:
+        """The model's answer (settled later, with the step's outcome) and the streamed
+        text not yet appended as token events."""
+        if claim.agent_status in (AgentStatus.PAUSED, AgentStatus.TERMINATED):
+            raise Conflict(f"Agent {claim.agent.code!r} is {claim.agent_status.value}.")
+        actor = _run_creator(claim)
+        spec = claim.agent
+        memories = await self._memories(actor, claim) if "memory" in spec.capabilities else None
+        inputs = claim.inputs
+        request = ModelRequest(
+            system=f"{spec.system_prompt}\n\n{ASKING_INSTRUCTIONS}",
+            messages=(
+                ChatMessage(
+                    "user",
+                    step_messages(
+                        claim.run_input, inputs.prompt, inputs.handoffs, inputs.answers, memories
+                    ),
+                ),
+            ),
+            tier=spec.model_tier,
+            temperature=spec.temperature,
+            max_tokens=spec.max_tokens,
+        )
+        return await self._stream(claim, request)
+
+    async def _memories(self, actor: Principal, claim: Claim) -> str | None:
+        """The run creator's memories relevant to this step; none when memory is down (a
+        step is better done without them than not at all)."""
+        if self._memory is None:
+            return None
+        query = " ".join(filter(None, (claim.run_input, claim.inputs.prompt)))[:2000]
+        try:
+            return await self._memory.context_for(actor, claim.workspace_id, query) or None
+        except Exception:  # noqa: BLE001 - see docstring
+            logger.warning("memory context unavailable for a step", extra={"step": claim.step_key})
+            return None
+
+    async def _stream(self, claim: Claim, request: ModelRequest) -> tuple[Completion, str]:
+        """Token events a few times a second while the model streams; what is left when it
+        ends goes out with the step's outcome, in the same transaction."""
+        pending: list[str] = []
+        size = 0
+        last_flush = self._clock()
+        streaming = True
+        completion: Completion | None = None
+        async for item in self._model.stream(request, claim.context(), settle=False):
+            if isinstance(item, Delta):
+                pending.append(item.text)
+                size += len(item.text)
+                due = self._clock() - last_flush >= self._flush_seconds
+                if streaming and (due or size >= self._flush_chars):
+                    streaming = await self._append_tokens(claim, "".join(pending))
+                    pending, size, last_flush = [], 0, self._clock()
+            else:
+                completion = item
+        if completion is None:  # pragma: no cover - the port promises a final Completion
+            raise RuntimeError("the model stream ended without a completion")
+        return completion, "".join(pending) if streaming else ""
+
+    async def _append_tokens(self, claim: Claim, text: str) -> bool:
+        async with self._uow.system("stream step tokens") as tx:
+            return await tx.runs.append_tokens(
+                claim.workspace_id, claim.run_id, claim.step_key, claim.attempt, text
+            )
+
+    async def _finish(
+        self,
+        claim: Claim,
+        change: Callable[[RunGraph, datetime], Verdict],
+        *,
+        tail: str = "",
+        completion: Completion | None = None,
+    ) -> Verdict:
+        """One transaction: the attempt's last tokens, its outcome on the graph and the
+        call's usage row (whether the outcome is kept or discarded: the call was made)."""
+        async with self._uow.system("record a step's outcome") as tx:
+            async with tx.runs.locked(claim.workspace_id, claim.run_id) as graph:
+                if tail and graph.holds(claim.step_key, claim.attempt):
+                    graph.events.append(_token(claim, tail))
+                verdict = change(graph, tx.now)
+                if completion is not None:
+                    await settle_in(tx.ledger, claim.context(), completion)
+        return verdict
+
+    async def _fail(self, claim: Claim, exc: BaseException, *, terminal: bool) -> None:
+        error = _describe(exc)
+        await self._finish(
+            claim,
+            lambda g, now: g.fail(claim.step_key, claim.attempt, error, terminal=terminal, now=now),
+        )
+
+
+def _token(claim: Claim, text: str) -> NewEvent:
+    return NewEvent(
+        EventType.STEP_TOKEN, {"step": claim.step_key, "attempt": claim.attempt, "text": text}
+    )
+
+
+def _result(completion: Completion) -> StepResult:
+    return StepResult(
+        text=completion.text,
+        provider=completion.provider,
+        model=completion.model,
+        input_tokens=completion.usage.input_tokens,
+        output_tokens=completion.usage.output_tokens,
+        cost_usd=completion.cost_usd,
+        tier=completion.tier.value if completion.tier else None,
+    )
+
+
+def _run_creator(claim: Claim) -> Principal:
+    """The engine reads memories as the person who started the run."""
+    if claim.created_by is None:
+        raise Forbidden("The run's creator no longer exists.")
+    claims = {"sub": str(claim.created_by), "role": "authenticated"}
+    return Principal(user_id=claim.created_by, email=None, claims=claims)
+
+
+def _describe(exc: BaseException) -> str:
+    detail = getattr(exc, "detail", None) or str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {detail}"[:2000]
