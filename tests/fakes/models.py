@@ -8,16 +8,16 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from guildstack.adapters.models.offline import OfflineProvider
-from guildstack.domain.errors import BudgetExceeded, GuildstackError
+from guildstack.domain.errors import GuildstackError
 from guildstack.domain.models import (
-    CallContext,
     Completion,
     Delta,
     ModelRequest,
     StreamItem,
     Usage,
 )
-from guildstack.domain.usage import Reservation, UsageRecord
+from guildstack.domain.usage import UsageRecord
+from tests.fakes.uow import InMemoryUnitOfWork, World
 
 
 @dataclass
@@ -46,35 +46,20 @@ class ScriptedProvider:
         yield Completion(text, Usage(10, len(text)), self.name, model, latency_ms=1.0)
 
 
-@dataclass
 class InMemoryLedger:
-    """A spend ledger over one workspace's budget, without a database."""
+    """One budget for every workspace, over the in-memory unit of work: what MeteredModel's
+    tests need to see (usage rows and money held)."""
 
-    budget: Decimal | None = None
-    spent: Decimal = Decimal(0)
-    held: dict[uuid.UUID, Decimal] = field(default_factory=dict)
-    records: list[UsageRecord] = field(default_factory=list)
+    def __init__(self, budget: Decimal | None = None) -> None:
+        self.uow = InMemoryUnitOfWork(World(default_budget=budget))
 
-    async def remaining(self, context: CallContext) -> Decimal | None:
-        if self.budget is None:
-            return None
-        return max(Decimal(0), self.budget - self.spent - sum(self.held.values()))
+    @property
+    def records(self) -> list[UsageRecord]:
+        return self.uow.world.usage
 
-    async def reserve(self, context: CallContext, amount_usd: Decimal) -> Reservation:
-        left = await self.remaining(context)
-        if left is not None and amount_usd > left:
-            raise BudgetExceeded("over budget")
-        reservation = Reservation(uuid.uuid4(), context.workspace_id, amount_usd)
-        self.held[reservation.id] = amount_usd
-        return reservation
-
-    async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
-        del self.held[reservation.id]
-        self.spent += record.completion.cost_usd
-        self.records.append(record)
-
-    async def release(self, reservation: Reservation) -> None:
-        del self.held[reservation.id]
+    @property
+    def held(self) -> dict[uuid.UUID, tuple[uuid.UUID, uuid.UUID | None, Decimal]]:
+        return self.uow.world.held
 
 
 class AskingOffline(OfflineProvider):

@@ -1,17 +1,19 @@
-"""The agent registry over an in-memory store: catalog merge, custom agents, lifecycle."""
+"""The agent registry over the in-memory unit of work: catalog merge, custom agents,
+lifecycle, and who may change agents."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from guildstack.domain.agents import AgentSource, AgentSpec, AgentStatus
-from guildstack.domain.errors import Conflict, NotFound
-from guildstack.domain.identity import Principal
+from guildstack.domain.errors import Conflict, Forbidden, InvalidInput, NotFound
+from guildstack.domain.identity import Member, Principal, Role
 from guildstack.domain.models import Tier
 from guildstack.services.agents import AgentRegistry
-from tests.fakes.agents import InMemoryAgentStore
+from tests.fakes.uow import InMemoryUnitOfWork, World
 
 ACTOR = Principal(uuid.uuid4(), "a@example.com", claims={})
 WS, OTHER_WS = uuid.uuid4(), uuid.uuid4()
@@ -24,9 +26,22 @@ def spec(code: str, guild: str = "core", description: str = "Helps with tests.")
 CATALOG = [spec("alpha", "council"), spec("beta", "research", "Finds SEO keywords.")]
 
 
+VIEWER = Principal(uuid.uuid4(), "v@example.com", claims={})
+
+
+def _world() -> World:
+    world = World()
+    for ws in (WS, OTHER_WS):
+        world.members[ws] = {
+            ACTOR.user_id: Member(ws, ACTOR.user_id, None, None, Role.ADMIN, datetime.now(UTC)),
+            VIEWER.user_id: Member(ws, VIEWER.user_id, None, None, Role.VIEWER, datetime.now(UTC)),
+        }
+    return world
+
+
 @pytest.fixture
 def registry() -> AgentRegistry:
-    return AgentRegistry(CATALOG, InMemoryAgentStore())
+    return AgentRegistry(CATALOG, InMemoryUnitOfWork(_world()))
 
 
 async def test_given_a_new_workspace_then_it_sees_the_catalog_idle(registry: AgentRegistry) -> None:
@@ -88,5 +103,28 @@ async def test_given_a_retired_agent_then_hidden_and_frozen(registry: AgentRegis
 
 
 async def test_given_an_unknown_field_then_the_update_is_refused(registry: AgentRegistry) -> None:
-    with pytest.raises(ValueError, match="not editable"):
+    with pytest.raises(InvalidInput, match="cannot be changed"):
         await registry.update(ACTOR, WS, "alpha", {"code": "omega"})
+
+
+async def test_given_a_viewer_when_changing_agents_then_forbidden_and_nothing_stored(
+    registry: AgentRegistry,
+) -> None:
+    with pytest.raises(Forbidden):
+        await registry.create(VIEWER, WS, spec("gamma"))
+    with pytest.raises(Forbidden):
+        await registry.update(VIEWER, WS, "alpha", {"temperature": 0.2})
+    with pytest.raises(Forbidden):
+        await registry.retire(VIEWER, WS, "alpha")
+    assert (await registry.get(VIEWER, WS, "alpha")).spec.temperature == 0.7
+    assert "gamma" not in {a.code for a in await registry.list(VIEWER, WS)}
+
+
+async def test_given_an_outsider_then_the_workspace_does_not_exist(
+    registry: AgentRegistry,
+) -> None:
+    stranger = Principal(uuid.uuid4(), None, claims={})
+    with pytest.raises(NotFound):
+        await registry.list(stranger, WS)
+    with pytest.raises(NotFound):
+        await registry.create(stranger, WS, spec("gamma"))

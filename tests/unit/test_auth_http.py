@@ -13,30 +13,30 @@ from functions.auth.app import create
 from guildstack.bootstrap import build
 from guildstack.config import Settings
 from tests.fakes.identity import FakeIdentity, StaticTokenVerifier
-from tests.fakes.workspaces import InMemoryWorkspaceStore
+from tests.fakes.uow import InMemoryUnitOfWork, World
 
 
 @dataclass
 class Harness:
     http: httpx.AsyncClient
     identity: FakeIdentity
-    store: InMemoryWorkspaceStore
+    store: World
 
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
-    identity, store = FakeIdentity(), InMemoryWorkspaceStore()
+    identity, uow = FakeIdentity(), InMemoryUnitOfWork()
     container = build(
         Settings(stage="test"),
         identity=identity,
         token_verifier=StaticTokenVerifier(),
-        workspace_store=store,
+        uow=uow,
         user_rate_limiter=None,
         public_rate_limiter=None,
     )
     transport = httpx.ASGITransport(app=create(container))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        yield Harness(http, identity, store)
+        yield Harness(http, identity, uow.world)
 
 
 def bearer(user_id: uuid.UUID) -> dict[str, str]:

@@ -23,7 +23,7 @@ from guildstack.adapters.jwt_verifier import JwksCache, JwtVerifier
 from guildstack.bootstrap import build
 from guildstack.config import Settings
 from tests.fakes.identity import FakeIdentity
-from tests.fakes.workspaces import InMemoryWorkspaceStore
+from tests.fakes.uow import InMemoryUnitOfWork
 
 ISSUER = "http://auth.test/auth/v1"
 KID = "test-key-1"
@@ -84,7 +84,7 @@ async def client(keys: Keys) -> AsyncIterator[httpx.AsyncClient]:
         Settings(stage="test"),
         identity=FakeIdentity(),
         token_verifier=verifier,
-        workspace_store=InMemoryWorkspaceStore(),
+        uow=InMemoryUnitOfWork(),
         user_rate_limiter=None,
         public_rate_limiter=None,
     )

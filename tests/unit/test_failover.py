@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+
 import pytest
 
 from guildstack.domain.breaker import BreakerState, CircuitBreaker
-from guildstack.domain.errors import InvalidRequest, ProviderFailed, ProviderUnavailable
+from guildstack.domain.errors import (
+    CircuitOpen,
+    InvalidRequest,
+    ProviderFailed,
+    ProviderUnavailable,
+)
 from guildstack.domain.models import ChatMessage, Completion, Delta, ModelRef, ModelRequest
 from guildstack.services.failover import FailoverChain, RetryPolicy
 from tests.fakes.models import ScriptedProvider
@@ -84,7 +91,7 @@ async def test_given_an_invalid_request_then_it_propagates_without_failover() ->
     assert b.calls == []
 
 
-async def test_given_repeated_failures_then_the_breaker_opens_and_later_probes() -> None:
+async def test_given_repeated_failing_calls_then_the_breaker_opens_and_later_probes() -> None:
     clock = Clock()
     a = ScriptedProvider("a", [failure("a")])
     b = ScriptedProvider("b", ["from b"])
@@ -97,7 +104,9 @@ async def test_given_repeated_failures_then_the_breaker_opens_and_later_probes()
         breaker_cooldown_seconds=30,
     )
 
-    await chain.complete(CHAIN, REQUEST)
+    for _ in range(3):
+        await chain.complete(CHAIN, REQUEST)
+    assert chain.breaker("a").state is BreakerState.CLOSED  # 6 attempts, but 3 calls
     await chain.complete(CHAIN, REQUEST)
     assert chain.breaker("a").state is BreakerState.OPEN
     calls = len(a.calls)
@@ -154,3 +163,79 @@ async def test_given_a_stream_failing_after_text_then_no_failover() -> None:
             seen.append(item)
 
     assert seen == [Delta("partial")] and b.calls == []
+
+
+async def test_given_one_request_failing_every_attempt_then_it_counts_once_toward_the_breaker() -> (
+    None
+):
+    # A poison request retried to exhaustion is one failing call, not a failing provider.
+    a = ScriptedProvider("a", [failure("a")])
+    chain = chain_of(a, policy=RetryPolicy(max_attempts=5), breaker_threshold=2)
+
+    with pytest.raises(ProviderUnavailable):
+        await chain.complete(CHAIN[:1], REQUEST)
+
+    assert len(a.calls) == 5
+    assert chain.breaker("a").state is BreakerState.CLOSED
+
+
+async def test_given_every_circuit_open_then_circuit_open_with_the_wait_and_no_call() -> None:
+    clock = Clock()
+    a = ScriptedProvider("a", [failure("a")])
+    chain = chain_of(a, clock=clock, breaker_threshold=1, breaker_cooldown_seconds=30)
+    with pytest.raises(ProviderUnavailable):
+        await chain.complete(CHAIN[:1], REQUEST)
+    clock.now += 10
+    calls = len(a.calls)
+
+    with pytest.raises(CircuitOpen) as raised:
+        await chain.complete(CHAIN[:1], REQUEST)
+
+    assert len(a.calls) == calls
+    assert raised.value.retry_after_seconds == pytest.approx(20)
+
+
+async def test_given_a_half_open_probe_rejected_as_a_bad_request_then_the_probe_is_released() -> (
+    None
+):
+    # An error about the request says nothing about the provider: the next call may probe.
+    clock = Clock()
+    a = ScriptedProvider("a", [failure("a"), InvalidRequest("too long"), "a is back"])
+    chain = chain_of(a, clock=clock, policy=RetryPolicy(max_attempts=1), breaker_threshold=1)
+    with pytest.raises(ProviderUnavailable):
+        await chain.complete(CHAIN[:1], REQUEST)
+    clock.now += 31
+
+    with pytest.raises(InvalidRequest):
+        await chain.complete(CHAIN[:1], REQUEST)
+    result = await chain.complete(CHAIN[:1], REQUEST)
+
+    assert result.text == "a is back"
+    assert chain.breaker("a").state is BreakerState.CLOSED
+
+
+async def test_given_a_half_open_probe_stream_abandoned_then_the_probe_is_released() -> None:
+    clock = Clock()
+    a = ScriptedProvider("a", [failure("a"), "one two three", "again"])
+    chain = chain_of(a, clock=clock, policy=RetryPolicy(max_attempts=1), breaker_threshold=1)
+    with pytest.raises(ProviderUnavailable):
+        await chain.complete(CHAIN[:1], REQUEST)
+    clock.now += 31
+
+    stream = chain.stream(CHAIN[:1], REQUEST)
+    assert isinstance(stream, AsyncGenerator)
+    assert isinstance(await anext(stream), Delta)
+    await stream.aclose()  # the caller went away mid-stream (cancelled, disconnected)
+
+    result = await chain.complete(CHAIN[:1], REQUEST)
+    assert result.text == "again"
+
+
+def test_given_a_probe_never_settled_then_it_expires_after_a_cooldown() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(clock, threshold=1, cooldown_seconds=10)
+    breaker.record_failure()
+    clock.now = 11
+    assert breaker.allow() and not breaker.allow()
+    clock.now = 22  # the prober died without a verdict
+    assert breaker.allow()

@@ -37,7 +37,7 @@ def ask(text: str = "hello", **kw: object) -> ModelRequest:
 
 def metered(ledger: InMemoryLedger, *providers: ModelProvider) -> MeteredModel:
     chain = FailoverChain({p.name: p for p in providers})
-    return MeteredModel(chain, BOOK, ledger)
+    return MeteredModel(chain, BOOK, ledger.uow)
 
 
 @pytest.mark.parametrize(

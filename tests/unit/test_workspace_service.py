@@ -1,4 +1,4 @@
-"""WorkspaceService role rules, against the in-memory store."""
+"""WorkspaceService role rules, against the in-memory unit of work."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from guildstack.domain.errors import Conflict, Forbidden, NotFound
 from guildstack.domain.identity import Principal, Role
 from guildstack.domain.paging import PageRequest
 from guildstack.services.workspaces import WorkspaceService, slugify
-from tests.fakes.workspaces import InMemoryWorkspaceStore
+from tests.fakes.uow import InMemoryUnitOfWork
 
 
 def principal(user_id: uuid.UUID | None = None) -> Principal:
@@ -19,26 +19,26 @@ def principal(user_id: uuid.UUID | None = None) -> Principal:
 
 
 @pytest.fixture
-def store() -> InMemoryWorkspaceStore:
-    return InMemoryWorkspaceStore()
+def store() -> InMemoryUnitOfWork:
+    return InMemoryUnitOfWork()
 
 
 async def _team(
-    store: InMemoryWorkspaceStore,
+    store: InMemoryUnitOfWork,
 ) -> tuple[WorkspaceService, uuid.UUID, dict[Role, Principal]]:
     service = WorkspaceService(store)
     owner = principal()
     ws = await service.create(owner, "Team", None)
     people = {Role.OWNER: owner}
     for role in (Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.VIEWER):
-        user_id = store.register(f"{role.value}@example.com")
+        user_id = store.world.register(f"{role.value}@example.com")
         await service.add_member(owner, ws.id, f"{role.value}@example.com", role)
         people[role] = principal(user_id)
     return service, ws.id, people
 
 
 async def test_given_a_new_workspace_then_the_creator_is_owner(
-    store: InMemoryWorkspaceStore,
+    store: InMemoryUnitOfWork,
 ) -> None:
     service = WorkspaceService(store)
     me = principal()
@@ -48,7 +48,7 @@ async def test_given_a_new_workspace_then_the_creator_is_owner(
 
 
 async def test_given_an_outsider_then_every_read_is_not_found(
-    store: InMemoryWorkspaceStore,
+    store: InMemoryUnitOfWork,
 ) -> None:
     service, ws, _ = await _team(store)
     stranger = principal()
@@ -60,10 +60,10 @@ async def test_given_an_outsider_then_every_read_is_not_found(
 
 @pytest.mark.parametrize("role", [Role.OPERATOR, Role.ANALYST, Role.VIEWER])
 async def test_given_a_member_below_admin_when_managing_then_forbidden(
-    store: InMemoryWorkspaceStore, role: Role
+    store: InMemoryUnitOfWork, role: Role
 ) -> None:
     service, ws, people = await _team(store)
-    store.register("new@example.com")
+    store.world.register("new@example.com")
     with pytest.raises(Forbidden):
         await service.add_member(people[role], ws, "new@example.com", Role.VIEWER)
     with pytest.raises(Forbidden):
@@ -71,11 +71,11 @@ async def test_given_a_member_below_admin_when_managing_then_forbidden(
 
 
 async def test_given_an_admin_when_touching_owners_then_forbidden(
-    store: InMemoryWorkspaceStore,
+    store: InMemoryUnitOfWork,
 ) -> None:
     service, ws, people = await _team(store)
     admin, owner = people[Role.ADMIN], people[Role.OWNER]
-    store.register("o2@example.com")
+    store.world.register("o2@example.com")
     with pytest.raises(Forbidden):
         await service.add_member(admin, ws, "o2@example.com", Role.OWNER)
     with pytest.raises(Forbidden):
@@ -85,7 +85,7 @@ async def test_given_an_admin_when_touching_owners_then_forbidden(
 
 
 async def test_given_the_last_owner_when_stepping_down_then_conflict(
-    store: InMemoryWorkspaceStore,
+    store: InMemoryUnitOfWork,
 ) -> None:
     service, ws, people = await _team(store)
     owner = people[Role.OWNER]
@@ -93,7 +93,7 @@ async def test_given_the_last_owner_when_stepping_down_then_conflict(
         await service.change_role(owner, ws, owner.user_id, Role.ADMIN)
 
 
-async def test_given_a_viewer_when_leaving_then_allowed(store: InMemoryWorkspaceStore) -> None:
+async def test_given_a_viewer_when_leaving_then_allowed(store: InMemoryUnitOfWork) -> None:
     service, ws, people = await _team(store)
     viewer = people[Role.VIEWER]
     await service.remove_member(viewer, ws, viewer.user_id)

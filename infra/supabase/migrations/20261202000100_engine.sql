@@ -47,3 +47,178 @@ alter table public.documents add column if not exists attempt integer not null d
 alter table public.documents add column if not exists lease_until timestamptz;
 create index if not exists documents_pending_idx on public.documents (updated_at)
     where status in ('pending', 'processing');
+
+-- The run graph's storage, as two functions: one loads a run and its steps under the run
+-- row's lock, one writes back a change. They decide nothing (the domain does); they exist so
+-- that the engine's statements are planned once per connection (PL/pgSQL caches the plans
+-- of the statements inside a function, which works through a transaction pooler where
+-- client-side prepared statements do not). Both run with the caller's rights: row-level
+-- security applies to every statement inside, as it would to the statements themselves.
+
+-- With p_step (a worker claiming it), the same call also returns what that step's prompt
+-- is made of and the workspace's own row of its agent: a claim is one round trip.
+create or replace function private.load_run_graph(
+    p_workspace_id uuid, p_run_id uuid, p_step text default null
+)
+returns jsonb
+language plpgsql security invoker set search_path = '' as $$
+declare
+    v_run jsonb;
+    v_steps jsonb;
+    v_claim jsonb;
+    v_step public.steps%rowtype;
+begin
+    select to_jsonb(r) into v_run
+    from (
+        select id, workspace_id, created_by, kind, title, input, status,
+               budget_usd::text as budget_usd, output, error, created_at, updated_at,
+               finished_at
+        from public.runs where id = p_run_id and workspace_id = p_workspace_id
+        for no key update
+    ) r;
+    if v_run is null then
+        return null;
+    end if;
+    -- Outputs only of the steps the run's output is made of (nothing depends on them), and
+    -- each gated step's latest approval.
+    with needed as (
+        select distinct unnest(depends_on) as key from public.steps where run_id = p_run_id
+    )
+    select coalesce(jsonb_agg(jsonb_build_object(
+            'key', s.key, 'agent_code', s.agent_code, 'position', s.position,
+            'status', s.status, 'depends_on', s.depends_on,
+            'requires_approval', s.requires_approval, 'on_reject', s.on_reject,
+            'attempt', s.attempt, 'lease_until', s.lease_until, 'queued_at', s.queued_at,
+            'started_at', s.started_at, 'finished_at', s.finished_at,
+            'output', case when s.key not in (select key from needed) then s.output end,
+            'error', s.error, 'provider', s.provider, 'model', s.model,
+            'input_tokens', s.input_tokens, 'output_tokens', s.output_tokens,
+            'cost_usd', s.cost_usd::text, 'approval_id', a.id, 'gate', a.status
+        ) order by s.position), '[]'::jsonb)
+    into v_steps
+    from public.steps s
+    left join lateral (
+        select id, status from public.approvals
+        where run_id = s.run_id and step_key = s.key order by created_at desc limit 1
+    ) a on s.requires_approval
+    where s.run_id = p_run_id;
+    if p_step is not null then
+        select * into v_step from public.steps where run_id = p_run_id and key = p_step;
+        v_claim := jsonb_build_object(
+            'prompt', v_step.prompt,
+            'handoffs', coalesce((
+                select jsonb_agg(jsonb_build_object(
+                    'key', h.step_key, 'agent', d.agent_code, 'content', h.content,
+                    'metadata', h.metadata) order by array_position(v_step.depends_on, h.step_key))
+                from public.handoffs h
+                join public.steps d on d.run_id = h.run_id and d.key = h.step_key
+                where h.run_id = p_run_id and h.step_key = any(v_step.depends_on)
+            ), '[]'::jsonb),
+            'answers', coalesce((
+                select jsonb_agg(jsonb_build_array(q.question, q.answer) order by q.created_at)
+                from public.questions q
+                where q.run_id = p_run_id and q.step_key = p_step and q.status = 'answered'
+            ), '[]'::jsonb),
+            'agent', (
+                select to_jsonb(a) from public.agents a
+                where a.workspace_id = p_workspace_id and a.code = v_step.agent_code
+            )
+        );
+    end if;
+    return jsonb_build_object('run', v_run, 'steps', v_steps, 'claim', v_claim);
+end
+$$;
+
+-- p_change: {workspace_id, run_id, run (or null), steps [...], handoffs [...],
+-- approvals [...], decisions [...], questions [...], answers [...], events [...]}.
+-- Returns how many decisions and answers applied (a pending gate decided twice in a race
+-- applies once; the caller turns a shortfall into a conflict). Events go last: the counter
+-- row stays locked until commit, so events commit in number order.
+create or replace function private.save_run_graph(p_change jsonb)
+returns jsonb
+language plpgsql security invoker set search_path = '' as $$
+declare
+    v_ws uuid := (p_change ->> 'workspace_id')::uuid;
+    v_run_id uuid := (p_change ->> 'run_id')::uuid;
+    v_decided int := 0;
+    v_answered int := 0;
+    v_events int := jsonb_array_length(p_change -> 'events');
+begin
+    if p_change -> 'run' is not null and jsonb_typeof(p_change -> 'run') = 'object' then
+        update public.runs set
+            status = p_change -> 'run' ->> 'status',
+            output = p_change -> 'run' ->> 'output',
+            error = p_change -> 'run' ->> 'error',
+            updated_at = (p_change -> 'run' ->> 'updated_at')::timestamptz,
+            finished_at = (p_change -> 'run' ->> 'finished_at')::timestamptz
+        where id = v_run_id;
+    end if;
+    if jsonb_array_length(p_change -> 'steps') > 0 then
+        update public.steps t set
+            status = x.status, attempt = x.attempt, lease_until = x.lease_until,
+            queued_at = x.queued_at, started_at = x.started_at, finished_at = x.finished_at,
+            output = coalesce(x.output, t.output), error = x.error, provider = x.provider,
+            model = x.model, input_tokens = x.input_tokens, output_tokens = x.output_tokens,
+            cost_usd = x.cost_usd
+        from jsonb_to_recordset(p_change -> 'steps') as x(
+            key text, status text, attempt int, lease_until timestamptz,
+            queued_at timestamptz, started_at timestamptz, finished_at timestamptz,
+            output text, error text, provider text, model text, input_tokens int,
+            output_tokens int, cost_usd numeric)
+        where t.run_id = v_run_id and t.key = x.key;
+    end if;
+    if jsonb_array_length(p_change -> 'approvals') > 0 then
+        insert into public.approvals (id, workspace_id, run_id, step_key)
+        select x.id, v_ws, v_run_id, x.step_key
+        from jsonb_to_recordset(p_change -> 'approvals') as x(id uuid, step_key text);
+    end if;
+    if jsonb_array_length(p_change -> 'decisions') > 0 then
+        update public.approvals a set
+            status = x.status, comment = x.comment, decided_by = x.decided_by,
+            decided_at = now()
+        from jsonb_to_recordset(p_change -> 'decisions')
+            as x(id uuid, status text, comment text, decided_by uuid)
+        where a.id = x.id and a.status = 'pending';
+        get diagnostics v_decided = row_count;
+    end if;
+    if jsonb_array_length(p_change -> 'questions') > 0 then
+        insert into public.questions (id, workspace_id, run_id, step_key, question)
+        select x.id, v_ws, v_run_id, x.step_key, x.question
+        from jsonb_to_recordset(p_change -> 'questions')
+            as x(id uuid, step_key text, question text);
+    end if;
+    if jsonb_array_length(p_change -> 'answers') > 0 then
+        update public.questions q set
+            status = 'answered', answer = x.answer, answered_by = x.answered_by,
+            answered_at = now()
+        from jsonb_to_recordset(p_change -> 'answers')
+            as x(id uuid, answer text, answered_by uuid)
+        where q.id = x.id and q.status = 'pending';
+        get diagnostics v_answered = row_count;
+    end if;
+    if jsonb_array_length(p_change -> 'handoffs') > 0 then
+        insert into public.handoffs (run_id, step_key, workspace_id, content, metadata)
+        select v_run_id, x.step_key, v_ws, x.content, x.metadata
+        from jsonb_to_recordset(p_change -> 'handoffs')
+            as x(step_key text, content text, metadata jsonb)
+        on conflict (run_id, step_key) do update
+            set content = excluded.content, metadata = excluded.metadata, created_at = now();
+    end if;
+    if v_events > 0 then
+        with counter as (
+            update public.event_counters set last_seq = last_seq + v_events
+            where stream_id = v_run_id returning last_seq - v_events as base
+        )
+        insert into public.events (workspace_id, run_id, seq, type, payload)
+        select v_ws, v_run_id, counter.base + e.ord, e.value ->> 'type', e.value -> 'payload'
+        from counter, jsonb_array_elements(p_change -> 'events') with ordinality as e(value, ord);
+    end if;
+    return jsonb_build_object('decided', v_decided, 'answered', v_answered);
+end
+$$;
+
+revoke all on function private.load_run_graph(uuid, uuid, text) from public;
+revoke all on function private.save_run_graph(jsonb) from public;
+grant execute on function private.load_run_graph(uuid, uuid, text)
+    to authenticated, service_role;
+grant execute on function private.save_run_graph(jsonb) to authenticated, service_role;

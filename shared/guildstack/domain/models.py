@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_TIER",
     "OFFLINE",
     "CallContext",
+    "CallPlan",
     "ChatMessage",
     "Completion",
     "Delta",
@@ -24,6 +25,7 @@ __all__ = [
     "Reservation",
     "StreamItem",
     "TaskType",
+    "Ticket",
     "Tier",
     "Usage",
     "tier_for",
@@ -144,6 +146,24 @@ class Reservation:
     id: UUID
     workspace_id: UUID
     amount_usd: Decimal
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """The models a call may use (its tier's failover chain) and the most it may cost."""
+
+    chain: tuple[ModelRef, ...]
+    estimate_usd: Decimal
+    tier: Tier | None
+    downgraded_from: Tier | None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """A call planned and paid for in advance (its reservation), to be made later."""
+
+    plan: CallPlan
+    reservation: Reservation
 
 
 @dataclass(frozen=True)

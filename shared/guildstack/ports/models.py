@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from guildstack.domain.models import CallContext, Completion, ModelRequest, StreamItem
+from guildstack.domain.models import CallContext, Completion, ModelRequest, StreamItem, Ticket
+from guildstack.ports.usage import UsageLedger
 
 
 class ModelProvider(Protocol):
@@ -24,18 +25,36 @@ class ModelProvider(Protocol):
 class LanguageModel(Protocol):
     """What services call: tier choice, budget check, failover and the usage ledger included."""
 
+    async def reserve(
+        self, ledger: UsageLedger, request: ModelRequest, context: CallContext
+    ) -> Ticket:
+        """Plan the call and reserve its worst-case cost in the caller's transaction;
+        `BudgetExceeded` when nothing affordable fits."""
+        ...
+
     async def complete(
-        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+        self,
+        request: ModelRequest,
+        context: CallContext,
+        *,
+        settle: bool = True,
+        ticket: Ticket | None = None,
     ) -> Completion:
         """The answer, priced and recorded; `BudgetExceeded` before any provider call when
         the workspace (or run) cannot afford it; `ProviderUnavailable` when no provider can.
         With `settle=False` the usage row is not written: the completion's `unsettled`
         reservation is for the caller to settle in the transaction that records the result,
-        so a result and its cost commit together (or expire together)."""
+        so a result and its cost commit together (or expire together). With a `ticket`
+        (from `reserve`) the call uses that plan and reservation."""
         ...
 
     def stream(
-        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+        self,
+        request: ModelRequest,
+        context: CallContext,
+        *,
+        settle: bool = True,
+        ticket: Ticket | None = None,
     ) -> AsyncIterator[StreamItem]:
         """As `complete`, streaming: deltas, then the priced `Completion` last."""
         ...

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Protocol
 from uuid import UUID
 
+from guildstack.domain.agents import Agent
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import RunGraph
 from guildstack.domain.runs import Approval, Event, Handoff, Question, Run
 from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
 
-__all__ = ["RunRepository", "StaleStep", "StepInputs", "StepQueue"]
+__all__ = ["RunRepository", "StaleStep", "StepContext", "StepInputs", "StepQueue"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,15 @@ class StepInputs:
     prompt: str | None
     handoffs: tuple[Handoff, ...]
     answers: tuple[tuple[str, str], ...]  # (question, answer) in the order asked
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """What a worker needs, beside the graph, to run the step it claims: its inputs, and the
+    workspace's own row of its agent (None: the catalog's definition applies)."""
+
+    inputs: StepInputs
+    agent: Agent | None
 
 
 @dataclass(frozen=True)
@@ -46,6 +56,12 @@ class RunRepository(Protocol):
         """The run's graph under its row lock; what it changed is written back when the
         block exits cleanly (and its dispatches queued for after commit). `NotFound` when
         the run is not this workspace's or not visible to the caller."""
+        ...
+
+    def claiming(
+        self, workspace_id: UUID, run_id: UUID, step_key: str
+    ) -> AbstractAsyncContextManager[tuple[RunGraph, StepContext]]:
+        """`locked`, plus the step's context, read in the same round trip (a claim)."""
         ...
 
     async def get(self, workspace_id: UUID, run_id: UUID) -> Run: ...
@@ -73,10 +89,6 @@ class RunRepository(Protocol):
     ) -> Page[Question]: ...
 
     async def question(self, workspace_id: UUID, question_id: UUID) -> Question: ...
-
-    async def step_inputs(
-        self, run_id: UUID, step_key: str, depends_on: Sequence[str]
-    ) -> StepInputs: ...
 
     async def append_tokens(
         self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str

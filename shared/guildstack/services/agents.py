@@ -116,7 +116,10 @@ class AgentRegistry:
 
     async def resolve(self, tx: Tx, workspace_id: UUID, code: str) -> Agent:
         """The workspace's agent `code`: its own row, else the catalog's; `NotFound`."""
-        stored = await tx.agents.get(workspace_id, code)
+        return self.pick(await tx.agents.get(workspace_id, code), code)
+
+    def pick(self, stored: Agent | None, code: str) -> Agent:
+        """The workspace's row of agent `code` when it has one, else the catalog's."""
         if stored is not None:
             return stored
         spec = self._catalog.get(code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Protocol
@@ -26,7 +26,14 @@ from guildstack.domain.errors import (
 )
 from guildstack.domain.identity import Principal
 from guildstack.domain.jobs import JobMessage
-from guildstack.domain.models import CallContext, ChatMessage, Completion, Delta, ModelRequest
+from guildstack.domain.models import (
+    CallContext,
+    ChatMessage,
+    Completion,
+    Delta,
+    ModelRequest,
+    Ticket,
+)
 from guildstack.domain.run_graph import NewEvent, RunGraph, StepResult, Verdict
 from guildstack.domain.runs import ASKING_INSTRUCTIONS, parse_question, step_messages
 from guildstack.domain.vocabulary import AgentStatus, EventType
@@ -34,11 +41,13 @@ from guildstack.observability import logger, metrics
 from guildstack.ports.models import LanguageModel
 from guildstack.ports.runs import StepInputs
 from guildstack.ports.uow import UnitOfWork
+from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.models import settle_in
 
 # Failures no retry can fix: the step fails at once instead of going round the queue.
 TERMINAL = (BudgetExceeded, InvalidInput, NotFound, Forbidden, Conflict)
+UNAVAILABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
 
 
 class StepAttemptFailed(Exception):
@@ -71,6 +80,9 @@ class Claim:
     agent: AgentSpec
     agent_status: AgentStatus
     inputs: StepInputs
+    # Built and paid for at claim time when the prompt needs nothing more (no memories).
+    request: ModelRequest | None = None
+    ticket: Ticket | None = None
 
     def context(self) -> CallContext:
         return CallContext(
@@ -156,41 +168,65 @@ class StepEngine:
             metrics.add_metric(name="StepResultsDiscarded", unit="Count", value=1)
 
     async def _claim(self, message: JobMessage, key: str) -> tuple[Claim | None, float | None]:
-        """The claim; or None and, when another worker holds the step, its lease's rest."""
+        """The claim; or None and, when another worker holds the step, its lease's rest.
+
+        One transaction: the claim, the step's inputs and agent, and (for an agent that
+        needs no memories, whose prompt is complete now) the call's budget reservation. A
+        step the budget cannot pay for fails here, before any model is asked."""
         try:
             async with self._uow.system("claim a step") as tx:
-                async with tx.runs.locked(message.workspace_id, message.job_id) as graph:
+                async with tx.runs.claiming(message.workspace_id, message.job_id, key) as (
+                    graph,
+                    context,
+                ):
                     step = graph.claim(key, lease_seconds=self._lease, now=tx.now)
                     if step is None:
                         return None, graph.lease_left(key, tx.now)
-                inputs = await tx.runs.step_inputs(graph.run.id, key, step.depends_on)
-                agent = await self._agents.resolve(tx, message.workspace_id, step.agent_code)
+                    run = graph.run
+                    agent = self._agents.pick(context.agent, step.agent_code)
+                    claim = Claim(
+                        workspace_id=run.workspace_id,
+                        run_id=run.id,
+                        step_key=key,
+                        attempt=step.attempt,
+                        created_by=run.created_by,
+                        run_input=run.input,
+                        run_budget_usd=run.budget_usd,
+                        agent=agent.spec,
+                        agent_status=agent.status,
+                        inputs=context.inputs,
+                    )
+                    if not _needs_memory(claim) and agent.status not in UNAVAILABLE:
+                        try:
+                            claim = await self._reserved(tx.ledger, claim)
+                        except BudgetExceeded as exc:
+                            error = _describe(exc)
+                            graph.fail(key, step.attempt, error, terminal=True, now=tx.now)
+                            metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+                            return None, None
         except NotFound:
             return None, None  # the run (or its workspace) is gone
-        run = graph.run
-        return Claim(
-            workspace_id=run.workspace_id,
-            run_id=run.id,
-            step_key=key,
-            attempt=step.attempt,
-            created_by=run.created_by,
-            run_input=run.input,
-            run_budget_usd=run.budget_usd,
-            agent=agent.spec,
-            agent_status=agent.status,
-            inputs=inputs,
-        ), None
+        return claim, None
+
+    async def _reserved(self, ledger: UsageLedger, claim: Claim) -> Claim:
+        request = self._request(claim, memories=None)
+        ticket = await self._model.reserve(ledger, request, claim.context())
+        return replace(claim, request=request, ticket=ticket)
 
     async def _execute(self, claim: Claim) -> tuple[Completion, str]:
         """The model's answer (settled later, with the step's outcome) and the streamed
         text not yet appended as token events."""
-        if claim.agent_status in (AgentStatus.PAUSED, AgentStatus.TERMINATED):
+        if claim.agent_status in UNAVAILABLE:
             raise Conflict(f"Agent {claim.agent.code!r} is {claim.agent_status.value}.")
-        actor = _run_creator(claim)
-        spec = claim.agent
-        memories = await self._memories(actor, claim) if "memory" in spec.capabilities else None
-        inputs = claim.inputs
-        request = ModelRequest(
+        request = claim.request
+        if request is None:
+            memories = await self._memories(_run_creator(claim), claim)
+            request = self._request(claim, memories)
+        return await self._stream(claim, request)
+
+    def _request(self, claim: Claim, memories: str | None) -> ModelRequest:
+        spec, inputs = claim.agent, claim.inputs
+        return ModelRequest(
             system=f"{spec.system_prompt}\n\n{ASKING_INSTRUCTIONS}",
             messages=(
                 ChatMessage(
@@ -204,12 +240,11 @@ class StepEngine:
             temperature=spec.temperature,
             max_tokens=spec.max_tokens,
         )
-        return await self._stream(claim, request)
 
     async def _memories(self, actor: Principal, claim: Claim) -> str | None:
         """The run creator's memories relevant to this step; none when memory is down (a
         step is better done without them than not at all)."""
-        if self._memory is None:
+        if self._memory is None or not _needs_memory(claim):
             return None
         query = " ".join(filter(None, (claim.run_input, claim.inputs.prompt)))[:2000]
         try:
@@ -226,7 +261,8 @@ class StepEngine:
         last_flush = self._clock()
         streaming = True
         completion: Completion | None = None
-        async for item in self._model.stream(request, claim.context(), settle=False):
+        stream = self._model.stream(request, claim.context(), settle=False, ticket=claim.ticket)
+        async for item in stream:
             if isinstance(item, Delta):
                 pending.append(item.text)
                 size += len(item.text)
@@ -271,6 +307,10 @@ class StepEngine:
             claim,
             lambda g, now: g.fail(claim.step_key, claim.attempt, error, terminal=terminal, now=now),
         )
+
+
+def _needs_memory(claim: Claim) -> bool:
+    return "memory" in claim.agent.capabilities
 
 
 def _token(claim: Claim, text: str) -> NewEvent:

@@ -6,19 +6,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 
 from guildstack.domain.errors import BudgetExceeded
 from guildstack.domain.models import (
     OFFLINE,
     CallContext,
+    CallPlan,
     Completion,
     Delta,
     ModelRef,
     ModelRequest,
     Reservation,
     StreamItem,
+    Ticket,
     Tier,
     tier_for,
 )
@@ -30,14 +32,6 @@ from guildstack.ports.usage import UsageLedger
 from guildstack.services.failover import FailoverChain
 
 OFFLINE_REF = ModelRef(OFFLINE, OFFLINE)
-
-
-@dataclass(frozen=True)
-class CallPlan:
-    chain: tuple[ModelRef, ...]
-    estimate_usd: Decimal
-    tier: Tier | None
-    downgraded_from: Tier | None
 
 
 class MeteredModel:
@@ -60,10 +54,23 @@ class MeteredModel:
         async with self._uow.system("budget check") as tx:
             return await self._plan(tx.ledger, request, context)
 
+    async def reserve(
+        self, ledger: UsageLedger, request: ModelRequest, context: CallContext
+    ) -> Ticket:
+        """Plan and reserve the call in the caller's transaction (`BudgetExceeded` when the
+        budget cannot cover it), to make it later with `ticket=`."""
+        plan = await self._plan(ledger, request, context)
+        return Ticket(plan, await ledger.reserve(context, plan.estimate_usd))
+
     async def complete(
-        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+        self,
+        request: ModelRequest,
+        context: CallContext,
+        *,
+        settle: bool = True,
+        ticket: Ticket | None = None,
     ) -> Completion:
-        plan, reservation = await self._reserve(request, context)
+        plan, reservation = await self._ticket(ticket, request, context)
         started = self._clock()
         try:
             result = await self._chain.complete(plan.chain, request)
@@ -73,9 +80,14 @@ class MeteredModel:
         return await self._priced(reservation, plan, context, result, started, settle)
 
     async def stream(
-        self, request: ModelRequest, context: CallContext, *, settle: bool = True
+        self,
+        request: ModelRequest,
+        context: CallContext,
+        *,
+        settle: bool = True,
+        ticket: Ticket | None = None,
     ) -> AsyncIterator[StreamItem]:
-        plan, reservation = await self._reserve(request, context)
+        plan, reservation = await self._ticket(ticket, request, context)
         started = self._clock()
         done = False
         try:
@@ -113,13 +125,13 @@ class MeteredModel:
             tier = tier.cheaper()
         raise _over_budget(remaining)
 
-    async def _reserve(
-        self, request: ModelRequest, context: CallContext
+    async def _ticket(
+        self, ticket: Ticket | None, request: ModelRequest, context: CallContext
     ) -> tuple[CallPlan, Reservation]:
-        async with self._uow.system("budget reservation") as tx:
-            plan = await self._plan(tx.ledger, request, context)
-            reservation = await tx.ledger.reserve(context, plan.estimate_usd)
-        return plan, reservation
+        if ticket is None:
+            async with self._uow.system("budget reservation") as tx:
+                ticket = await self.reserve(tx.ledger, request, context)
+        return ticket.plan, ticket.reservation
 
     async def _release(self, reservation: Reservation) -> None:
         async with self._uow.system("budget release") as tx:

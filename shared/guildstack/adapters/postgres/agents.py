@@ -27,7 +27,7 @@ class PostgresAgentRepository:
             f"select {_COLUMNS} from public.agents where workspace_id = %s order by code",  # noqa: S608
             (workspace_id,),
         )
-        return [_to_agent(r) for r in await cur.fetchall()]
+        return [agent_of_row(r) for r in await cur.fetchall()]
 
     async def get(self, workspace_id: UUID, code: str) -> Agent | None:
         return await _get(self._conn, workspace_id, code)
@@ -74,7 +74,7 @@ async def _get(conn: Connection, workspace_id: UUID, code: str) -> Agent | None:
         (workspace_id, code),
     )
     row = await cur.fetchone()
-    return _to_agent(row) if row else None
+    return agent_of_row(row) if row else None
 
 
 def _values(agent: Agent) -> tuple[Any, ...]:
@@ -95,7 +95,7 @@ def _values(agent: Agent) -> tuple[Any, ...]:
     )
 
 
-def _to_agent(row: dict[str, Any]) -> Agent:
+def agent_of_row(row: dict[str, Any]) -> Agent:
     spec = AgentSpec(
         code=row["code"],
         name=row["name"],

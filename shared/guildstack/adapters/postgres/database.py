@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -17,6 +19,7 @@ from typing import Any
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -34,11 +37,16 @@ Connection = psycopg.AsyncConnection[DictRow]
 # SQLSTATE our migrations raise for "this would break an invariant" (e.g. the last owner).
 CONFLICT_SQLSTATE = "P0409"
 SERVICE_CLAIMS = json.dumps({"role": "service_role"})
-_BEGIN = (
-    "select set_config('request.jwt.claims', %s, true),"
-    " set_config('request.jwt.claim.sub', %s, true),"
-    " set_config('role', %s, true), now() as now"
+# One round trip opens a transaction and sets who it acts for: the claims travel as quoted
+# literals (a multi-statement query cannot take parameters).
+_BEGIN = sql.SQL(
+    "begin; select set_config('request.jwt.claims', {claims}, true),"
+    " set_config('request.jwt.claim.sub', {sub}, true),"
+    " set_config('role', {role}, true), now() as now"
 )
+# A connection used this recently is alive: checking it again would cost a round trip on
+# every transaction. One idle longer (a frozen Lambda, a restarted server) is checked.
+RECENTLY_USED_SECONDS = 30.0
 
 
 class PostgresDatabase:
@@ -60,6 +68,7 @@ class PostgresDatabase:
         self._pool_timeout = pool_timeout
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._lock = asyncio.Lock()
+        self._returned: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
 
     @property
     def opened(self) -> bool:
@@ -76,13 +85,16 @@ class PostgresDatabase:
                         timeout=self._pool_timeout,
                         open=False,
                         # Supabase's transaction pooler cannot keep prepared statements.
+                        # Transactions are opened and closed by `begin` itself (autocommit
+                        # connections), which saves psycopg's separate BEGIN round trip.
                         kwargs={
                             "prepare_threshold": None,
                             "row_factory": dict_row,
                             "connect_timeout": max(1, int(self._connect_timeout)),
-                            "autocommit": False,
+                            "autocommit": True,
                         },
-                        check=AsyncConnectionPool.check_connection,
+                        check=self._check,
+                        reset=self._reset,
                     )
                     await pool.open(wait=False)
                     self._pool = pool
@@ -99,8 +111,12 @@ class PostgresDatabase:
         else:
             role = "anon" if claims.get("role") == "anon" else "authenticated"
             setup = (json.dumps(dict(claims), default=str), str(claims.get("sub") or ""), role)
+        begin = _BEGIN.format(
+            claims=sql.Literal(setup[0]), sub=sql.Literal(setup[1]), role=sql.Literal(setup[2])
+        )
         async with self._connection() as conn:
-            cur = await conn.execute(_BEGIN, setup)
+            cur = await conn.execute(begin)
+            cur.nextset()  # past BEGIN's result, to the setup's row
             row = await returned_row(cur)
             yield conn, row["now"]
 
@@ -119,16 +135,31 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
+        """A pooled connection inside a transaction `begin` opens: committed when the block
+        ends, rolled back when it raises (and the pool rolls back anything left open)."""
         pool = await self._open()
         try:
-            async with pool.connection() as conn, conn.transaction():
-                yield conn
+            async with pool.connection() as conn:
+                try:
+                    yield conn
+                except BaseException:
+                    if not conn.broken:
+                        await conn.execute("rollback")
+                    raise
+                await conn.execute("commit")
         except PoolTimeout as exc:
             # Every connection is busy (or none could be opened in time): a busy service,
             # not a database outage; the client may try again at once.
             raise Overloaded("Every database connection is busy; try again in a moment.") from exc
         except psycopg.Error as exc:
             raise translate(exc) from exc
+
+    async def _check(self, conn: Connection) -> None:
+        if time.monotonic() - self._returned.get(conn, 0.0) > RECENTLY_USED_SECONDS:
+            await AsyncConnectionPool.check_connection(conn)
+
+    async def _reset(self, conn: Connection) -> None:
+        self._returned[conn] = time.monotonic()
 
     async def ping(self) -> bool:
         """True when a trivial query answers within the connect timeout."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from guildstack.domain.run_graph import RunState, StepState
-from guildstack.domain.runs import Approval, Event, Question, Run, Step
+from guildstack.adapters.postgres.agents import agent_of_row
+from guildstack.domain.run_graph import RunGraph, RunState, StepState
+from guildstack.domain.runs import Approval, Event, Handoff, Question, Run, Step
 from guildstack.domain.vocabulary import GateStatus, OnReject, RunKind, RunStatus, StepStatus
+from guildstack.ports.runs import StepContext, StepInputs
 
 RUN_COLUMNS = (
     "r.id, r.workspace_id, r.created_by, r.kind, r.title, r.input, r.status, r.budget_usd,"
@@ -18,29 +22,163 @@ STEP_COLUMNS = (
     " s.on_reject, s.attempt, s.output, s.error, s.provider, s.model, s.input_tokens,"
     " s.output_tokens, s.cost_usd, s.lease_until, s.started_at, s.finished_at"
 )
-# What the graph needs of each step: no prompt, and the output only of the steps the run's
-# output is made of (nothing depends on them); plus the step's latest approval.
-GRAPH_STEPS = """
-    with needed as (
-        select distinct unnest(depends_on) as key from public.steps where run_id = %(run)s
+
+
+def graph_of(loaded: dict[str, Any]) -> RunGraph:
+    """The graph `private.load_run_graph` returned (JSON: ids and times are strings)."""
+    r = loaded["run"]
+    run = RunState(
+        id=UUID(r["id"]),
+        workspace_id=UUID(r["workspace_id"]),
+        created_by=_uuid(r["created_by"]),
+        kind=RunKind(r["kind"]),
+        title=r["title"],
+        input=r["input"],
+        status=RunStatus(r["status"]),
+        created_at=datetime.fromisoformat(r["created_at"]),
+        updated_at=datetime.fromisoformat(r["updated_at"]),
+        budget_usd=_money(r["budget_usd"]),
+        output=r["output"],
+        error=r["error"],
+        finished_at=_time(r["finished_at"]),
     )
-    select s.key, s.agent_code, s.position, s.status, s.depends_on, s.requires_approval,
-           s.on_reject, s.attempt, s.lease_until, s.queued_at, s.started_at, s.finished_at,
-           case when s.key not in (select key from needed) then s.output end as output,
-           s.error, s.provider, s.model, s.input_tokens, s.output_tokens, s.cost_usd,
-           a.id as approval_id, a.status as gate
-    from public.steps s
-    left join lateral (
-        select id, status from public.approvals
-        where run_id = s.run_id and step_key = s.key order by created_at desc limit 1
-    ) a on s.requires_approval
-    where s.run_id = %(run)s
-    order by s.position
-"""
+    steps = {
+        s["key"]: StepState(
+            key=s["key"],
+            agent_code=s["agent_code"],
+            position=s["position"],
+            status=StepStatus(s["status"]),
+            depends_on=tuple(s["depends_on"]),
+            requires_approval=s["requires_approval"],
+            on_reject=OnReject(s["on_reject"]),
+            attempt=s["attempt"],
+            lease_until=_time(s["lease_until"]),
+            queued_at=_time(s["queued_at"]),
+            started_at=_time(s["started_at"]),
+            finished_at=_time(s["finished_at"]),
+            output=s["output"],
+            error=s["error"],
+            provider=s["provider"],
+            model=s["model"],
+            input_tokens=s["input_tokens"],
+            output_tokens=s["output_tokens"],
+            cost_usd=_money(s["cost_usd"]) or Decimal(0),
+            approval_id=_uuid(s["approval_id"]),
+            gate=GateStatus(s["gate"]) if s["gate"] else None,
+        )
+        for s in loaded["steps"]
+    }
+    return RunGraph(run, steps)
 
 
-def run_state(row: dict[str, Any]) -> RunState:
-    return RunState(
+def context_of(claim: dict[str, Any]) -> StepContext:
+    """The claimed step's context `private.load_run_graph` returned beside the graph."""
+    handoffs = {
+        h["key"]: Handoff(h["key"], h["agent"], h["content"], h["metadata"])
+        for h in claim["handoffs"]
+    }
+    inputs = StepInputs(
+        prompt=claim["prompt"],
+        handoffs=tuple(handoffs.values()),
+        answers=tuple((q, a) for q, a in claim["answers"]),
+    )
+    row = claim["agent"]
+    if row is not None:
+        row = {
+            **row,
+            "created_at": _time(row["created_at"]),
+            "updated_at": _time(row["updated_at"]),
+        }
+    return StepContext(inputs, agent_of_row(row) if row is not None else None)
+
+
+def change_of(graph: RunGraph) -> dict[str, Any]:
+    """What `private.save_run_graph` writes back: the graph's changes, as JSON."""
+    r = graph.run
+    run = (
+        {
+            "status": r.status.value,
+            "output": r.output,
+            "error": r.error,
+            "updated_at": _iso(r.updated_at),
+            "finished_at": _iso(r.finished_at),
+        }
+        if graph.run_touched and not graph.created
+        else None
+    )
+    touched = () if graph.created else sorted(graph.touched)
+    return {
+        "workspace_id": str(r.workspace_id),
+        "run_id": str(r.id),
+        "run": run,
+        "steps": [_step_change(graph.steps[k]) for k in touched],
+        "approvals": [{"id": str(a.id), "step_key": a.step_key} for a in graph.approvals],
+        "decisions": [
+            {
+                "id": str(d.id),
+                "status": d.status.value,
+                "comment": d.comment,
+                "decided_by": _str(d.decided_by),
+            }
+            for d in graph.decisions
+        ],
+        "questions": [
+            {"id": str(q.id), "step_key": q.step_key, "question": q.question}
+            for q in graph.questions
+        ],
+        "answers": [
+            {"id": str(a.id), "answer": a.answer, "answered_by": _str(a.answered_by)}
+            for a in graph.answers
+        ],
+        "handoffs": [
+            {"step_key": h.step_key, "content": h.content, "metadata": dict(h.metadata)}
+            for h in graph.handoffs
+        ],
+        "events": [{"type": e.type.value, "payload": dict(e.payload)} for e in graph.events],
+    }
+
+
+def _step_change(s: StepState) -> dict[str, Any]:
+    return {
+        "key": s.key,
+        "status": s.status.value,
+        "attempt": s.attempt,
+        "lease_until": _iso(s.lease_until),
+        "queued_at": _iso(s.queued_at),
+        "started_at": _iso(s.started_at),
+        "finished_at": _iso(s.finished_at),
+        "output": s.output,
+        "error": s.error,
+        "provider": s.provider,
+        "model": s.model,
+        "input_tokens": s.input_tokens,
+        "output_tokens": s.output_tokens,
+        "cost_usd": str(s.cost_usd),
+    }
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _uuid(value: str | None) -> UUID | None:
+    return UUID(value) if value else None
+
+
+def _str(value: UUID | None) -> str | None:
+    return str(value) if value else None
+
+
+def _money(value: float | int | str | None) -> Decimal | None:
+    return Decimal(str(value)) if value is not None else None
+
+
+def to_run(row: dict[str, Any], steps: tuple[Step, ...] = ()) -> Run:
+    return Run(
         id=row["id"],
         workspace_id=row["workspace_id"],
         created_by=row["created_by"],
@@ -54,51 +192,6 @@ def run_state(row: dict[str, Any]) -> RunState:
         output=row["output"],
         error=row["error"],
         finished_at=row["finished_at"],
-    )
-
-
-def step_state(row: dict[str, Any]) -> StepState:
-    return StepState(
-        key=row["key"],
-        agent_code=row["agent_code"],
-        position=row["position"],
-        status=StepStatus(row["status"]),
-        depends_on=tuple(row["depends_on"]),
-        requires_approval=row["requires_approval"],
-        on_reject=OnReject(row["on_reject"]),
-        attempt=row["attempt"],
-        lease_until=row["lease_until"],
-        queued_at=row["queued_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        output=row["output"],
-        error=row["error"],
-        provider=row["provider"],
-        model=row["model"],
-        input_tokens=row["input_tokens"],
-        output_tokens=row["output_tokens"],
-        cost_usd=Decimal(row["cost_usd"]),
-        approval_id=row["approval_id"],
-        gate=GateStatus(row["gate"]) if row["gate"] else None,
-    )
-
-
-def to_run(row: dict[str, Any], steps: tuple[Step, ...] = ()) -> Run:
-    s = run_state(row)
-    return Run(
-        id=s.id,
-        workspace_id=s.workspace_id,
-        created_by=s.created_by,
-        kind=s.kind,
-        title=s.title,
-        input=s.input,
-        status=s.status,
-        created_at=s.created_at,
-        updated_at=s.updated_at,
-        budget_usd=s.budget_usd,
-        output=s.output,
-        error=s.error,
-        finished_at=s.finished_at,
         steps=steps,
     )
 

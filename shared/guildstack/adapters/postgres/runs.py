@@ -18,13 +18,14 @@ from uuid import UUID
 
 from psycopg.rows import DictRow
 
+from guildstack.adapters.postgres.database import returned_row
 from guildstack.adapters.postgres.paging import fetch_page
 from guildstack.adapters.postgres.run_rows import (
-    GRAPH_STEPS,
     RUN_COLUMNS,
     STEP_COLUMNS,
-    run_state,
-    step_state,
+    change_of,
+    context_of,
+    graph_of,
     to_approval,
     to_event,
     to_question,
@@ -35,9 +36,9 @@ from guildstack.domain.errors import Conflict, NotFound
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import NewEvent, RunGraph
-from guildstack.domain.runs import Approval, Event, Handoff, Question, Run
+from guildstack.domain.runs import Approval, Event, Question, Run
 from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus
-from guildstack.ports.runs import StaleStep, StepInputs
+from guildstack.ports.runs import StaleStep, StepContext
 
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.uow import PostgresTx
@@ -81,91 +82,44 @@ class PostgresRunRepository:
 
     @asynccontextmanager
     async def locked(self, workspace_id: UUID, run_id: UUID) -> AsyncIterator[RunGraph]:
-        cur = await self._conn.execute(
-            f"select {RUN_COLUMNS} from public.runs r"  # noqa: S608 - constant column list
-            " where r.id = %s and r.workspace_id = %s for no key update",
-            (run_id, workspace_id),
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(_NO_RUN)
-        cur = await self._conn.execute(GRAPH_STEPS, {"run": run_id})
-        steps = {r["key"]: step_state(r) for r in await cur.fetchall()}
-        graph = RunGraph(run_state(row), steps)
+        loaded = await self._load(workspace_id, run_id, None)
+        graph = graph_of(loaded)
         yield graph
         await self._save(graph)
 
+    @asynccontextmanager
+    async def claiming(
+        self, workspace_id: UUID, run_id: UUID, step_key: str
+    ) -> AsyncIterator[tuple[RunGraph, StepContext]]:
+        loaded = await self._load(workspace_id, run_id, step_key)
+        graph = graph_of(loaded)
+        yield graph, context_of(loaded["claim"])
+        await self._save(graph)
+
+    async def _load(self, workspace_id: UUID, run_id: UUID, step: str | None) -> dict[str, Any]:
+        cur = await self._conn.execute(
+            "select private.load_run_graph(%s, %s, %s) as graph", (workspace_id, run_id, step)
+        )
+        loaded: dict[str, Any] | None = (await returned_row(cur))["graph"]
+        if loaded is None or (step is not None and loaded["claim"] is None):
+            raise NotFound(_NO_RUN)
+        return loaded
+
     async def _save(self, graph: RunGraph) -> None:
-        """Write back what the graph changed, gates and handoffs after the steps they
-        belong to, events last (they take the counter's lock until commit)."""
-        run, conn = graph.run, self._conn
-        if graph.run_touched and not graph.created:
-            await conn.execute(
-                "update public.runs set status = %s, output = %s, error = %s, updated_at = %s,"
-                " finished_at = %s where id = %s",
-                (run.status, run.output, run.error, run.updated_at, run.finished_at, run.id),
-            )
-        touched = [] if graph.created else [graph.steps[k] for k in graph.touched]
-        if touched:
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "update public.steps set status = %s, attempt = %s, lease_until = %s,"
-                    " queued_at = %s, started_at = %s, finished_at = %s,"
-                    " output = coalesce(%s, output), error = %s, provider = %s, model = %s,"
-                    " input_tokens = %s, output_tokens = %s, cost_usd = %s"
-                    " where run_id = %s and key = %s",
-                    [
-                        (s.status, s.attempt, s.lease_until, s.queued_at, s.started_at,
-                         s.finished_at, s.output, s.error, s.provider, s.model, s.input_tokens,
-                         s.output_tokens, s.cost_usd, run.id, s.key)
-                        for s in touched
-                    ],
-                )  # fmt: skip
-        await self._save_gates(graph)
-        for handoff in graph.handoffs:
-            await conn.execute(
-                "insert into public.handoffs (run_id, step_key, workspace_id, content, metadata)"
-                " values (%s, %s, %s, %s, %s) on conflict (run_id, step_key) do update"
-                " set content = excluded.content, metadata = excluded.metadata,"
-                " created_at = now()",
-                (run.id, handoff.step_key, run.workspace_id, handoff.content,
-                 json.dumps(dict(handoff.metadata))),
-            )  # fmt: skip
-        await self._append(run.workspace_id, run.id, graph.events)
+        """Write back what the graph changed, in one call; then queue its dispatches."""
+        cur = await self._conn.execute(
+            "select private.save_run_graph(%s::jsonb) as applied",
+            (json.dumps(change_of(graph)),),
+        )
+        applied = (await returned_row(cur))["applied"]
+        if applied["decided"] < len(graph.decisions):
+            raise Conflict("The approval was already decided.")
+        if applied["answered"] < len(graph.answers):
+            raise Conflict("The question was already answered.")
+        run = graph.run
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)
             self._tx.send(message, delay_seconds=dispatch.delay_seconds)
-
-    async def _save_gates(self, graph: RunGraph) -> None:
-        run, conn = graph.run, self._conn
-        for approval in graph.approvals:
-            await conn.execute(
-                "insert into public.approvals (id, workspace_id, run_id, step_key)"
-                " values (%s, %s, %s, %s)",
-                (approval.id, run.workspace_id, run.id, approval.step_key),
-            )
-        for decision in graph.decisions:
-            cur = await conn.execute(
-                "update public.approvals set status = %s, comment = %s, decided_by = %s,"
-                " decided_at = now() where id = %s and status = 'pending'",
-                (decision.status, decision.comment, decision.decided_by, decision.id),
-            )
-            if cur.rowcount != 1:
-                raise Conflict("The approval was already decided.")
-        for question in graph.questions:
-            await conn.execute(
-                "insert into public.questions (id, workspace_id, run_id, step_key, question)"
-                " values (%s, %s, %s, %s, %s)",
-                (question.id, run.workspace_id, run.id, question.step_key, question.question),
-            )
-        for answer in graph.answers:
-            cur = await conn.execute(
-                "update public.questions set status = 'answered', answer = %s,"
-                " answered_by = %s, answered_at = now() where id = %s and status = 'pending'",
-                (answer.answer, answer.answered_by, answer.id),
-            )
-            if cur.rowcount != 1:
-                raise Conflict("The question was already answered.")
 
     async def _append(self, workspace_id: UUID, run_id: UUID, events: Sequence[NewEvent]) -> int:
         """Number and insert events in one statement; the counter row stays locked until
@@ -298,39 +252,6 @@ class PostgresRunRepository:
         if row is None:
             raise NotFound(f"No such {table[:-1]} in this workspace.")
         return dict(row)
-
-    async def step_inputs(
-        self, run_id: UUID, step_key: str, depends_on: Sequence[str]
-    ) -> StepInputs:
-        cur = await self._conn.execute(
-            """
-            select
-              (select prompt from public.steps where run_id = %(run)s and key = %(key)s) as prompt,
-              (select coalesce(json_agg(json_build_object(
-                    'key', h.step_key, 'agent', s.agent_code, 'content', h.content,
-                    'metadata', h.metadata)), '[]')
-               from public.handoffs h
-               join public.steps s on s.run_id = h.run_id and s.key = h.step_key
-               where h.run_id = %(run)s and h.step_key = any(%(deps)s)) as handoffs,
-              (select coalesce(
-                    json_agg(json_build_array(question, answer) order by created_at), '[]')
-               from public.questions
-               where run_id = %(run)s and step_key = %(key)s and status = 'answered') as answers
-            """,
-            {"run": run_id, "key": step_key, "deps": list(depends_on)},
-        )
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(_NO_RUN)
-        by_key = {
-            h["key"]: Handoff(h["key"], h["agent"], h["content"], h["metadata"])
-            for h in row["handoffs"]
-        }
-        return StepInputs(
-            prompt=row["prompt"],
-            handoffs=tuple(by_key[k] for k in depends_on if k in by_key),
-            answers=tuple((q, a) for q, a in row["answers"]),
-        )
 
     async def stale(self, queued_before_seconds: int, limit: int) -> list[StaleStep]:
         cur = await self._conn.execute(

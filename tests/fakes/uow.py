@@ -1,0 +1,796 @@
+"""An in-memory unit of work whose repositories honour the database's rules.
+
+`World` is what the database holds. A transaction works on the world in place and restores
+a snapshot when it fails, so a change is all or nothing. Transactions run one at a time
+(serializable, like the run row locks make the engine's changes), and a nested transaction
+in one task is refused: every use case gets exactly one unit of work. Visibility follows
+the row-level security policies: a user transaction sees the workspaces its actor belongs
+to, and writing needs the role the policies ask for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+from uuid import UUID
+
+from guildstack.domain.agents import Agent
+from guildstack.domain.errors import BudgetExceeded, Conflict, Forbidden, NotFound
+from guildstack.domain.identity import (
+    AccountKind,
+    Member,
+    Membership,
+    Principal,
+    Profile,
+    Role,
+    Workspace,
+)
+from guildstack.domain.jobs import DocumentJob, DocumentStatus, JobMessage
+from guildstack.domain.memory import Candidate, Collection, Document, Memory, MemoryScope
+from guildstack.domain.models import CallContext, Reservation
+from guildstack.domain.paging import Cursor, Page, PageRequest, page_of
+from guildstack.domain.run_graph import NewEvent, RunGraph, RunState, StepState
+from guildstack.domain.runs import Approval, Event, Handoff, Question, Run, Step
+from guildstack.domain.usage import (
+    BudgetStatus,
+    GroupBy,
+    UsageRecord,
+    UsageReport,
+    UsageTotals,
+)
+from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
+from guildstack.ports.memory import CandidateQuery, NewMemory, PendingDocument
+from guildstack.ports.runs import StaleStep, StepContext, StepInputs
+
+T = TypeVar("T")
+
+
+@dataclass
+class StoredRun:
+    run: RunState
+    steps: dict[str, StepState]
+    events: list[Event] = field(default_factory=list)
+    approvals: dict[UUID, Approval] = field(default_factory=dict)
+    questions: dict[UUID, Question] = field(default_factory=dict)
+    handoffs: dict[str, Handoff] = field(default_factory=dict)
+
+
+@dataclass
+class StoredDocument:
+    document: Document
+    job: DocumentJob
+    text: str | None
+    updated_at: datetime
+
+
+@dataclass
+class World:
+    workspaces: dict[UUID, Workspace] = field(default_factory=dict)
+    members: dict[UUID, dict[UUID, Member]] = field(default_factory=dict)
+    emails: dict[str, UUID] = field(default_factory=dict)
+    agents: dict[tuple[UUID, str], Agent] = field(default_factory=dict)
+    runs: dict[UUID, StoredRun] = field(default_factory=dict)
+    budgets: dict[UUID, Decimal | None] = field(default_factory=dict)
+    # The budget of workspaces not in `budgets` (None: no limit).
+    default_budget: Decimal | None = None
+    spent: dict[UUID, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    held: dict[UUID, tuple[UUID, UUID | None, Decimal]] = field(default_factory=dict)
+    usage: list[UsageRecord] = field(default_factory=list)
+    memories: dict[UUID, tuple[Memory, list[float]]] = field(default_factory=dict)
+    documents: dict[UUID, StoredDocument] = field(default_factory=dict)
+
+    def register(self, email: str) -> UUID:
+        user_id = uuid.uuid4()
+        self.emails[email] = user_id
+        return user_id
+
+    def role(self, workspace_id: UUID, user_id: UUID) -> Role | None:
+        member = self.members.get(workspace_id, {}).get(user_id)
+        return member.role if member else None
+
+
+class Clock:
+    """A clock tests move by hand; starts at a fixed moment."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self.now = start or datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class InMemoryUnitOfWork:
+    def __init__(
+        self,
+        world: World | None = None,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        queue: Any = None,
+    ) -> None:
+        self.world = world or World()
+        self.clock = clock or Clock()
+        self.queue = queue
+        self.sent: list[tuple[JobMessage, int]] = []
+        self.unsent: list[JobMessage] = []
+        self.transactions: list[str] = []
+        self._lock = asyncio.Lock()
+        self._holder: asyncio.Task[Any] | None = None
+
+    def __call__(self, actor: Principal) -> AbstractAsyncContextManager[FakeTx]:
+        return self._transaction(actor, "as user")
+
+    def system(self, reason: str) -> AbstractAsyncContextManager[FakeTx]:
+        return self._transaction(None, reason)
+
+    @asynccontextmanager
+    async def _transaction(self, actor: Principal | None, name: str) -> AsyncIterator[FakeTx]:
+        task = asyncio.current_task()
+        if self._holder is not None and self._holder is task:
+            raise RuntimeError("a unit of work was opened inside another one")
+        async with self._lock:
+            self._holder = task
+            self.transactions.append(name)
+            snapshot = copy.deepcopy(self.world)
+            tx = FakeTx(self.world, actor, self.clock())
+            try:
+                yield tx
+            except BaseException:
+                self.world.__dict__.update(snapshot.__dict__)
+                raise
+            finally:
+                self._holder = None
+        for delay, messages in tx.outbox.items():
+            self.sent.extend((m, delay) for m in messages)
+            if self.queue is not None:
+                try:
+                    await self.queue.send(messages, delay_seconds=delay)
+                except Exception:  # noqa: BLE001 - as the real unit of work: the sweeper re-sends
+                    self.unsent.extend(messages)
+
+
+class FakeTx:
+    def __init__(self, world: World, actor: Principal | None, now: datetime) -> None:
+        self.world = world
+        self._actor = actor
+        self._now = now
+        self.outbox: dict[int, list[JobMessage]] = defaultdict(list)
+        self.workspaces = FakeWorkspaces(self)
+        self.agents = FakeAgents(self)
+        self.runs = FakeRuns(self)
+        self.ledger = FakeLedger(self)
+        self.memories = FakeMemories(self)
+        self.documents = FakeDocuments(self)
+
+    @property
+    def actor(self) -> Principal | None:
+        return self._actor
+
+    @property
+    def now(self) -> datetime:
+        return self._now
+
+    def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
+        self.outbox[delay_seconds].extend(messages)
+
+    # What row-level security would let the actor do ----------------------------------------
+
+    def sees(self, workspace_id: UUID, minimum: Role = Role.VIEWER) -> bool:
+        if self._actor is None:
+            return True
+        role = self.world.role(workspace_id, self._actor.user_id)
+        return role is not None and role.at_least(minimum)
+
+    def may_write(self, workspace_id: UUID, minimum: Role) -> None:
+        if not self.sees(workspace_id, minimum):
+            raise Forbidden("Not allowed.")
+
+    @property
+    def me(self) -> UUID:
+        if self._actor is None:
+            raise RuntimeError("this read needs a transaction acting for a signed-in user")
+        return self._actor.user_id
+
+
+def _page(
+    rows: list[T], page: PageRequest, key: Callable[[T], Cursor], *, newest_first: bool
+) -> Page[T]:
+    rows = sorted(rows, key=key, reverse=newest_first)
+    if page.after is not None:
+        after = page.after
+        rows = [r for r in rows if (key(r) < after if newest_first else key(r) > after)]
+    return page_of(rows[: page.limit + 1], page.limit, key)
+
+
+class FakeWorkspaces:
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    async def role_of(self, workspace_id: UUID, user_id: UUID | None = None) -> Role | None:
+        if not self._tx.sees(workspace_id):
+            return None
+        return self._w.role(workspace_id, user_id or self._tx.me)
+
+    async def create(self, name: str, slug: str, monthly_budget_usd: Decimal | None) -> Workspace:
+        me = self._tx.me
+        ws = Workspace(uuid.uuid4(), name, slug, monthly_budget_usd or Decimal("10"), self._tx.now)
+        self._w.workspaces[ws.id] = ws
+        self._w.budgets[ws.id] = ws.monthly_budget_usd
+        self._w.members[ws.id] = {
+            me: Member(ws.id, me, self._tx.actor.email if self._tx.actor else None, None,
+                       Role.OWNER, self._tx.now)
+        }  # fmt: skip
+        return replace(ws, role=Role.OWNER)
+
+    async def list_mine(self, page: PageRequest) -> Page[Workspace]:
+        mine = [
+            replace(ws, role=self._w.role(ws.id, self._tx.me))
+            for ws in self._w.workspaces.values()
+            if self._w.role(ws.id, self._tx.me) is not None
+        ]
+        return _page(mine, page, lambda w: (w.created_at, w.id), newest_first=False)
+
+    async def get(self, workspace_id: UUID) -> Workspace | None:
+        role = self._w.role(workspace_id, self._tx.me)
+        ws = self._w.workspaces.get(workspace_id)
+        return replace(ws, role=role) if ws and role else None
+
+    async def update(
+        self, workspace_id: UUID, *, name: str | None, monthly_budget_usd: Decimal | None
+    ) -> Workspace | None:
+        if not self._tx.sees(workspace_id, Role.ADMIN) or workspace_id not in self._w.workspaces:
+            return None
+        ws = self._w.workspaces[workspace_id]
+        budget = monthly_budget_usd if monthly_budget_usd is not None else ws.monthly_budget_usd
+        self._w.workspaces[workspace_id] = replace(
+            ws, name=name or ws.name, monthly_budget_usd=budget
+        )
+        self._w.budgets[workspace_id] = budget
+        return await self.get(workspace_id)
+
+    async def members(self, workspace_id: UUID, page: PageRequest) -> Page[Member]:
+        if not self._tx.sees(workspace_id):
+            return Page([], None)
+        rows = list(self._w.members[workspace_id].values())
+        return _page(rows, page, lambda m: (m.created_at, m.user_id), newest_first=False)
+
+    async def member(self, workspace_id: UUID, user_id: UUID) -> Member | None:
+        if not self._tx.sees(workspace_id):
+            return None
+        return self._w.members[workspace_id].get(user_id)
+
+    async def add_member(self, workspace_id: UUID, email: str, role: Role) -> Member:
+        self._tx.may_write(workspace_id, Role.OWNER if role is Role.OWNER else Role.ADMIN)
+        user_id = self._w.emails.get(email)
+        if user_id is None:
+            raise NotFound("No account has that email address.")
+        if user_id in self._w.members[workspace_id]:
+            raise Conflict("That already exists.")
+        member = Member(workspace_id, user_id, email, None, role, self._tx.now)
+        self._w.members[workspace_id][user_id] = member
+        return member
+
+    def _owners(self, workspace_id: UUID) -> int:
+        return sum(m.role is Role.OWNER for m in self._w.members[workspace_id].values())
+
+    async def set_role(self, workspace_id: UUID, user_id: UUID, role: Role) -> Member | None:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        old = self._w.members[workspace_id].get(user_id)
+        if old is None:
+            return None
+        if old.role is Role.OWNER and role is not Role.OWNER and self._owners(workspace_id) == 1:
+            raise Conflict("A workspace must keep at least one owner.")
+        new = replace(old, role=role)
+        self._w.members[workspace_id][user_id] = new
+        return new
+
+    async def remove_member(self, workspace_id: UUID, user_id: UUID) -> bool:
+        if user_id != self._tx.me:
+            self._tx.may_write(workspace_id, Role.ADMIN)
+        old = self._w.members[workspace_id].get(user_id)
+        if old is None:
+            return False
+        if old.role is Role.OWNER and self._owners(workspace_id) == 1:
+            raise Conflict("A workspace must keep at least one owner.")
+        del self._w.members[workspace_id][user_id]
+        return True
+
+    async def profile(self) -> Profile | None:
+        actor = self._tx.actor
+        if actor is None:
+            return None
+        return Profile(actor.user_id, actor.email, None, AccountKind.STANDARD, 20, None)
+
+    async def memberships(self) -> list[Membership]:
+        me = self._tx.me
+        return [
+            Membership(ws.id, ws.name, self._w.members[ws.id][me].role)
+            for ws in self._w.workspaces.values()
+            if me in self._w.members.get(ws.id, {})
+        ]
+
+    async def touch(self) -> None:
+        return None
+
+
+class FakeAgents:
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    async def all(self, workspace_id: UUID) -> list[Agent]:
+        if not self._tx.sees(workspace_id):
+            return []
+        return [a for (ws, _), a in sorted(self._w.agents.items()) if ws == workspace_id]
+
+    async def get(self, workspace_id: UUID, code: str) -> Agent | None:
+        if not self._tx.sees(workspace_id):
+            return None
+        return self._w.agents.get((workspace_id, code))
+
+    async def insert(self, workspace_id: UUID, agent: Agent) -> Agent:
+        if (workspace_id, agent.code) in self._w.agents:
+            raise Conflict("That already exists.")
+        return await self.save(workspace_id, agent)
+
+    async def save(self, workspace_id: UUID, agent: Agent) -> Agent:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        stored = replace(agent, customized=True)
+        self._w.agents[(workspace_id, agent.code)] = stored
+        return stored
+
+
+class FakeRuns:
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    def _stored(self, workspace_id: UUID, run_id: UUID) -> StoredRun:
+        stored = self._w.runs.get(run_id)
+        if stored is None or stored.run.workspace_id != workspace_id:
+            raise NotFound("No such run in this workspace.")
+        if not self._tx.sees(workspace_id):
+            raise NotFound("No such run in this workspace.")
+        return stored
+
+    async def add(self, graph: RunGraph) -> Run:
+        self._tx.may_write(graph.run.workspace_id, Role.OPERATOR)
+        self._w.runs[graph.run.id] = StoredRun(copy.deepcopy(graph.run), copy.deepcopy(graph.steps))
+        self._save(graph)
+        return graph.snapshot()
+
+    @asynccontextmanager
+    async def locked(self, workspace_id: UUID, run_id: UUID) -> AsyncIterator[RunGraph]:
+        stored = self._stored(workspace_id, run_id)
+        graph = RunGraph(copy.deepcopy(stored.run), copy.deepcopy(stored.steps))
+        yield graph
+        if self._tx.actor is not None and (graph.events or graph.touched):
+            self._tx.may_write(workspace_id, Role.OPERATOR)
+        self._save(graph)
+
+    @asynccontextmanager
+    async def claiming(
+        self, workspace_id: UUID, run_id: UUID, step_key: str
+    ) -> AsyncIterator[tuple[RunGraph, StepContext]]:
+        async with self.locked(workspace_id, run_id) as graph:
+            stored = self._w.runs[run_id]
+            step = stored.steps.get(step_key)
+            if step is None:
+                raise NotFound("No such run in this workspace.")
+            answers = tuple(
+                (q.question, q.answer or "")
+                for q in sorted(stored.questions.values(), key=lambda q: q.created_at)
+                if q.step_key == step_key and q.status is GateStatus.ANSWERED
+            )
+            inputs = StepInputs(
+                prompt=step.prompt,
+                handoffs=tuple(stored.handoffs[k] for k in step.depends_on if k in stored.handoffs),
+                answers=answers,
+            )
+            agent = self._w.agents.get((workspace_id, step.agent_code))
+            yield graph, StepContext(inputs, agent)
+
+    def _save(self, graph: RunGraph) -> None:
+        stored = self._w.runs[graph.run.id]
+        stored.run = copy.deepcopy(graph.run)
+        for key in graph.touched:
+            stored.steps[key] = copy.deepcopy(graph.steps[key])
+        run = graph.run
+        for approval in graph.approvals:
+            stored.approvals[approval.id] = Approval(
+                approval.id, run.workspace_id, run.id, approval.step_key, GateStatus.PENDING,
+                self._tx.now,
+            )  # fmt: skip
+        for decision in graph.decisions:
+            old = stored.approvals[decision.id]
+            if old.status is not GateStatus.PENDING:
+                raise Conflict("The approval was already decided.")
+            stored.approvals[decision.id] = replace(
+                old, status=decision.status, comment=decision.comment,
+                decided_by=decision.decided_by, decided_at=self._tx.now,
+            )  # fmt: skip
+        for asked in graph.questions:
+            stored.questions[asked.id] = Question(
+                asked.id, run.workspace_id, run.id, asked.step_key, asked.question,
+                GateStatus.PENDING, self._tx.now,
+            )  # fmt: skip
+        for answer in graph.answers:
+            old_q = stored.questions[answer.id]
+            if old_q.status is not GateStatus.PENDING:
+                raise Conflict("The question was already answered.")
+            stored.questions[answer.id] = replace(
+                old_q, status=GateStatus.ANSWERED, answer=answer.answer,
+                answered_by=answer.answered_by, answered_at=self._tx.now,
+            )  # fmt: skip
+        for handoff in graph.handoffs:
+            agent = stored.steps[handoff.step_key].agent_code
+            stored.handoffs[handoff.step_key] = Handoff(
+                handoff.step_key, agent, handoff.content, dict(handoff.metadata)
+            )
+        self._append(stored, graph.events)
+        for dispatch in graph.dispatches:
+            self._tx.send(
+                JobMessage.step(run.workspace_id, run.id, dispatch.step_key),
+                delay_seconds=dispatch.delay_seconds,
+            )
+
+    def _append(self, stored: StoredRun, events: Sequence[NewEvent]) -> None:
+        for event in events:
+            seq = len(stored.events) + 1
+            stored.events.append(Event(seq, event.type.value, dict(event.payload), self._tx.now))
+
+    async def append_tokens(
+        self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str
+    ) -> bool:
+        stored = self._stored(workspace_id, run_id)
+        step = stored.steps.get(step_key)
+        held = (
+            step is not None
+            and step.status is StepStatus.RUNNING
+            and step.attempt == attempt
+            and stored.run.status is not RunStatus.CANCELLED
+        )
+        if held:
+            token = NewEvent(
+                EventType.STEP_TOKEN, {"step": step_key, "attempt": attempt, "text": text}
+            )
+            self._append(stored, [token])
+        return held
+
+    async def get(self, workspace_id: UUID, run_id: UUID) -> Run:
+        stored = self._stored(workspace_id, run_id)
+        return _run_view(stored)
+
+    async def list_runs(
+        self,
+        workspace_id: UUID,
+        page: PageRequest,
+        status: RunStatus | None = None,
+        kind: RunKind | None = None,
+    ) -> Page[Run]:
+        runs = [
+            _run_view(s, with_steps=False)
+            for s in self._w.runs.values()
+            if s.run.workspace_id == workspace_id
+            and self._tx.sees(workspace_id)
+            and (status is None or s.run.status is status)
+            and (kind is None or s.run.kind is kind)
+        ]
+        return _page(runs, page, lambda r: (r.created_at, r.id), newest_first=True)
+
+    async def events(self, workspace_id: UUID, run_id: UUID, after: int, limit: int) -> list[Event]:
+        stored = self._stored(workspace_id, run_id)
+        return [e for e in stored.events if e.seq > after][:limit]
+
+    async def approvals(
+        self, workspace_id: UUID, status: GateStatus | None, page: PageRequest
+    ) -> Page[Approval]:
+        rows = [a for a in self._gates("approvals", workspace_id) if status in (None, a.status)]
+        return _page(rows, page, lambda a: (a.created_at, a.id), newest_first=False)
+
+    async def questions(
+        self, workspace_id: UUID, status: GateStatus | None, page: PageRequest
+    ) -> Page[Question]:
+        rows = [q for q in self._gates("questions", workspace_id) if status in (None, q.status)]
+        return _page(rows, page, lambda q: (q.created_at, q.id), newest_first=False)
+
+    def _gates(self, kind: str, workspace_id: UUID) -> list[Any]:
+        if not self._tx.sees(workspace_id):
+            return []
+        return [
+            gate
+            for s in self._w.runs.values()
+            if s.run.workspace_id == workspace_id
+            for gate in getattr(s, kind).values()
+        ]
+
+    async def approval(self, workspace_id: UUID, approval_id: UUID) -> Approval:
+        found: list[Approval] = [
+            a for a in self._gates("approvals", workspace_id) if a.id == approval_id
+        ]
+        if not found:
+            raise NotFound("No such approval in this workspace.")
+        return found[0]
+
+    async def question(self, workspace_id: UUID, question_id: UUID) -> Question:
+        found: list[Question] = [
+            q for q in self._gates("questions", workspace_id) if q.id == question_id
+        ]
+        if not found:
+            raise NotFound("No such question in this workspace.")
+        return found[0]
+
+    async def stale(self, queued_before_seconds: int, limit: int) -> list[StaleStep]:
+        now = self._tx.now
+        found = [
+            StaleStep(s.run.workspace_id, s.run.id, step.key)
+            for s in self._w.runs.values()
+            for step in s.steps.values()
+            if (
+                step.status is StepStatus.QUEUED
+                and step.queued_at is not None
+                and step.queued_at < now - timedelta(seconds=queued_before_seconds)
+            )
+            or (
+                step.status is StepStatus.RUNNING
+                and step.lease_until is not None
+                and step.lease_until < now
+            )
+        ]
+        return found[:limit]
+
+
+def _run_view(stored: StoredRun, *, with_steps: bool = True) -> Run:
+    r = stored.run
+    steps = (
+        tuple(
+            Step(
+                run_id=r.id,
+                key=s.key,
+                agent_code=s.agent_code,
+                status=s.status,
+                depends_on=s.depends_on,
+                prompt=s.prompt,
+                requires_approval=s.requires_approval,
+                on_reject=s.on_reject,
+                attempt=s.attempt,
+                output=s.output,
+                error=s.error,
+                provider=s.provider,
+                model=s.model,
+                input_tokens=s.input_tokens,
+                output_tokens=s.output_tokens,
+                cost_usd=s.cost_usd,
+                lease_until=s.lease_until,
+                started_at=s.started_at,
+                finished_at=s.finished_at,
+            )  # fmt: skip
+            for s in sorted(stored.steps.values(), key=lambda s: s.position)
+        )
+        if with_steps
+        else ()
+    )
+    return Run(
+        id=r.id, workspace_id=r.workspace_id, created_by=r.created_by, kind=r.kind,
+        title=r.title, input=r.input, status=r.status, created_at=r.created_at,
+        updated_at=r.updated_at, budget_usd=r.budget_usd, output=r.output, error=r.error,
+        finished_at=r.finished_at, steps=steps,
+    )  # fmt: skip
+
+
+class FakeLedger:
+    """Budgets per workspace (and per run); reservations held until settled or released."""
+
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    async def remaining(self, context: CallContext) -> Decimal | None:
+        ws = context.workspace_id
+        limits: list[Decimal] = []
+        budget = self._w.budgets.get(ws, self._w.default_budget)
+        if budget is not None:
+            held = sum((a for w, _, a in self._w.held.values() if w == ws), Decimal(0))
+            limits.append(budget - self._w.spent[ws] - held)
+        if context.run_budget_usd is not None and context.run_id is not None:
+            run_spent = sum(
+                (
+                    r.completion.cost_usd
+                    for r in self._w.usage
+                    if r.context.run_id == context.run_id
+                ),
+                Decimal(0),
+            )
+            run_held = sum(
+                (a for _, r, a in self._w.held.values() if r == context.run_id), Decimal(0)
+            )
+            limits.append(context.run_budget_usd - run_spent - run_held)
+        return max(Decimal(0), min(limits)) if limits else None
+
+    async def reserve(self, context: CallContext, amount_usd: Decimal) -> Reservation:
+        left = await self.remaining(context)
+        if left is not None and amount_usd > left:
+            raise BudgetExceeded("The budget cannot cover this model call.")
+        reservation = Reservation(uuid.uuid4(), context.workspace_id, amount_usd)
+        self._w.held[reservation.id] = (context.workspace_id, context.run_id, amount_usd)
+        return reservation
+
+    async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
+        self._w.held.pop(reservation.id, None)
+        self._w.spent[record.context.workspace_id] += record.completion.cost_usd
+        self._w.usage.append(record)
+
+    async def release(self, reservation: Reservation) -> None:
+        self._w.held.pop(reservation.id, None)
+
+    async def report(
+        self, workspace_id: UUID, start: datetime, end: datetime, group_by: GroupBy | None
+    ) -> UsageReport:
+        rows = [r for r in self._w.usage if r.context.workspace_id == workspace_id]
+        totals = UsageTotals(
+            calls=len(rows),
+            input_tokens=sum(r.completion.usage.input_tokens for r in rows),
+            output_tokens=sum(r.completion.usage.output_tokens for r in rows),
+            cost_usd=sum((r.completion.cost_usd for r in rows), Decimal(0)),
+        )
+        monthly = self._w.budgets.get(workspace_id, self._w.default_budget)
+        budget = BudgetStatus(monthly, self._w.spent[workspace_id])
+        return UsageReport(start, end, totals, [], budget)
+
+
+class FakeMemories:
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    def _visible(self, memory: Memory) -> bool:
+        if not self._tx.sees(memory.workspace_id):
+            return False
+        actor = self._tx.actor
+        shared = memory.scope is MemoryScope.WORKSPACE
+        return actor is None or shared or memory.owner_id == actor.user_id
+
+    async def add(
+        self, workspace_id: UUID, owner_id: UUID, memories: Sequence[NewMemory]
+    ) -> list[Memory]:
+        added = []
+        for new in memories:
+            if new.scope is MemoryScope.WORKSPACE:
+                self._tx.may_write(workspace_id, Role.OPERATOR)
+            memory = Memory(
+                id=uuid.uuid4(), workspace_id=workspace_id, scope=new.scope,
+                owner_id=owner_id if new.scope is MemoryScope.USER else None,
+                collection=new.collection, content=new.content, metadata=dict(new.metadata),
+                embedding_model=new.embedding_model, confidence=1.0, feedback_score=0,
+                access_count=0, created_at=self._tx.now, document_id=new.document_id,
+            )  # fmt: skip
+            self._w.memories[memory.id] = (memory, list(new.embedding))
+            added.append(memory)
+        return added
+
+    async def list_memories(
+        self, workspace_id: UUID, collection: Collection | None, page: PageRequest
+    ) -> Page[Memory]:
+        rows = [
+            m
+            for m, _ in self._w.memories.values()
+            if m.workspace_id == workspace_id
+            and self._visible(m)
+            and collection in (None, m.collection)
+        ]
+        return _page(rows, page, lambda m: (m.created_at, m.id), newest_first=True)
+
+    async def get(self, workspace_id: UUID, memory_id: UUID) -> Memory:
+        found = self._w.memories.get(memory_id)
+        if found is None or found[0].workspace_id != workspace_id or not self._visible(found[0]):
+            raise NotFound("No such memory.")
+        return found[0]
+
+    async def delete(self, workspace_id: UUID, memory_id: UUID) -> bool:
+        memory = await self.get(workspace_id, memory_id)
+        needed = Role.OPERATOR if memory.scope is MemoryScope.WORKSPACE else Role.VIEWER
+        if not self._tx.sees(workspace_id, needed):
+            return False
+        del self._w.memories[memory_id]
+        return True
+
+    async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory:
+        memory = await self.get(workspace_id, memory_id)
+        updated = replace(memory, feedback_score=memory.feedback_score + value)
+        self._w.memories[memory_id] = (updated, self._w.memories[memory_id][1])
+        return updated
+
+    async def candidates(self, workspace_id: UUID, query: CandidateQuery) -> list[Candidate]:
+        words = set(query.text.lower().split())
+        found = []
+        for memory, vector in self._w.memories.values():
+            if memory.workspace_id != workspace_id or not self._visible(memory):
+                continue
+            if query.collections and memory.collection not in query.collections:
+                continue
+            text_rank = len(words & set(memory.content.lower().split())) / (len(words) or 1)
+            found.append(Candidate(memory, _cosine(query.embedding, vector), text_rank))
+        return found
+
+    async def touch(self, workspace_id: UUID, memory_ids: Sequence[UUID]) -> None:
+        for memory_id in memory_ids:
+            if memory_id in self._w.memories:
+                memory, vector = self._w.memories[memory_id]
+                touched = replace(memory, access_count=memory.access_count + 1)
+                self._w.memories[memory_id] = (touched, vector)
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return dot / norm if norm else 0.0
+
+
+class FakeDocuments:
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    async def create(self, workspace_id: UUID, title: str, text: str) -> Document:
+        self._tx.may_write(workspace_id, Role.VIEWER)
+        document = Document(uuid.uuid4(), workspace_id, self._tx.me, title, "pending", 0,
+                            self._tx.now)  # fmt: skip
+        job = DocumentJob(document.id, workspace_id, DocumentStatus.PENDING)
+        self._w.documents[document.id] = StoredDocument(document, job, text, self._tx.now)
+        return document
+
+    async def list_documents(self, workspace_id: UUID, page: PageRequest) -> Page[Document]:
+        rows = [
+            self._view(d)
+            for d in self._w.documents.values()
+            if d.document.workspace_id == workspace_id
+            and (self._tx.actor is None or d.document.owner_id == self._tx.me)
+        ]
+        return _page(rows, page, lambda d: (d.created_at, d.id), newest_first=True)
+
+    @staticmethod
+    def _view(stored: StoredDocument) -> Document:
+        return replace(stored.document, status=stored.job.status.value, error=stored.job.error)
+
+    async def lock(self, workspace_id: UUID, document_id: UUID) -> DocumentJob | None:
+        stored = self._w.documents.get(document_id)
+        if stored is None or stored.document.workspace_id != workspace_id:
+            return None
+        return copy.deepcopy(stored.job)
+
+    async def save(self, job: DocumentJob, *, chunk_count: int | None = None) -> None:
+        stored = self._w.documents[job.id]
+        stored.job = copy.deepcopy(job)
+        stored.updated_at = self._tx.now
+        if chunk_count is not None:
+            stored.document = replace(stored.document, chunk_count=chunk_count)
+        if job.status in (DocumentStatus.READY, DocumentStatus.FAILED):
+            stored.text = None
+
+    async def pending(self, document_id: UUID) -> PendingDocument:
+        stored = self._w.documents[document_id]
+        return PendingDocument(self._view(stored), stored.text or "")
+
+    async def stale(self, older_than_seconds: int, limit: int) -> list[DocumentJob]:
+        now = self._tx.now
+        found = []
+        for stored in self._w.documents.values():
+            job = stored.job
+            waiting = job.status is DocumentStatus.PENDING and stored.updated_at < now - timedelta(
+                seconds=older_than_seconds
+            )
+            lost = (
+                job.status is DocumentStatus.PROCESSING
+                and job.lease_until is not None
+                and (job.lease_until < now)
+            )
+            if waiting or lost:
+                stored.updated_at = now
+                found.append(copy.deepcopy(job))
+        return found[:limit]
