@@ -1,12 +1,14 @@
 """What each provider sends for a request with a JSON schema, through the real SDKs over a
 scripted HTTP transport: OpenAI's native `json_schema`, the compatible provider's JSON mode
-with the schema in the system prompt, and which provider the container builds with which."""
+with the schema in the system prompt, Anthropic's `output_config` in the subset its API
+accepts, and which provider the container builds with which."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from guildstack.adapters.models.anthropic import AnthropicProvider, output_schema
 from guildstack.adapters.models.openai import OpenAIProvider, schema_instruction
 from guildstack.bootstrap import build
 from guildstack.config import Settings
@@ -128,3 +130,23 @@ def test_given_configured_providers_then_only_the_compatible_one_uses_json_mode(
     openai, local = providers["openai"], providers["compatible"]
     assert isinstance(openai, OpenAIProvider) and isinstance(local, OpenAIProvider)
     assert (openai.native_json_schema, local.native_json_schema) == (True, False)
+
+
+async def test_given_anthropic_when_a_schema_is_asked_then_the_supported_subset_is_sent() -> None:
+    transport = ScriptedTransport([wire.anthropic_message(VOTE), wire.anthropic_stream([VOTE])])
+    provider = AnthropicProvider("test-key", http_client=transport.client())
+
+    await provider.complete("claude-haiku-4-5", REQUEST)
+    _ = [item async for item in provider.stream("claude-haiku-4-5", REQUEST)]
+
+    for sent in transport.bodies():
+        assert sent["output_config"] == {
+            "format": {"type": "json_schema", "schema": output_schema(SCHEMA)}
+        }
+        schema = sent["output_config"]["format"]["schema"]
+        assert schema["additionalProperties"] is False
+        assert schema["properties"]["confidence"] == {
+            "type": "number",
+            "description": 'Constraints: {"maximum": 1, "minimum": 0}',
+        }
+        assert sent["system"] == "You review plans."  # the schema is not repeated there
