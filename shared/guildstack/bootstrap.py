@@ -211,6 +211,7 @@ class Container:
                 name="compatible",
                 base_url=s.openai_compatible_base_url,
                 timeout_seconds=timeout,
+                native_json_schema=False,
             )
         return providers or {"offline": OfflineProvider()}
 

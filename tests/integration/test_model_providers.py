@@ -245,7 +245,9 @@ async def test_given_a_json_schema_when_completing_with_anthropic_then_output_fo
 
     assert result.text == '{"agents": ["seo"]}'
     sent = h.anthropic.bodies()[0]
-    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    # The Messages API insists on additionalProperties: false for every object.
+    api_schema = {**schema, "additionalProperties": False}
+    assert sent["output_config"] == {"format": {"type": "json_schema", "schema": api_schema}}
     assert "temperature" not in sent
 
 

@@ -86,6 +86,18 @@ class InvalidRequest(InvalidInput):
     title = "Invalid model request"
 
 
+class InvalidModelOutput(GuildstackError):
+    """A model kept answering with output that does not fit the JSON schema it was given,
+    even after being told what was wrong. The request was fine and so was the provider's
+    service (it answered), so it is neither `InvalidRequest` nor `ProviderUnavailable`."""
+
+    title = "Invalid model output"
+
+    def __init__(self, detail: str, problems: list[str] | None = None) -> None:
+        super().__init__(detail)
+        self.problems = problems or []
+
+
 class ProviderFailed(GuildstackError):
     """One provider failed one attempt. Adapters raise it; the failover chain consumes it."""
 

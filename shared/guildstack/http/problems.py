@@ -28,6 +28,7 @@ STATUS_BY_ERROR: dict[type[errors.GuildstackError], int] = {
     errors.BudgetExceeded: 409,
     errors.ProviderUnavailable: 502,
     errors.ProviderFailed: 502,
+    errors.InvalidModelOutput: 502,
     errors.DependencyUnavailable: 503,
 }
 

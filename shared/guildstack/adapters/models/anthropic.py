@@ -1,9 +1,15 @@
-"""`AnthropicProvider`: the Messages API through the official SDK (imported on first call)."""
+"""`AnthropicProvider`: the Messages API through the official SDK (imported on first call).
+
+A request's JSON schema goes out as `output_config.format`, converted to the part of JSON
+Schema the Messages API accepts there (`output_schema`); the full schema is still what the
+reply is validated against (`guildstack.services.structured`).
+"""
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -127,9 +133,110 @@ def _arguments(model: str, request: ModelRequest) -> dict[str, Any]:
         arguments["system"] = request.system
     if request.json_schema is not None:
         arguments["output_config"] = {
-            "format": {"type": "json_schema", "schema": request.json_schema}
+            "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}
         }
     return arguments
+
+
+# Keywords that constrain one JSON type each: in a schema of another type they are moot.
+_NUMBER_KEYWORDS = frozenset(
+    {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"}
+)
+_TYPE_KEYWORDS: dict[str, frozenset[str]] = {
+    "object": frozenset(
+        {"properties", "required", "additionalProperties", "patternProperties"}
+        | {"minProperties", "maxProperties", "propertyNames", "dependentRequired"}
+    ),
+    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems"}),
+    "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
+    "number": _NUMBER_KEYWORDS,
+    "integer": _NUMBER_KEYWORDS,
+}
+_ANY_TYPE_KEYWORDS = frozenset(k for keys in _TYPE_KEYWORDS.values() for k in keys)
+_STRING_FORMATS = frozenset(
+    ("date-time", "time", "date", "duration", "email", "hostname", "uri", "ipv4", "ipv6", "uuid")
+)
+
+
+def output_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """`schema` in the subset the Messages API takes for structured output, which answers
+    400 (a rejected request, so no failover) to anything else.
+
+    Every object gets `additionalProperties: false`, which the API insists on; `oneOf`
+    becomes `anyOf` and a list of types an `anyOf` of one schema per type. Constraints the
+    API cannot enforce (bounds, lengths, patterns, `minItems` above 1, `maxItems`, ...) are
+    written into the description instead, so the model still reads them, and the reply is
+    checked against the original schema afterwards."""
+    converted = _converted(schema)
+    return converted if isinstance(converted, dict) else {}
+
+
+def _converted(node: Any) -> Any:
+    if not isinstance(node, Mapping):
+        return node
+    schema = dict(node)
+    if "oneOf" in schema:
+        options = schema.pop("oneOf")
+        if "anyOf" in schema:
+            schema["allOf"] = [*schema.get("allOf", ()), {"anyOf": options}]
+        else:
+            schema["anyOf"] = options
+    declared = schema.get("type")
+    if "type" not in schema and "properties" in schema:
+        declared = "object"
+    if "enum" in schema or "const" in schema:
+        declared = None  # the values say the type; a type list beside them is not needed
+        schema.pop("type", None)
+    if isinstance(declared, list) and len(declared) == 1:
+        declared = schema["type"] = declared[0]
+    if isinstance(declared, list):
+        return _one_schema_per_type(schema, declared)
+    # Another type's keywords (minLength on a number) constrain nothing: leave them out.
+    own = _TYPE_KEYWORDS.get(declared) if isinstance(declared, str) else None
+    moot = _ANY_TYPE_KEYWORDS - own if own is not None else frozenset()
+    out: dict[str, Any] = {}
+    dropped: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in moot:
+            continue
+        if key in ("anyOf", "allOf"):
+            out[key] = [_converted(option) for option in value]
+        elif key == "$defs":
+            out[key] = {name: _converted(sub) for name, sub in value.items()}
+        elif key == "properties":
+            out[key] = {name: _converted(sub) for name, sub in value.items()}
+        elif key == "items" and isinstance(value, Mapping | bool):
+            out[key] = _converted(value)
+        elif key in ("type", "enum", "const", "required", "description", "title", "$ref"):
+            out[key] = value
+        elif key == "additionalProperties":
+            continue  # set below for objects: the API takes nothing but false
+        elif key == "minItems" and value in (0, 1):
+            out[key] = value
+        elif key == "format" and value in _STRING_FORMATS:
+            out[key] = value
+        else:
+            dropped[key] = value
+    if declared == "object":
+        out["type"] = "object"
+        out["additionalProperties"] = False
+    if dropped:
+        note = f"Constraints: {json.dumps(dropped, ensure_ascii=False, sort_keys=True)}"
+        out["description"] = f"{out['description']}\n\n{note}" if out.get("description") else note
+    return out
+
+
+def _one_schema_per_type(schema: dict[str, Any], types: list[str]) -> dict[str, Any]:
+    """`{"type": ["string", "null"], ...}` as `{"anyOf": [{"type": "string", ...}, ...]}`:
+    each alternative keeps the keywords that apply to its type."""
+    shared: dict[str, Any] = {k: schema[k] for k in ("description", "title") if k in schema}
+    rest = {k: v for k, v in schema.items() if k not in shared and k != "type"}
+    options = []
+    for name in types:
+        keys = _TYPE_KEYWORDS.get(name, frozenset())
+        own = {k: v for k, v in rest.items() if k not in _ANY_TYPE_KEYWORDS or k in keys}
+        options.append(_converted({"type": name, **own}))
+    return {**shared, "anyOf": options}
 
 
 def _text_of(content: Any) -> str:

@@ -1,8 +1,23 @@
 """`OpenAIProvider`: chat completions through the official SDK, for OpenAI itself and for any
-OpenAI-compatible endpoint by `base_url` (OpenRouter, Ollama, llama.cpp, vLLM)."""
+OpenAI-compatible endpoint by `base_url` (OpenRouter, Ollama, llama.cpp, vLLM).
+
+A request with a JSON schema is sent one of two ways, chosen per provider:
+
+- natively (`native_json_schema=True`, OpenAI itself): `response_format` of type
+  `json_schema` with the schema, deliberately not strict. Strict mode answers 400 (a
+  rejected request, which no failover can help) to any schema with an optional property,
+  an object without `additionalProperties: false` or a keyword outside its subset, and
+  agents' schemas may have any of these. Every reply is validated against the whole
+  schema afterwards (`guildstack.services.structured`), so strictness would add little.
+- in JSON mode (`native_json_schema=False`, the OpenAI-compatible provider): many such
+  servers know `json_object` but not `json_schema`, so the request asks for `json_object`
+  and states the schema in the system prompt. JSON mode yields an object, so the schema's
+  top level should be an object.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import AsyncIterator
@@ -32,8 +47,11 @@ class OpenAIProvider:
         base_url: str | None = None,
         timeout_seconds: float = 60.0,
         http_client: httpx2.AsyncClient | None = None,
+        native_json_schema: bool = True,
     ) -> None:
         self.name = name
+        # Whether the server takes `response_format: json_schema` (see the module docstring).
+        self.native_json_schema = native_json_schema
         self._api_key = api_key
         self._base_url = base_url
         self._timeout = timeout_seconds
@@ -103,9 +121,13 @@ class OpenAIProvider:
         )
 
     def _arguments(self, model: str, request: ModelRequest) -> dict[str, Any]:
+        schema = request.json_schema
+        system = request.system
+        if schema is not None and not self.native_json_schema:
+            system = "\n\n".join(part for part in (system, schema_instruction(schema)) if part)
         messages: list[dict[str, str]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
+        if system:
+            messages.append({"role": "system", "content": system})
         messages += [{"role": m.role, "content": m.content} for m in request.messages]
         arguments: dict[str, Any] = {
             "model": model,
@@ -113,11 +135,15 @@ class OpenAIProvider:
             "temperature": request.temperature,
             self._max_tokens_field: request.max_tokens,
         }
-        if request.json_schema is not None:
-            arguments["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "response", "schema": request.json_schema},
-            }
+        if schema is not None:
+            arguments["response_format"] = (
+                {
+                    "type": "json_schema",
+                    "json_schema": {"name": "response", "schema": schema, "strict": False},
+                }
+                if self.native_json_schema
+                else {"type": "json_object"}
+            )
         return arguments
 
     def _failure(self, exc: Exception) -> GuildstackError:
@@ -132,6 +158,15 @@ class OpenAIProvider:
         if isinstance(exc, ValueError | TypeError | AttributeError | IndexError | openai.APIError):
             return malformed(self.name)
         raise exc
+
+
+def schema_instruction(schema: dict[str, Any]) -> str:
+    """The system-prompt paragraph that carries the schema in JSON mode. It says "JSON"
+    outright: OpenAI-style servers refuse `json_object` when no message mentions JSON."""
+    return (
+        "Reply with one JSON object, and nothing else, that is valid against this JSON "
+        f"schema:\n{json.dumps(schema, ensure_ascii=False, separators=(',', ':'))}"
+    )
 
 
 def _usage(usage: Any) -> Usage:
