@@ -18,6 +18,7 @@ from guildstack.config import DEFAULT_CATALOG_DIR
 from guildstack.domain.agents import AgentStatus, check_transition
 from guildstack.domain.errors import Conflict
 from guildstack.domain.models import ModelRef, Tier
+from guildstack.domain.routing import keyword_terms
 
 AGENTS = load_agents(DEFAULT_CATALOG_DIR / "agents.yaml")
 BY_CODE = {a.code: a for a in AGENTS}
@@ -68,6 +69,52 @@ def test_every_guild_of_source_004_has_at_least_three_distinct_agents() -> None:
         assert guilds[guild] >= 3, guild
         names = {a.name for a in AGENTS if a.guild == guild}
         assert len(names) == guilds[guild]
+
+
+def test_every_core_specialist_has_keywords_for_the_routing_fallback() -> None:
+    specialists = [a for a in AGENTS if a.guild == "core" and a.code != "nicole_core"]
+    assert len(specialists) == 8
+    for agent in specialists:
+        assert len(agent.keywords) >= 10, agent.code
+    for agent in AGENTS:
+        assert len(agent.keywords) >= 5, agent.code
+        assert isinstance(agent.keywords, tuple)
+
+
+def test_no_agent_lists_two_forms_of_the_same_keyword() -> None:
+    # The router folds word forms, so "price" next to "pricing" only wastes one of 40 slots.
+    for agent in AGENTS:
+        folded = [keyword_terms(k) for k in agent.keywords]
+        assert all(folded), agent.code
+        duplicates = {k for k, f in zip(agent.keywords, folded, strict=True) if folded.count(f) > 1}
+        assert not duplicates, (agent.code, sorted(duplicates))
+
+
+@pytest.mark.parametrize(
+    "keywords",
+    [
+        ["SEO"],
+        [" seo"],
+        ["meta  title"],
+        [""],
+        ["x" * 41],
+        ["!!"],
+        ["seo", "seo"],
+        [f"word{i}" for i in range(41)],
+    ],
+)
+def test_given_a_malformed_keyword_list_then_the_agent_is_refused(keywords: list[str]) -> None:
+    agent = {
+        "code": "kw_agent",
+        "name": "Keywords",
+        "role": "assistant",
+        "guild": "core",
+        "description": "Handles keyword validation requests for tests.",
+        "system_prompt": "You are a test agent. " * 10,
+        "keywords": keywords,
+    }
+    with pytest.raises(ValidationError):
+        AgentCatalogFile.model_validate({"version": 1, "agents": [agent]})
 
 
 def test_given_duplicate_codes_then_the_catalog_is_refused() -> None:

@@ -26,6 +26,7 @@ SLUG = r"^[a-z][a-z0-9_]{1,31}$"
 
 Code = Annotated[str, StringConstraints(pattern=AGENT_CODE)]
 Slug = Annotated[str, StringConstraints(pattern=SLUG)]
+Keyword = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 
 
 class CatalogAgent(BaseModel):
@@ -41,6 +42,22 @@ class CatalogAgent(BaseModel):
     temperature: float = Field(default=0.7, ge=0, le=1)
     max_tokens: int = Field(default=2048, ge=256, le=8192)
     capabilities: list[Slug] = Field(default_factory=list)
+    keywords: list[Keyword] = Field(default_factory=list, max_length=40)
+
+    @field_validator("keywords")
+    @classmethod
+    def _plain_keywords(cls, keywords: list[str]) -> list[str]:
+        """The router folds the message, not the catalog: an upper-case, padded or
+        punctuation-only keyword would be a typo that silently never matches."""
+        for keyword in keywords:
+            if keyword != keyword.lower() or keyword != " ".join(keyword.split()):
+                raise ValueError(f"keyword {keyword!r} must be lower case, single-spaced")
+            if not any(char.isalnum() for char in keyword):
+                raise ValueError(f"keyword {keyword!r} has no letter or digit to match")
+        duplicates = sorted({k for k in keywords if keywords.count(k) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate keywords: {duplicates}")
+        return keywords
 
     def to_spec(self) -> AgentSpec:
         return AgentSpec.of(**self.model_dump())

@@ -61,6 +61,9 @@ class AgentSpec:
     temperature: float = 0.7
     max_tokens: int = 2048
     capabilities: tuple[str, ...] = ()
+    # Words and short phrases that send a chat message to this agent when routing falls back
+    # to keywords (see `guildstack.domain.routing`); custom agents have none.
+    keywords: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, **fields: Any) -> AgentSpec:
@@ -71,6 +74,7 @@ class AgentSpec:
         values["guild"] = str(values["guild"])
         values["model_tier"] = Tier(values.get("model_tier", Tier.STANDARD))
         values["capabilities"] = tuple(values.get("capabilities") or ())
+        values["keywords"] = tuple(values.get("keywords") or ())
         return cls(**values)
 
 
