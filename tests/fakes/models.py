@@ -10,13 +10,19 @@ from decimal import Decimal
 from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.models import (
+    CallContext,
+    CallPlan,
     Completion,
     Delta,
+    ModelRef,
     ModelRequest,
+    Reservation,
     StreamItem,
+    Ticket,
     Usage,
 )
 from guildstack.domain.usage import UsageRecord
+from guildstack.ports.usage import UsageLedger
 from tests.fakes.uow import InMemoryUnitOfWork, World
 
 
@@ -44,6 +50,54 @@ class ScriptedProvider:
         for word in text.split(" "):
             yield Delta(word)
         yield Completion(text, Usage(10, len(text)), self.name, model, latency_ms=1.0)
+
+
+@dataclass
+class ScriptedModel:
+    """A `LanguageModel` that answers with `replies` in order (a string, a Completion, or
+    an error to raise; the last one repeats) and keeps the requests. No budget: `reserve`
+    hands out free tickets."""
+
+    replies: list[str | Completion | GuildstackError]
+    requests: list[ModelRequest] = field(default_factory=list)
+
+    def _next(self, request: ModelRequest) -> Completion:
+        self.requests.append(request)
+        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
+        if isinstance(reply, GuildstackError):
+            raise reply
+        if isinstance(reply, Completion):
+            return reply
+        return Completion(reply, Usage(10, 5), "scripted", "m1", latency_ms=1.0)
+
+    async def reserve(
+        self, ledger: UsageLedger, request: ModelRequest, context: CallContext
+    ) -> Ticket:
+        plan = CallPlan((ModelRef("scripted", "m1"),), Decimal(0), None, None)
+        return Ticket(plan, Reservation(uuid.uuid4(), context.workspace_id, Decimal(0)))
+
+    async def complete(
+        self,
+        request: ModelRequest,
+        context: CallContext,
+        *,
+        settle: bool = True,
+        ticket: Ticket | None = None,
+    ) -> Completion:
+        return self._next(request)
+
+    async def stream(
+        self,
+        request: ModelRequest,
+        context: CallContext,
+        *,
+        settle: bool = True,
+        ticket: Ticket | None = None,
+    ) -> AsyncIterator[StreamItem]:
+        completion = self._next(request)
+        for word in completion.text.split(" "):
+            yield Delta(word)
+        yield completion
 
 
 class InMemoryLedger:

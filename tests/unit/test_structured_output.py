@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -14,21 +12,20 @@ import pytest
 from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.agents.catalog import load_model_book
 from guildstack.config import DEFAULT_CATALOG_DIR
-from guildstack.domain.errors import BudgetExceeded, GuildstackError, InvalidModelOutput
+from guildstack.domain.errors import BudgetExceeded, InvalidModelOutput
 from guildstack.domain.jsonschema import validate
 from guildstack.domain.models import (
     CallContext,
     ChatMessage,
     Completion,
     ModelRequest,
-    StreamItem,
     Usage,
 )
 from guildstack.http.problems import status_for
 from guildstack.services.failover import FailoverChain
 from guildstack.services.models import MeteredModel
 from guildstack.services.structured import StructuredResult, complete_json, parse_reply
-from tests.fakes.models import InMemoryLedger, ScriptedProvider
+from tests.fakes.models import InMemoryLedger, ScriptedModel, ScriptedProvider
 from tests.unit.test_offline_json import ROUTER_SCHEMA, VOTE_SCHEMA
 
 CONTEXT = CallContext(workspace_id=uuid.uuid4(), agent_code="router")
@@ -41,29 +38,6 @@ def ask(text: str = "Route: rank my site", schema: dict[str, Any] | None = None)
         messages=(ChatMessage("user", text),),
         json_schema=VOTE_SCHEMA if schema is None else schema,
     )
-
-
-@dataclass
-class ScriptedModel:
-    """A `LanguageModel` that answers with `replies` in order and keeps the requests."""
-
-    replies: list[str | Completion | GuildstackError]
-    requests: list[ModelRequest] = field(default_factory=list)
-
-    async def complete(self, request: ModelRequest, context: CallContext) -> Completion:
-        self.requests.append(request)
-        reply = self.replies[len(self.requests) - 1]
-        if isinstance(reply, GuildstackError):
-            raise reply
-        if isinstance(reply, Completion):
-            return reply
-        return Completion(reply, Usage(10, 5), "scripted", "m1", latency_ms=1.0)
-
-    async def stream(
-        self, request: ModelRequest, context: CallContext
-    ) -> AsyncIterator[StreamItem]:
-        raise NotImplementedError
-        yield  # pragma: no cover
 
 
 GOOD_VOTE = {"vote": "accept", "reason": "The plan is sound.", "confidence": 0.8}
@@ -186,7 +160,7 @@ async def test_given_a_metered_model_then_each_attempt_is_budgeted_and_recorded(
     ledger = InMemoryLedger(budget=Decimal("5"))
     provider = ScriptedProvider("anthropic", ['{"vote": "accept"}', json.dumps(GOOD_VOTE)])
     chain = FailoverChain({"anthropic": provider})
-    model = MeteredModel(chain, BOOK, ledger)
+    model = MeteredModel(chain, BOOK, ledger.uow)
 
     result = await complete_json(model, ask(), CONTEXT)
 
@@ -201,7 +175,7 @@ async def test_given_a_metered_model_then_each_attempt_is_budgeted_and_recorded(
 
 async def test_given_the_offline_provider_then_complete_json_succeeds_first_time() -> None:
     ledger = InMemoryLedger()
-    model = MeteredModel(FailoverChain({"offline": OfflineProvider()}), BOOK, ledger)
+    model = MeteredModel(FailoverChain({"offline": OfflineProvider()}), BOOK, ledger.uow)
 
     result = await complete_json(model, ask("route me", ROUTER_SCHEMA), CONTEXT)
 
