@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.auth",
     "tests.fixtures.gateway",
     "tests.fixtures.sqs",
+    "tests.fixtures.engine",
 ]

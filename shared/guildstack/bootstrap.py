@@ -49,6 +49,7 @@ OVERRIDABLE = frozenset(
         "model",
         "agent_catalog",
         "step_queue",
+        "jobs",
         "embedder",
         "search_cache",
     }

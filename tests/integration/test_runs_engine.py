@@ -4,222 +4,22 @@ dead-letter queue, lost sends and a 200-step run with injected failures."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-import pytest
-from pydantic import SecretStr
-
-from functions.deadletter.app import create as create_dead_letter_handler
 from functions.sweeper.app import create as create_sweeper_handler
-from functions.worker.app import create as create_worker_handler
 from guildstack.adapters.models.anthropic import AnthropicProvider
-from guildstack.adapters.models.offline import OfflineProvider
 from guildstack.adapters.postgres.database import PostgresDatabase
-from guildstack.adapters.sqs import SqsStepQueue
-from guildstack.bootstrap import Container, build
-from guildstack.config import Settings
-from guildstack.devstack.sqs import EventSourcePoller, queue_arn
-from guildstack.devstack.template import Template
-from guildstack.domain.errors import ProviderFailed
-from guildstack.domain.identity import Principal
+from guildstack.bootstrap import build
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.memory import Collection, MemoryScope
-from guildstack.domain.models import ModelRequest, StreamItem
-from guildstack.domain.runs import Node, Run, RunKind, RunStatus, StepStatus, Workflow
+from guildstack.domain.runs import Node, RunKind, RunStatus, StepStatus, Workflow
 from guildstack.runtime import background
 from tests.fakes import wire
 from tests.fakes.wire import ScriptedTransport
-from tests.fixtures.postgres import MakeUser, claims_for, create_workspace
-from tests.fixtures.sqs import client_for, make_queues
-
-TEMPLATE = Template.load(Path(__file__).resolve().parents[2] / "template.yaml")
-
-
-@dataclass
-class RecordingOffline(OfflineProvider):
-    """The offline provider, remembering each request and failing on demand."""
-
-    name: str = "offline"
-    requests: list[ModelRequest] = field(default_factory=list)
-    failure_rate: float = 0.0
-    failing: bool = False
-    rng: random.Random = field(default_factory=lambda: random.Random(7))
-
-    def _maybe_fail(self, request: ModelRequest) -> None:
-        self.requests.append(request)
-        if self.failing or self.rng.random() < self.failure_rate:
-            raise ProviderFailed("injected failure", provider=self.name, retryable=True, status=500)
-
-    async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
-        self._maybe_fail(request)
-        async for item in super().stream(model, request):
-            yield item
-
-
-class DoubleSend:
-    """Every message sent twice: SQS's at-least-once, made certain."""
-
-    def __init__(self, queue: SqsStepQueue) -> None:
-        self._queue = queue
-
-    async def send(self, messages: Sequence[JobMessage], *, delay_seconds: int = 0) -> None:
-        await self._queue.send([*messages, *messages], delay_seconds=delay_seconds)
-
-    async def delay(self, receipt_handle: str, seconds: int) -> None:
-        await self._queue.delay(receipt_handle, seconds)
-
-
-class LostSend:
-    """A crash between commit and send: nothing reaches the queue."""
-
-    async def send(self, messages: Sequence[JobMessage], *, delay_seconds: int = 0) -> None:
-        raise ConnectionError("the process died before sending")
-
-    async def delay(self, receipt_handle: str, seconds: int) -> None:
-        raise ConnectionError("gone")
-
-
-@dataclass
-class Rig:
-    api: Container
-    worker: Container
-    provider: RecordingOffline
-    queue_url: str
-    dlq_url: str
-    endpoint: str
-    actor: Principal
-    workspace_id: UUID
-
-    seen: dict[UUID, int] = field(default_factory=dict)
-
-    async def finished(self, run_id: UUID, within: float = 60) -> Run:
-        """Long-poll the run's events (the API's own wait) until the next `run.finished`."""
-        try:
-            return await self._finished(run_id, within)
-        except TimeoutError:
-            run = await self.api.runs.get(self.actor, self.workspace_id, run_id)
-            stuck = [
-                (s.key, s.status.value, s.attempt, s.error)
-                for s in run.steps
-                if s.status not in (StepStatus.SUCCEEDED, StepStatus.DEAD)
-            ]
-            raise AssertionError(
-                f"run {run.status} after {within} s; unfinished: {stuck}"
-            ) from None
-
-    async def _finished(self, run_id: UUID, within: float) -> Run:
-        async with asyncio.timeout(within):
-            while True:
-                page = await self.api.runs.events(
-                    self.actor,
-                    self.workspace_id,
-                    run_id,
-                    after=self.seen.get(run_id, 0),
-                    wait_seconds=5,
-                )
-                self.seen[run_id] = page.next_after
-                if any(e.type == "run.finished" for e in page.items):
-                    return await self.api.runs.get(self.actor, self.workspace_id, run_id)
-
-    async def events(self, run_id: UUID) -> list[tuple[str, dict[str, Any]]]:
-        page = await self.api.runs.events(
-            self.actor, self.workspace_id, run_id, after=0, limit=5000
-        )
-        return [(e.type, dict(e.payload)) for e in page.items]
-
-
-def _settings(database_url: str, endpoint: str, queue_url: str, **extra: Any) -> Settings:
-    return Settings(
-        stage="test",
-        database_url=SecretStr(database_url),
-        steps_queue_url=queue_url,
-        sqs_endpoint_url=endpoint,
-        model_max_attempts=1,
-        step_retry_backoff_seconds=0,
-        **extra,
-    )
-
-
-@pytest.fixture
-def rig_factory(
-    database: PostgresDatabase, database_url: str, make_user: MakeUser, sqs_server: str
-) -> Iterator[Any]:
-    stack = ExitStack()
-
-    async def make(
-        *,
-        visibility: int = 2,
-        max_receive: int = 3,
-        lease: int = 60,
-        double: bool = False,
-        lost_send: bool = False,
-        pollers: bool = True,
-        concurrency: int = 4,
-        providers: dict[str, Any] | None = None,
-    ) -> Rig:
-        queue_url, dlq_url = make_queues(sqs_server, "engine", visibility, max_receive)
-        settings = _settings(database_url, sqs_server, queue_url, step_lease_seconds=lease)
-        provider = RecordingOffline()
-        real_queue = SqsStepQueue(queue_url, endpoint_url=sqs_server)
-        queue: Any = DoubleSend(real_queue) if double else real_queue
-        api = build(settings, database=database, step_queue=LostSend() if lost_send else queue)
-        # The worker owns its pool: it runs on the worker's loop, as in its own Lambda.
-        worker = build(
-            settings,
-            model_providers=providers or {"offline": provider},
-            step_queue=queue,
-        )
-        user = await make_user()
-        workspace_id = await create_workspace(database, user)
-        rig = Rig(
-            api=api,
-            worker=worker,
-            provider=provider,
-            queue_url=queue_url,
-            dlq_url=dlq_url,
-            endpoint=sqs_server,
-            actor=Principal(user, None, claims_for(user)),
-            workspace_id=workspace_id,
-        )
-        if pollers:
-            start_pollers(rig, stack, concurrency)
-        workers.append(worker)
-        return rig
-
-    workers: list[Container] = []
-    yield make
-    stack.close()
-    for worker in workers:
-        if "database" in worker.__dict__:
-            background.run(worker.database.close())
-
-
-def start_pollers(rig: Rig, stack: ExitStack, concurrency: int = 4) -> None:
-    client = client_for(rig.endpoint)
-    for logical_id, url, handler in (
-        ("WorkerFunction", rig.queue_url, create_worker_handler(rig.worker)),
-        ("DeadLetterFunction", rig.dlq_url, create_dead_letter_handler(rig.worker)),
-    ):
-        spec = TEMPLATE.function(logical_id)
-        poller = EventSourcePoller(
-            spec,
-            spec.sqs_events[0],
-            url,
-            queue_arn(client, url),
-            handler,
-            client=client,
-            concurrency=concurrency,
-        )
-        poller.start()
-        stack.callback(poller.stop)
+from tests.fixtures.engine import Rig, start_pollers
+from tests.fixtures.sqs import client_for
 
 
 def diamond(title: str = "diamond") -> Workflow:
@@ -294,6 +94,9 @@ async def test_given_a_step_that_always_fails_then_dead_lettered_and_a_retry_com
     assert failed.status is RunStatus.FAILED
     a = failed.step("A")
     assert a is not None and a.status is StepStatus.DEAD and a.attempt == 2
+    # The reason counts the step's attempts, not the dead-letter queue's own receive.
+    assert a.error == "The step failed repeatedly (gave up after 2 attempts)."
+    assert failed.error is not None and failed.error.startswith("Step A is dead")
     types = [t for t, _ in await rig.events(run.id)]
     assert types.count("step.failed") == 2
     assert "step.dead" in types and types[-1] == "run.finished"
