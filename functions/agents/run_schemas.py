@@ -6,6 +6,15 @@ from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from guildstack.domain.limits import (
+    MAX_ANSWER_CHARS,
+    MAX_BODY_TEXT_CHARS,
+    MAX_COMMENT_CHARS,
+    MAX_DEPENDENCIES,
+    MAX_NODES,
+    MAX_RUN_BUDGET_USD,
+    MAX_TITLE_CHARS,
+)
 from guildstack.domain.vocabulary import Decision, OnReject, RunKind
 
 if TYPE_CHECKING:
@@ -13,10 +22,12 @@ if TYPE_CHECKING:
 
 StepKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 AgentRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)
+]
 # Over-large inputs and prompts are rejected by the workflow's own validation (422 naming
-# the field); these bounds only keep absurd bodies out.
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200_000)]
+# the field); this bound only keeps absurd bodies out.
+Text = Annotated[str, StringConstraints(min_length=1, max_length=MAX_BODY_TEXT_CHARS)]
 
 
 class NodeRequest(BaseModel):
@@ -25,7 +36,9 @@ class NodeRequest(BaseModel):
     key: StepKey
     agent: AgentRef
     prompt: Text | None = None
-    depends_on: Annotated[list[StepKey], Field(max_length=100)] = Field(default_factory=list)
+    depends_on: Annotated[list[StepKey], Field(max_length=MAX_DEPENDENCIES)] = Field(
+        default_factory=list
+    )
     requires_approval: bool = False
     on_reject: OnReject = OnReject.FAIL
 
@@ -36,8 +49,9 @@ class CreateRunRequest(BaseModel):
     kind: RunKind
     title: Title
     input: Text
-    nodes: Annotated[list[NodeRequest], Field(max_length=1000)]
-    budget_usd: Annotated[Decimal, Field(gt=0, le=100_000)] | None = None
+    # Twice the domain's limit: a workflow just over it gets the workflow's own 422.
+    nodes: Annotated[list[NodeRequest], Field(max_length=2 * MAX_NODES)]
+    budget_usd: Annotated[Decimal, Field(gt=0, le=MAX_RUN_BUDGET_USD)] | None = None
 
     def to_workflow(self) -> "Workflow":
         from guildstack.domain.runs import Node, Workflow
@@ -184,13 +198,15 @@ class DecisionRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision: Decision
-    comment: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    comment: Annotated[str, StringConstraints(max_length=MAX_COMMENT_CHARS)] | None = None
 
 
 class AnswerRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    answer: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+    answer: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_ANSWER_CHARS)
+    ]
 
 
 class ApprovalResponse(BaseModel):

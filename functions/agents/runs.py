@@ -23,6 +23,7 @@ from functions.agents.run_schemas import (
     StepKey,
 )
 from functions.agents.schemas import AgentCode
+from guildstack.domain.limits import MAX_EVENTS_PER_PAGE, MAX_WAIT_SECONDS
 from guildstack.domain.paging import PageRequest
 from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
 from guildstack.http.auth import Scoped, in_workspace
@@ -43,7 +44,11 @@ async def invoke_agent(
 ) -> InvokeResult | JSONResponse:
     """`wait=true`: the output once the run finishes (bounded); otherwise 202 and the run id."""
     run, finished = await ws.service.invoke(
-        ws.principal, ws.workspace_id, code, body.input, wait_seconds=25 if body.wait else 0
+        ws.principal,
+        ws.workspace_id,
+        code,
+        body.input,
+        wait_seconds=MAX_WAIT_SECONDS if body.wait else 0,
     )
     if finished:
         return InvokeResult.of(run)
@@ -93,8 +98,8 @@ async def run_events(
     run_id: UUID,
     ws: Runs,
     after: Annotated[int, Query(ge=0)] = 0,
-    wait: Annotated[float, Query(ge=0, le=25)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+    wait: Annotated[float, Query(ge=0, le=MAX_WAIT_SECONDS)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_EVENTS_PER_PAGE)] = 200,
 ) -> EventsResponse:
     """Long-poll: with `wait`, the request is held until an event after `after` exists."""
     page = await ws.service.events(

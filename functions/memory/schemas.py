@@ -5,13 +5,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from guildstack.domain.limits import (
+    MAX_BODY_TEXT_CHARS,
+    MAX_DOCUMENT_TITLE_CHARS,
+    MAX_EMBEDDING_DIMENSIONS,
+    MAX_METADATA_KEYS,
+    MAX_SEARCH_COLLECTIONS,
+)
 from guildstack.domain.vocabulary import Collection, MemoryScope
 
 if TYPE_CHECKING:
     from guildstack.domain.memory import Document, Memory, SearchHit
 
 # Content limits are the service's (a 422 naming the field); these only bound the body.
-Text = Annotated[str, Field(max_length=600_000)]
+Text = Annotated[str, Field(max_length=MAX_BODY_TEXT_CHARS)]
 
 
 class RememberRequest(BaseModel):
@@ -20,16 +27,18 @@ class RememberRequest(BaseModel):
     content: Text
     collection: Collection
     scope: MemoryScope = MemoryScope.USER
-    metadata: Annotated[dict[str, Any], Field(max_length=50)] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], Field(max_length=MAX_METADATA_KEYS)] = Field(
+        default_factory=dict
+    )
     # A vector the client computed with this deployment's embedder (optional).
-    embedding: Annotated[list[float], Field(max_length=4096)] | None = None
+    embedding: Annotated[list[float], Field(max_length=MAX_EMBEDDING_DIMENSIONS)] | None = None
 
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: Text
-    collections: Annotated[list[Collection], Field(max_length=20)] | None = None
+    collections: Annotated[list[Collection], Field(max_length=MAX_SEARCH_COLLECTIONS)] | None = None
     limit: int = 10
 
 
@@ -42,7 +51,7 @@ class FeedbackRequest(BaseModel):
 class DocumentRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    title: Annotated[str, Field(min_length=1, max_length=300)]
+    title: Annotated[str, Field(min_length=1, max_length=MAX_DOCUMENT_TITLE_CHARS)]
     text: Text
 
 

@@ -10,6 +10,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from guildstack.domain.limits import (
+    MAX_DOCUMENT_CHARS,
+    MAX_DOCUMENT_TITLE_CHARS,
+    MAX_MEMORY_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_SEARCH_RESULTS,
+)
 from guildstack.domain.vocabulary import Collection, MemoryScope
 
 __all__ = [
@@ -29,11 +36,9 @@ __all__ = [
     "rank",
 ]
 
-MAX_CONTENT_CHARS = 8000
-MAX_DOCUMENT_CHARS = 500_000
-MAX_TITLE_CHARS = 300
-MAX_QUERY_CHARS = 2000
-MAX_SEARCH_LIMIT = 50
+MAX_CONTENT_CHARS = MAX_MEMORY_CHARS
+MAX_SEARCH_LIMIT = MAX_SEARCH_RESULTS
+MAX_TITLE_CHARS = MAX_DOCUMENT_TITLE_CHARS
 # Source 000: semantic 50 %, user feedback 25 %, recency 15 %, access frequency 10 %.
 WEIGHTS = {"semantic": 0.50, "feedback": 0.25, "recency": 0.15, "frequency": 0.10}
 RECENCY_HALF_LIFE_DAYS = 30.0

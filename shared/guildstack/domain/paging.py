@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Generic, TypeVar
 from uuid import UUID
 
+from guildstack.domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+
 T = TypeVar("T")
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
+DEFAULT_LIMIT = DEFAULT_PAGE_SIZE
+MAX_LIMIT = MAX_PAGE_SIZE
 
 # (created_at, id) of the last item seen: stable under inserts, unlike an offset.
 Cursor = tuple[datetime, UUID]

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from guildstack.domain.errors import InvalidWorkflow
+from guildstack.domain.limits import MAX_NODES, MAX_PROMPT_CHARS, MAX_RUN_INPUT_CHARS
 from guildstack.domain.vocabulary import (
     GateStatus,
     OnReject,
@@ -43,9 +44,7 @@ __all__ = [
     "step_messages",
 ]
 
-MAX_NODES = 500
-MAX_INPUT_CHARS = 20_000
-MAX_PROMPT_CHARS = 20_000
+MAX_INPUT_CHARS = MAX_RUN_INPUT_CHARS
 _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 # Steps that will not change again unless someone retries them.

@@ -15,6 +15,7 @@ from uuid import UUID
 from guildstack.domain.authorization import Action
 from guildstack.domain.errors import Conflict
 from guildstack.domain.identity import Principal
+from guildstack.domain.limits import MAX_WAIT_SECONDS
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import RunGraph
 from guildstack.domain.runs import (
@@ -37,8 +38,8 @@ from guildstack.ports.uow import UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
 
-MAX_EVENT_WAIT_SECONDS = 25
-MAX_INVOKE_WAIT_SECONDS = 25
+MAX_EVENT_WAIT_SECONDS = MAX_WAIT_SECONDS
+MAX_INVOKE_WAIT_SECONDS = MAX_WAIT_SECONDS
 Sleep = Callable[[float], Awaitable[None]]
 T = TypeVar("T")
 NOT_RUNNABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
