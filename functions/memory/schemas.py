@@ -123,7 +123,7 @@ class DocumentResponse(BaseModel):
         return cls(
             id=str(document.id),
             title=document.title,
-            status=document.status,
+            status=document.status.value,
             chunk_count=document.chunk_count,
             error=document.error,
             created_at=document.created_at,

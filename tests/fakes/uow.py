@@ -739,8 +739,8 @@ class FakeDocuments:
 
     async def create(self, workspace_id: UUID, title: str, text: str) -> Document:
         self._tx.may_write(workspace_id, Role.VIEWER)
-        document = Document(uuid.uuid4(), workspace_id, self._tx.me, title, "pending", 0,
-                            self._tx.now)  # fmt: skip
+        document = Document(uuid.uuid4(), workspace_id, self._tx.me, title,
+                            DocumentStatus.PENDING, 0, self._tx.now)  # fmt: skip
         job = DocumentJob(document.id, workspace_id, DocumentStatus.PENDING)
         self._w.documents[document.id] = StoredDocument(document, job, text, self._tx.now)
         return document
@@ -756,7 +756,7 @@ class FakeDocuments:
 
     @staticmethod
     def _view(stored: StoredDocument) -> Document:
-        return replace(stored.document, status=stored.job.status.value, error=stored.job.error)
+        return replace(stored.document, status=stored.job.status, error=stored.job.error)
 
     async def lock(self, workspace_id: UUID, document_id: UUID) -> DocumentJob | None:
         stored = self._w.documents.get(document_id)

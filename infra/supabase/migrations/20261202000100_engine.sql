@@ -213,7 +213,7 @@ begin
         select v_ws, v_run_id, counter.base + e.ord, e.value ->> 'type', e.value -> 'payload'
         from counter, jsonb_array_elements(p_change -> 'events') with ordinality as e(value, ord);
     end if;
-    return jsonb_build_object('decided', v_decided, 'answered', v_answered);
+    return jsonb_build_object('decisions', v_decided, 'answers', v_answered);
 end
 $$;
 

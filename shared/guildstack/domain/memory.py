@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from guildstack.domain.jobs import DocumentStatus
 from guildstack.domain.limits import (
     MAX_DOCUMENT_CHARS,
     MAX_DOCUMENT_TITLE_CHARS,
@@ -94,7 +95,7 @@ class Document:
     workspace_id: UUID
     owner_id: UUID
     title: str
-    status: str
+    status: DocumentStatus
     chunk_count: int
     created_at: datetime
     error: str | None = None

@@ -14,7 +14,7 @@ from uuid import UUID
 from guildstack.domain.authorization import Action
 from guildstack.domain.errors import Forbidden, InvalidInput
 from guildstack.domain.identity import Principal
-from guildstack.domain.jobs import JobMessage
+from guildstack.domain.jobs import DocumentStatus, JobMessage
 from guildstack.domain.memory import (
     MAX_CONTENT_CHARS,
     MAX_DOCUMENT_CHARS,
@@ -195,7 +195,7 @@ class MemoryService:
                 tx.send(JobMessage.document(workspace_id, document.id))
         if self._ingestion is not None and not self._ingestion.queued:
             chunks = await self._ingestion.ingest(JobMessage.document(workspace_id, document.id))
-            return replace(document, status="ready", chunk_count=chunks or 0)
+            return replace(document, status=DocumentStatus.READY, chunk_count=chunks or 0)
         return document
 
     async def documents(

@@ -217,14 +217,14 @@ class PostgresDocumentRepository:
             """
             with stale as (
                 select id from public.documents
-                where (status = 'pending' and updated_at < now() - make_interval(secs => %s))
-                   or (status = 'processing' and lease_until < now())
+                where (status = %s and updated_at < now() - make_interval(secs => %s))
+                   or (status = %s and lease_until < now())
                 order by updated_at limit %s for update skip locked
             )
             update public.documents d set updated_at = now() from stale where d.id = stale.id
             returning d.id, d.workspace_id, d.status, d.attempt, d.lease_until, d.error
             """,
-            (older_than_seconds, limit),
+            (DocumentStatus.PENDING, older_than_seconds, DocumentStatus.PROCESSING, limit),
         )
         return [_job(r) for r in await cur.fetchall()]
 
@@ -265,7 +265,7 @@ def _document(row: dict[str, Any]) -> Document:
         workspace_id=row["workspace_id"],
         owner_id=row["owner_id"],
         title=row["title"],
-        status=row["status"],
+        status=DocumentStatus(row["status"]),
         chunk_count=row["chunk_count"],
         created_at=row["created_at"],
         error=row["error"],

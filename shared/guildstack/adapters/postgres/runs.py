@@ -37,7 +37,7 @@ from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import NewEvent, RunGraph
 from guildstack.domain.runs import Approval, Event, Question, Run
-from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus
+from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
 from guildstack.ports.runs import StaleStep, StepContext
 
 if TYPE_CHECKING:
@@ -112,9 +112,9 @@ class PostgresRunRepository:
             (json.dumps(change_of(graph)),),
         )
         applied = (await returned_row(cur))["applied"]
-        if applied["decided"] < len(graph.decisions):
+        if applied["decisions"] < len(graph.decisions):
             raise Conflict("The approval was already decided.")
-        if applied["answered"] < len(graph.answers):
+        if applied["answers"] < len(graph.answers):
             raise Conflict("The question was already answered.")
         run = graph.run
         for dispatch in graph.dispatches:
@@ -153,8 +153,8 @@ class PostgresRunRepository:
         cur = await self._conn.execute(
             "select 1 from public.steps s join public.runs r on r.id = s.run_id"
             " where s.run_id = %s and s.workspace_id = %s and s.key = %s"
-            " and s.status = 'running' and s.attempt = %s and r.status <> 'cancelled'",
-            (run_id, workspace_id, step_key, attempt),
+            " and s.status = %s and s.attempt = %s and r.status <> %s",
+            (run_id, workspace_id, step_key, StepStatus.RUNNING, attempt, RunStatus.CANCELLED),
         )
         if await cur.fetchone() is None:
             return False
@@ -256,9 +256,9 @@ class PostgresRunRepository:
     async def stale(self, queued_before_seconds: int, limit: int) -> list[StaleStep]:
         cur = await self._conn.execute(
             "select workspace_id, run_id, key from public.steps"
-            " where (status = 'queued' and queued_at < now() - make_interval(secs => %s))"
-            " or (status = 'running' and lease_until < now())"
+            " where (status = %s and queued_at < now() - make_interval(secs => %s))"
+            " or (status = %s and lease_until < now())"
             " order by queued_at nulls first limit %s",
-            (queued_before_seconds, limit),
+            (StepStatus.QUEUED, queued_before_seconds, StepStatus.RUNNING, limit),
         )
         return [StaleStep(r["workspace_id"], r["run_id"], r["key"]) for r in await cur.fetchall()]
