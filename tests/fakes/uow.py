@@ -39,7 +39,7 @@ from guildstack.domain.memory import Candidate, Collection, Document, Memory, Me
 from guildstack.domain.models import CallContext, Reservation
 from guildstack.domain.paging import Cursor, Page, PageRequest, page_of
 from guildstack.domain.run_graph import NewEvent, RunGraph, RunState, StepState
-from guildstack.domain.runs import Approval, Event, Handoff, Question, Run, Step
+from guildstack.domain.runs import Approval, Event, Handoff, Question, Run
 from guildstack.domain.usage import (
     BudgetStatus,
     GroupBy,
@@ -550,41 +550,9 @@ class FakeRuns:
 
 
 def _run_view(stored: StoredRun, *, with_steps: bool = True) -> Run:
-    r = stored.run
-    steps = (
-        tuple(
-            Step(
-                run_id=r.id,
-                key=s.key,
-                agent_code=s.agent_code,
-                status=s.status,
-                depends_on=s.depends_on,
-                prompt=s.prompt,
-                requires_approval=s.requires_approval,
-                on_reject=s.on_reject,
-                attempt=s.attempt,
-                output=s.output,
-                error=s.error,
-                provider=s.provider,
-                model=s.model,
-                input_tokens=s.input_tokens,
-                output_tokens=s.output_tokens,
-                cost_usd=s.cost_usd,
-                lease_until=s.lease_until,
-                started_at=s.started_at,
-                finished_at=s.finished_at,
-            )  # fmt: skip
-            for s in sorted(stored.steps.values(), key=lambda s: s.position)
-        )
-        if with_steps
-        else ()
-    )
-    return Run(
-        id=r.id, workspace_id=r.workspace_id, created_by=r.created_by, kind=r.kind,
-        title=r.title, input=r.input, status=r.status, created_at=r.created_at,
-        updated_at=r.updated_at, budget_usd=r.budget_usd, output=r.output, error=r.error,
-        finished_at=r.finished_at, steps=steps,
-    )  # fmt: skip
+    steps = sorted(stored.steps.values(), key=lambda s: s.position) if with_steps else []
+    graph = RunGraph(stored.run, {s.key: s for s in steps})
+    return graph.snapshot()
 
 
 class FakeLedger:

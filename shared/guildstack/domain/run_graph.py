@@ -51,6 +51,7 @@ __all__ = [
     "StepResult",
     "StepState",
     "Verdict",
+    "step_view",
 ]
 
 S = StepStatus
@@ -307,9 +308,7 @@ class RunGraph:
         step.input_tokens += result.input_tokens
         step.output_tokens += result.output_tokens
         step.cost_usd += result.cost_usd
-        if self.run.status is RunStatus.CANCELLED:
-            self._skip(step, CANCELLED_REASON, now)
-            self._refresh(now)
+        if self._dropped_by_cancel(step, now):
             return Verdict.DISCARDED
         self._move(step, S.SUCCEEDED)
         step.output, step.error = result.text, None
@@ -346,9 +345,7 @@ class RunGraph:
         step = self._attempt(key, attempt)
         if step is None:
             return Verdict.LOST
-        if self.run.status is RunStatus.CANCELLED:
-            self._skip(step, CANCELLED_REASON, now)
-            self._refresh(now)
+        if self._dropped_by_cancel(step, now):
             return Verdict.DISCARDED
         self._move(step, S.WAITING_INPUT)
         step.lease_until = None
@@ -364,9 +361,7 @@ class RunGraph:
         step = self._attempt(key, attempt)
         if step is None:
             return Verdict.LOST
-        if self.run.status is RunStatus.CANCELLED:
-            self._skip(step, CANCELLED_REASON, now)
-            self._refresh(now)
+        if self._dropped_by_cancel(step, now):
             return Verdict.DISCARDED
         step.error = error[:MAX_ERROR_CHARS]
         step.lease_until = None
@@ -392,9 +387,7 @@ class RunGraph:
         step = self._attempt(key, attempt)
         if step is None:
             return Verdict.LOST
-        if self.run.status is RunStatus.CANCELLED:
-            self._skip(step, CANCELLED_REASON, now)
-            self._refresh(now)
+        if self._dropped_by_cancel(step, now):
             return Verdict.DISCARDED
         self._move(step, S.QUEUED)
         step.attempt -= 1
@@ -410,9 +403,7 @@ class RunGraph:
         step = self.steps.get(key)
         if step is None or not _claimable(step, now):
             return False
-        if self.run.status is RunStatus.CANCELLED:
-            self._skip(step, CANCELLED_REASON, now)
-            self._refresh(now)
+        if self._dropped_by_cancel(step, now):
             return True
         tries = "attempt" if step.attempt == 1 else "attempts"
         step.error = f"The step failed repeatedly (gave up after {step.attempt} {tries})."
@@ -429,9 +420,7 @@ class RunGraph:
         step = self.steps.get(key)
         if step is None or not _claimable(step, now):
             return False
-        if self.run.status is RunStatus.CANCELLED:
-            self._skip(step, CANCELLED_REASON, now)
-            self._refresh(now)
+        if self._dropped_by_cancel(step, now):
             return True
         if step.status is S.RUNNING:
             self._move(step, S.QUEUED)
@@ -540,7 +529,7 @@ class RunGraph:
             output=r.output,
             error=r.error,
             finished_at=r.finished_at,
-            steps=tuple(_step_view(r.id, s) for s in self.steps.values()),
+            steps=tuple(step_view(r.id, s) for s in self.steps.values()),
         )
 
     # Rules ---------------------------------------------------------------------------------
@@ -558,6 +547,14 @@ class RunGraph:
         if step is None or step.status is not S.RUNNING or step.attempt != attempt:
             return None
         return step
+
+    def _dropped_by_cancel(self, step: StepState, now: datetime) -> bool:
+        """A cancelled run's step is skipped, whatever its attempt was about to record."""
+        if self.run.status is not RunStatus.CANCELLED:
+            return False
+        self._skip(step, CANCELLED_REASON, now)
+        self._refresh(now)
+        return True
 
     def _refuse_if_over(self) -> None:
         if self.run.status.finished:
@@ -688,7 +685,8 @@ def _claimable(step: StepState, now: datetime) -> bool:
     return step.status is S.RUNNING and lease_expired(step.lease_until, now)
 
 
-def _step_view(run_id: UUID, s: StepState) -> Step:
+def step_view(run_id: UUID, s: StepState) -> Step:
+    """A step as readers see it."""
     return Step(
         run_id=run_id,
         key=s.key,
