@@ -1,5 +1,5 @@
-"""AgentsFunction: the agent registry, durable runs and the usage ledger (API.md, Agents
-function)."""
+"""AgentsFunction: the agent registry, durable runs and the usage ledger (the HTTP API's
+Agents routes)."""
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated

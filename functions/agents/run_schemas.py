@@ -1,4 +1,4 @@
-"""Request and response models of runs, approvals and questions (API.md, Agents function)."""
+"""Request and response models of runs, approvals and questions (the HTTP API's Agents routes)."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -1,5 +1,5 @@
 """Routes of durable runs: invoke an agent, start and steer runs, read their events,
-decide approvals and answer questions (API.md, Agents function)."""
+decide approvals and answer questions (the HTTP API's Agents routes)."""
 
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID

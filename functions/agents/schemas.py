@@ -1,4 +1,4 @@
-"""Request and response models of the Agents function (API.md: /agents*, /usage)."""
+"""Request and response models of the Agents function (/agents*, /usage)."""
 
 from datetime import datetime
 from decimal import Decimal

@@ -1,4 +1,4 @@
-"""AuthFunction: health, identity, workspaces and members (API.md, Auth table)."""
+"""AuthFunction: health, identity, workspaces and members (the HTTP API's Auth routes)."""
 
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID

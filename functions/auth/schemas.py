@@ -1,4 +1,4 @@
-"""Request and response models of the Auth function (API.md, Auth table)."""
+"""Request and response models of the Auth function (the HTTP API's Auth routes)."""
 
 import re
 from datetime import datetime

@@ -1,4 +1,4 @@
-"""MemoryFunction: memories and documents, searched by meaning and words (API.md)."""
+"""MemoryFunction: memories and documents, searched by meaning and words."""
 
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID

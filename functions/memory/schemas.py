@@ -1,4 +1,4 @@
-"""Request and response models of the Memory function (API.md, Memory function)."""
+"""Request and response models of the Memory function (the HTTP API's Memory routes)."""
 
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Self

@@ -1,4 +1,4 @@
-"""StreamFunction: run events as Server-Sent Events (API.md, Stream function).
+"""StreamFunction: run events as Server-Sent Events (the HTTP API's Stream routes).
 
 Runs under uvicorn behind the Lambda Web Adapter and a `RESPONSE_STREAM` function URL (an
 HTTP API cannot stream). Each event goes out with `id:` = its number in the run, so a client

@@ -35,7 +35,7 @@ def test_every_agent_loads_with_a_unique_code_and_a_real_prompt() -> None:
 
 def test_the_seed_documents_agents_are_all_present() -> None:
     required = {
-        # source 000: the personal assistant's agents, with its own codes
+        # the personal assistant: the personal assistant's agents, with its own codes
         "nicole_core",
         "design_agent",
         "business_agent",
@@ -45,18 +45,18 @@ def test_the_seed_documents_agents_are_all_present() -> None:
         "frontend_developer",
         "code_reviewer",
         "self_audit_agent",
-        # source 002: the discussion team
+        # the team discussion: the discussion team
         "project_manager",
         "technical_architect",
         "creative_strategist",
         "quality_assurance",
         "resource_coordinator",
-        # source 003: the delivery chain
+        # the delivery pipeline: the delivery chain
         "product_owner",
         "architect",
         "developer",
         "senior_reviewer",
-        # source 004: the council of lords
+        # the marketing platform: the council of lords
         *(f"LORD-00{i}" for i in range(1, 8)),
     }
     assert required <= set(BY_CODE)

@@ -1,6 +1,6 @@
 -- Durable runs: runs, their steps, handoffs between steps, approvals, questions and the
 -- ordered event log. Members read; operators and up start, steer and answer runs; the step
--- engine (service role) does the rest. See ARCHITECTURE.md §5.
+-- engine (service role) does the rest. See docs/architecture.md.
 
 create table if not exists public.runs (
     id uuid primary key default gen_random_uuid(),

@@ -1,4 +1,4 @@
-"""Agents: who they are, which guild they serve in, and their lifecycle (source 001)."""
+"""Agents: who they are, which guild they serve in, and their lifecycle."""
 
 from __future__ import annotations
 

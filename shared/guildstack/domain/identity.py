@@ -26,7 +26,7 @@ __all__ = [
 
 
 class AccountKind(StrEnum):
-    """Account kinds from source 000 (personal assistant users)."""
+    """Account kinds of the personal assistant's users."""
 
     ADMIN = "admin"
     PARENT = "parent"

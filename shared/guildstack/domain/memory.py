@@ -1,4 +1,4 @@
-"""Memories, the hybrid ranking of source 000, and document chunking. No I/O."""
+"""Memories, the personal assistant's hybrid ranking, and document chunking. No I/O."""
 
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ class Document:
 
 
 def rank(candidates: Sequence[Candidate], now: datetime, limit: int) -> list[SearchHit]:
-    """Score each candidate as source 000 weighs it and keep the best `limit`."""
+    """Score each candidate as the personal assistant's design weighs it and keep the best `limit`."""
     hits = []
     for c in candidates:
         m = c.memory

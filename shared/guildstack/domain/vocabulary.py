@@ -24,7 +24,7 @@ class Tier(StrEnum):
 
 
 class TaskType(StrEnum):
-    """Kinds of work (source 004); each picks a default tier."""
+    """Kinds of work (the marketing platform's task types); each picks a default tier."""
 
     ROUTING = "routing"
     RESEARCH = "research"
@@ -158,7 +158,7 @@ class GateStatus(StrEnum):
 
 
 class Collection(StrEnum):
-    """Memory collections (source 000's memories, source 004's RAG collections)."""
+    """Memory collections (the personal assistant's memories, the marketing platform's knowledge collections)."""
 
     CORE = "core"
     DOCUMENTS = "documents"

@@ -1,4 +1,4 @@
-"""Opaque list cursors and the `{"items", "next_cursor"}` envelope of API.md."""
+"""Opaque list cursors and the `{"items", "next_cursor"}` envelope every list answers with."""
 
 import base64
 import binascii

@@ -24,7 +24,7 @@ STATUS_BY_ERROR: dict[type[errors.GuildstackError], int] = {
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
     errors.RateLimited: 429,
-    # API.md's status list has no 402: an exhausted budget is a state conflict.
+    # The API's status list has no 402: an exhausted budget is a state conflict.
     errors.BudgetExceeded: 409,
     errors.ProviderUnavailable: 502,
     errors.ProviderFailed: 502,
@@ -46,7 +46,7 @@ def problem(
     errors_: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    """One problem+json response, shaped as API.md says."""
+    """One problem+json response: type, title, status, detail, request_id (+ errors)."""
     title = title or HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": f"{PROBLEM_BASE}{title.lower().replace(' ', '-')}",
