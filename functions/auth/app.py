@@ -163,7 +163,9 @@ async def change_member_role(
     user: CurrentUser,
     workspaces: Workspaces,
 ) -> MemberResponse:
-    member = await workspaces.change_role(user, workspace_id, user_id, body.role)
+    member = await workspaces.update_member(
+        user, workspace_id, user_id, role=body.role, account_kind=body.account_kind
+    )
     return MemberResponse.of(member)
 
 

@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from guildstack.domain.identity import (
+    AccountKind,
     Member,
     Membership,
     Principal,
@@ -90,7 +91,14 @@ class AddMemberRequest(Request):
 
 
 class UpdateMemberRequest(Request):
-    role: Role
+    role: Role | None = None
+    account_kind: AccountKind | None = None
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> Self:
+        if self.role is None and self.account_kind is None:
+            raise ValueError("give role or account_kind")
+        return self
 
 
 class UserResponse(BaseModel):
@@ -198,6 +206,7 @@ class MemberResponse(BaseModel):
     email: str | None
     full_name: str | None
     role: Role
+    account_kind: AccountKind
     created_at: datetime
 
     @classmethod
@@ -208,6 +217,7 @@ class MemberResponse(BaseModel):
             email=member.email,
             full_name=member.full_name,
             role=member.role,
+            account_kind=member.account_kind,
             created_at=member.created_at,
         )
 

@@ -79,7 +79,8 @@ async def team(gateway_url: str) -> AsyncIterator[Team]:
 
 
 def expected(actor: str, success: int, *, minimum: str = "admin") -> int:
-    """The API's rule: non-members get 404 (existence is not revealed), members below the role 403."""
+    """The API's rule: non-members get 404 (existence is not revealed), members below the
+    role 403."""
     if actor == "outsider":
         return 404
     return success if ROLES.index(actor) <= ROLES.index(minimum) else 403

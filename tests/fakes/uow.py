@@ -24,6 +24,17 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from guildstack.domain.agents import Agent
+from guildstack.domain.conversations import (
+    Conversation,
+    ConversationEvent,
+    ConversationEventType,
+    ConversationMode,
+    ConversationStatus,
+    Message,
+    MessageType,
+    NewMessage,
+    SenderKind,
+)
 from guildstack.domain.errors import BudgetExceeded, Conflict, Forbidden, NotFound
 from guildstack.domain.identity import (
     AccountKind,
@@ -87,6 +98,7 @@ class World:
     usage: list[UsageRecord] = field(default_factory=list)
     memories: dict[UUID, tuple[Memory, list[float]]] = field(default_factory=dict)
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
+    conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
 
     def register(self, email: str) -> UUID:
         user_id = uuid.uuid4()
@@ -172,6 +184,7 @@ class FakeTx:
         self.ledger = FakeLedger(self)
         self.memories = FakeMemories(self)
         self.documents = FakeDocuments(self)
+        self.conversations = FakeConversations(self)
 
     @property
     def actor(self) -> Principal | None:
@@ -292,6 +305,17 @@ class FakeWorkspaces:
         if old.role is Role.OWNER and role is not Role.OWNER and self._owners(workspace_id) == 1:
             raise Conflict("A workspace must keep at least one owner.")
         new = replace(old, role=role)
+        self._w.members[workspace_id][user_id] = new
+        return new
+
+    async def set_account_kind(
+        self, workspace_id: UUID, user_id: UUID, kind: AccountKind
+    ) -> Member | None:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        old = self._w.members[workspace_id].get(user_id)
+        if old is None:
+            return None
+        new = replace(old, account_kind=kind)
         self._w.members[workspace_id][user_id] = new
         return new
 
@@ -762,3 +786,156 @@ class FakeDocuments:
                 stored.updated_at = now
                 found.append(copy.deepcopy(job))
         return found[:limit]
+
+
+@dataclass
+class StoredConversation:
+    conversation: Conversation
+    messages: list[Message] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+
+
+class FakeConversations:
+    """Conversations are their creator's unless shared; participants (analysts and up) may
+    append; the creator, or an admin for a shared one, may change or delete."""
+
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    def _visible(self, c: Conversation) -> bool:
+        actor = self._tx.actor
+        if actor is None:
+            return True
+        return self._tx.sees(c.workspace_id) and (c.shared or c.created_by == actor.user_id)
+
+    def _may_change(self, c: Conversation) -> bool:
+        actor = self._tx.actor
+        if actor is None:
+            return True
+        own = c.created_by == actor.user_id and self._tx.sees(c.workspace_id, Role.ANALYST)
+        return own or (c.shared and self._tx.sees(c.workspace_id, Role.ADMIN))
+
+    def _stored(self, workspace_id: UUID, conversation_id: UUID) -> StoredConversation:
+        stored = self._w.conversations.get(conversation_id)
+        if (
+            stored is None
+            or stored.conversation.workspace_id != workspace_id
+            or not self._visible(stored.conversation)
+        ):
+            raise NotFound("No such conversation in this workspace.")
+        return stored
+
+    def _view(self, stored: StoredConversation) -> Conversation:
+        last = stored.messages[-1].created_at if stored.messages else None
+        return replace(
+            stored.conversation, message_count=len(stored.messages), last_message_at=last
+        )
+
+    async def create(self, conversation: Conversation) -> Conversation:
+        self._tx.may_write(conversation.workspace_id, Role.ANALYST)
+        self._w.conversations[conversation.id] = StoredConversation(conversation)
+        return await self.get(conversation.workspace_id, conversation.id)
+
+    async def get(self, workspace_id: UUID, conversation_id: UUID) -> Conversation:
+        return self._view(self._stored(workspace_id, conversation_id))
+
+    async def list_conversations(
+        self,
+        workspace_id: UUID,
+        page: PageRequest,
+        *,
+        status: ConversationStatus | None = None,
+        mode: ConversationMode | None = None,
+        text: str | None = None,
+    ) -> Page[Conversation]:
+        words = set(text.lower().split()) if text else set()
+        rows = [
+            self._view(s)
+            for s in self._w.conversations.values()
+            if s.conversation.workspace_id == workspace_id
+            and self._visible(s.conversation)
+            and status in (None, s.conversation.status)
+            and mode in (None, s.conversation.mode)
+            and (not words or any(words & set(m.content.lower().split()) for m in s.messages))
+        ]
+        return _page(rows, page, lambda c: (c.created_at, c.id), newest_first=True)
+
+    async def save(self, conversation: Conversation) -> Conversation:
+        stored = self._stored(conversation.workspace_id, conversation.id)
+        if not self._may_change(stored.conversation):
+            raise Forbidden("Only its creator (or an admin, if it is shared) may change it.")
+        stored.conversation = replace(conversation, updated_at=self._tx.now)
+        return self._view(stored)
+
+    async def delete(self, workspace_id: UUID, conversation_id: UUID) -> bool:
+        stored = self._stored(workspace_id, conversation_id)
+        if not self._may_change(stored.conversation):
+            return False
+        del self._w.conversations[conversation_id]
+        return True
+
+    async def append(
+        self,
+        workspace_id: UUID,
+        conversation_id: UUID,
+        messages: Sequence[NewMessage] = (),
+        events: Sequence[ConversationEvent] = (),
+    ) -> list[Message]:
+        stored = self._stored(workspace_id, conversation_id)
+        if self._tx.actor is not None:
+            self._tx.may_write(workspace_id, Role.ANALYST)
+            if any(m.sender_kind is not SenderKind.USER for m in messages):
+                raise Forbidden("Not allowed.")
+        added = []
+        for new in messages:
+            message = Message(
+                id=uuid.uuid4(), conversation_id=conversation_id,
+                seq=len(stored.messages) + 1, sender_kind=new.sender_kind,
+                sender_id=new.sender_id, type=new.type, content=new.content,
+                created_at=self._tx.now, reply_to=new.reply_to,
+                requires_user_response=new.requires_user_response, routing=new.routing,
+                usage=new.usage, metadata=dict(new.metadata),
+            )  # fmt: skip
+            stored.messages.append(message)
+            added.append(message)
+        by_order = iter(added)
+        for event in events:
+            payload = dict(event.payload)
+            if event.type is ConversationEventType.MESSAGE_NEW and "message_id" not in payload:
+                posted = next(by_order, None)
+                if posted is not None:
+                    payload |= {"message_id": str(posted.id), "seq": posted.seq}
+            seq = len(stored.events) + 1
+            stored.events.append(Event(seq, event.type.value, payload, self._tx.now))
+        return added
+
+    async def messages(
+        self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
+    ) -> list[Message]:
+        stored = self._stored(workspace_id, conversation_id)
+        return [m for m in stored.messages if m.seq > after][:limit]
+
+    async def recent(self, workspace_id: UUID, conversation_id: UUID, limit: int) -> list[Message]:
+        return self._stored(workspace_id, conversation_id).messages[-limit:]
+
+    async def pending(self, workspace_id: UUID, conversation_id: UUID) -> list[Message]:
+        stored = self._stored(workspace_id, conversation_id)
+        answered = {m.reply_to for m in stored.messages if m.type is MessageType.USER_RESPONSE}
+        return [m for m in stored.messages if m.requires_user_response and m.id not in answered]
+
+    async def events(
+        self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
+    ) -> list[Event]:
+        stored = self._stored(workspace_id, conversation_id)
+        return [e for e in stored.events if e.seq > after][:limit]
+
+    async def count_user_messages(self, workspace_id: UUID, user_id: UUID, since: datetime) -> int:
+        return sum(
+            1
+            for s in self._w.conversations.values()
+            if s.conversation.workspace_id == workspace_id
+            for m in s.messages
+            if m.sender_kind is SenderKind.USER
+            and m.sender_id == str(user_id)
+            and m.created_at >= since
+        )

@@ -55,6 +55,14 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("events", "INSERT"): {A.RUN, A.STEER_RUN, A.DECIDE_APPROVAL, A.ANSWER_QUESTION},
     ("event_counters", "INSERT"): {A.RUN},
     ("event_counters", "UPDATE"): {A.RUN, A.STEER_RUN, A.DECIDE_APPROVAL, A.ANSWER_QUESTION},
+    ("conversations", "SELECT"): {A.VIEW},
+    ("conversations", "INSERT"): {A.CHAT},
+    ("conversations", "UPDATE"): {A.CHAT, A.MODERATE_CONVERSATIONS},
+    ("conversations", "DELETE"): {A.CHAT, A.MODERATE_CONVERSATIONS},
+    ("messages", "INSERT"): {A.CHAT},
+    ("conversation_events", "INSERT"): {A.CHAT},
+    ("conversation_counters", "INSERT"): {A.CHAT},
+    ("conversation_counters", "UPDATE"): {A.CHAT},
 }  # fmt: skip
 ROLE_IN_POLICY = re.compile(
     r"(?:has_workspace_role\([^,]+,\s*'(\w+)'(?:::text)?\)|member_workspace_ids\('(\w+)'(?:::text)?\))"

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from guildstack.domain.errors import Conflict, Forbidden, NotFound
-from guildstack.domain.identity import Principal, Role
+from guildstack.domain.identity import AccountKind, Principal, Role
 from guildstack.domain.paging import PageRequest
 from guildstack.services.workspaces import WorkspaceService, slugify
 from tests.fakes.uow import InMemoryUnitOfWork
@@ -79,7 +79,7 @@ async def test_given_an_admin_when_touching_owners_then_forbidden(
     with pytest.raises(Forbidden):
         await service.add_member(admin, ws, "o2@example.com", Role.OWNER)
     with pytest.raises(Forbidden):
-        await service.change_role(admin, ws, owner.user_id, Role.VIEWER)
+        await service.update_member(admin, ws, owner.user_id, role=Role.VIEWER)
     with pytest.raises(Forbidden):
         await service.remove_member(admin, ws, owner.user_id)
 
@@ -90,7 +90,7 @@ async def test_given_the_last_owner_when_stepping_down_then_conflict(
     service, ws, people = await _team(store)
     owner = people[Role.OWNER]
     with pytest.raises(Conflict):
-        await service.change_role(owner, ws, owner.user_id, Role.ADMIN)
+        await service.update_member(owner, ws, owner.user_id, role=Role.ADMIN)
 
 
 async def test_given_a_viewer_when_leaving_then_allowed(store: InMemoryUnitOfWork) -> None:
@@ -105,3 +105,18 @@ def test_given_names_when_slugified_then_url_safe_and_unique() -> None:
     first, second = slugify("Acme Guild!"), slugify("Acme Guild!")
     assert first.startswith("acme-guild-") and first != second
     assert slugify("!!!").startswith("workspace-")
+
+
+async def test_given_an_admin_then_account_kinds_are_set_and_others_may_not(
+    store: InMemoryUnitOfWork,
+) -> None:
+    service, ws, people = await _team(store)
+    viewer = people[Role.VIEWER]
+    child = await service.update_member(
+        people[Role.ADMIN], ws, viewer.user_id, account_kind=AccountKind.CHILD
+    )
+    assert child.account_kind is AccountKind.CHILD and child.role is Role.VIEWER
+    with pytest.raises(Forbidden):
+        await service.update_member(
+            people[Role.OPERATOR], ws, viewer.user_id, account_kind=AccountKind.STANDARD
+        )

@@ -20,12 +20,15 @@ class Action(StrEnum):
     LEAVE = "leave"  # take oneself out of a workspace
     REMEMBER = "remember"  # memories and documents of one's own
     READ_USAGE = "read_usage"
+    CHAT = "chat"  # start conversations, post messages, get replies (model calls)
     SHARE_MEMORY = "share_memory"  # write or delete workspace-wide memories
     RUN = "run"  # start runs, invoke agents
     STEER_RUN = "steer_run"  # cancel runs, retry steps
     DECIDE_APPROVAL = "decide_approval"
     ANSWER_QUESTION = "answer_question"
     MANAGE_AGENTS = "manage_agents"
+    MODERATE_CONVERSATIONS = "moderate_conversations"  # change or delete others' shared ones
+    SET_ACCOUNT_KIND = "set_account_kind"  # a member's account kind (child, parent, ...)
     UPDATE_WORKSPACE = "update_workspace"  # name, budget
     MANAGE_MEMBERS = "manage_members"
     GRANT_OWNER = "grant_owner"  # give, take away or remove the owner role
@@ -36,12 +39,15 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.LEAVE: Role.VIEWER,
     Action.REMEMBER: Role.VIEWER,
     Action.READ_USAGE: Role.ANALYST,
+    Action.CHAT: Role.ANALYST,
     Action.SHARE_MEMORY: Role.OPERATOR,
     Action.RUN: Role.OPERATOR,
     Action.STEER_RUN: Role.OPERATOR,
     Action.DECIDE_APPROVAL: Role.OPERATOR,
     Action.ANSWER_QUESTION: Role.OPERATOR,
     Action.MANAGE_AGENTS: Role.ADMIN,
+    Action.MODERATE_CONVERSATIONS: Role.ADMIN,
+    Action.SET_ACCOUNT_KIND: Role.ADMIN,
     Action.UPDATE_WORKSPACE: Role.ADMIN,
     Action.MANAGE_MEMBERS: Role.ADMIN,
     Action.GRANT_OWNER: Role.OWNER,

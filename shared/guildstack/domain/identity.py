@@ -72,6 +72,7 @@ class Member:
     full_name: str | None
     role: Role
     created_at: datetime
+    account_kind: AccountKind = AccountKind.STANDARD
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,8 @@ class Document:
 
 
 def rank(candidates: Sequence[Candidate], now: datetime, limit: int) -> list[SearchHit]:
-    """Score each candidate as the personal assistant's design weighs it and keep the best `limit`."""
+    """Score each candidate as the personal assistant's design weighs it; keep the best
+    `limit`."""
     hits = []
     for c in candidates:
         m = c.memory

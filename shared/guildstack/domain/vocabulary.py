@@ -158,7 +158,8 @@ class GateStatus(StrEnum):
 
 
 class Collection(StrEnum):
-    """Memory collections (the personal assistant's memories, the marketing platform's knowledge collections)."""
+    """Memory collections: the personal assistant's memories and the marketing platform's
+    knowledge collections."""
 
     CORE = "core"
     DOCUMENTS = "documents"

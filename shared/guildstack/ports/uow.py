@@ -16,6 +16,7 @@ from typing import Protocol
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.principal import Principal
 from guildstack.ports.agents import AgentRepository
+from guildstack.ports.conversations import ConversationRepository
 from guildstack.ports.memory import DocumentRepository, MemoryRepository
 from guildstack.ports.runs import RunRepository
 from guildstack.ports.usage import UsageLedger
@@ -44,6 +45,9 @@ class Tx(Protocol):
 
     @property
     def ledger(self) -> UsageLedger: ...
+
+    @property
+    def conversations(self) -> ConversationRepository: ...
 
     @property
     def memories(self) -> MemoryRepository: ...

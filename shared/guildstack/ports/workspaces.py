@@ -6,7 +6,14 @@ from decimal import Decimal
 from typing import Protocol
 from uuid import UUID
 
-from guildstack.domain.identity import Member, Membership, Profile, Role, Workspace
+from guildstack.domain.identity import (
+    AccountKind,
+    Member,
+    Membership,
+    Profile,
+    Role,
+    Workspace,
+)
 from guildstack.domain.paging import Page, PageRequest
 
 
@@ -39,6 +46,10 @@ class WorkspaceRepository(Protocol):
         ...
 
     async def set_role(self, workspace_id: UUID, user_id: UUID, role: Role) -> Member | None: ...
+
+    async def set_account_kind(
+        self, workspace_id: UUID, user_id: UUID, kind: AccountKind
+    ) -> Member | None: ...
 
     async def remove_member(self, workspace_id: UUID, user_id: UUID) -> bool: ...
 

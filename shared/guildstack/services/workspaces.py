@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Awaitable
 from decimal import Decimal
 from uuid import UUID
 
 from guildstack.domain.authorization import NOT_A_MEMBER, Action, authorize
 from guildstack.domain.errors import Conflict, InvalidInput, NotFound
-from guildstack.domain.identity import Member, Principal, Role, Workspace
+from guildstack.domain.identity import AccountKind, Member, Principal, Role, Workspace
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
@@ -87,20 +88,31 @@ class WorkspaceService:
                 authorize(mine, Action.GRANT_OWNER)
             return await tx.workspaces.add_member(workspace_id, email.strip().lower(), role)
 
-    async def change_role(
-        self, actor: Principal, workspace_id: UUID, user_id: UUID, role: Role
+    async def update_member(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        user_id: UUID,
+        *,
+        role: Role | None = None,
+        account_kind: AccountKind | None = None,
     ) -> Member:
+        """Change a member's role and/or account kind (admin+; only an owner grants or
+        takes away the owner role). The account kind shapes the assistant's answers and the
+        member's chat limits."""
         async with self._uow(actor) as tx:
             mine = await authorized(tx, workspace_id, Action.MANAGE_MEMBERS)
-            target = await _member(tx, workspace_id, user_id)
-            if role is Role.OWNER or target.role is Role.OWNER:
-                authorize(mine, Action.GRANT_OWNER)
-            if target.role is role:
-                return target
-            updated = await tx.workspaces.set_role(workspace_id, user_id, role)
-        if updated is None:
-            raise NotFound("No such member.")
-        return updated
+            member = await _member(tx, workspace_id, user_id)
+            if role is not None and role is not member.role:
+                if role is Role.OWNER or member.role is Role.OWNER:
+                    authorize(mine, Action.GRANT_OWNER)
+                member = await _updated(tx.workspaces.set_role(workspace_id, user_id, role))
+            if account_kind is not None and account_kind is not member.account_kind:
+                authorize(mine, Action.SET_ACCOUNT_KIND)
+                member = await _updated(
+                    tx.workspaces.set_account_kind(workspace_id, user_id, account_kind)
+                )
+        return member
 
     async def remove_member(self, actor: Principal, workspace_id: UUID, user_id: UUID) -> None:
         leaving = user_id == actor.user_id
@@ -112,6 +124,13 @@ class WorkspaceService:
                 authorize(mine, Action.GRANT_OWNER)
             if not await tx.workspaces.remove_member(workspace_id, user_id):
                 raise Conflict("The member could not be removed.")
+
+
+async def _updated(change: Awaitable[Member | None]) -> Member:
+    member = await change
+    if member is None:
+        raise NotFound("No such member.")
+    return member
 
 
 async def _member(tx: Tx, workspace_id: UUID, user_id: UUID) -> Member:

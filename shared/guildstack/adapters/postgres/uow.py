@@ -22,6 +22,7 @@ from guildstack.ports.runs import StepQueue
 
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.agents import PostgresAgentRepository
+    from guildstack.adapters.postgres.conversations import PostgresConversationRepository
     from guildstack.adapters.postgres.memory import (
         PostgresDocumentRepository,
         PostgresMemoryRepository,
@@ -72,6 +73,12 @@ class PostgresTx:
         from guildstack.adapters.postgres.usage import PostgresUsageLedger
 
         return PostgresUsageLedger(self.conn)
+
+    @cached_property
+    def conversations(self) -> PostgresConversationRepository:
+        from guildstack.adapters.postgres.conversations import PostgresConversationRepository
+
+        return PostgresConversationRepository(self.conn)
 
     @cached_property
     def memories(self) -> PostgresMemoryRepository:

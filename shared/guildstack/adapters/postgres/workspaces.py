@@ -22,7 +22,7 @@ from guildstack.domain.paging import Page, PageRequest
 
 _WORKSPACE_COLUMNS = "w.id, w.name, w.slug, w.monthly_budget_usd, w.created_at, m.role"
 _MEMBER_QUERY = """
-    select m.workspace_id, m.user_id, m.role, m.created_at, p.email, p.full_name
+    select m.workspace_id, m.user_id, m.role, m.account_kind, m.created_at, p.email, p.full_name
     from public.workspace_members m
     left join public.profiles p on p.id = m.user_id
 """
@@ -136,6 +136,18 @@ class PostgresWorkspaceRepository:
             return None
         return await self.member(workspace_id, user_id)
 
+    async def set_account_kind(
+        self, workspace_id: UUID, user_id: UUID, kind: AccountKind
+    ) -> Member | None:
+        cur = await self._conn.execute(
+            "update public.workspace_members set account_kind = %s"
+            " where workspace_id = %s and user_id = %s returning user_id",
+            (kind.value, workspace_id, user_id),
+        )
+        if await cur.fetchone() is None:
+            return None
+        return await self.member(workspace_id, user_id)
+
     async def remove_member(self, workspace_id: UUID, user_id: UUID) -> bool:
         cur = await self._conn.execute(
             "delete from public.workspace_members where workspace_id = %s and user_id = %s",
@@ -198,4 +210,5 @@ def _to_member(row: dict[str, Any]) -> Member:
         full_name=row["full_name"],
         role=Role(row["role"]),
         created_at=row["created_at"],
+        account_kind=AccountKind(row["account_kind"]),
     )

@@ -1,0 +1,219 @@
+"""Conversations and their messages: chats with the assistant and its specialists, and team
+discussions; their lifecycle, limits and exports. No I/O."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from guildstack.domain.errors import Conflict, InvalidInput
+
+__all__ = [
+    "STATUS_TRANSITIONS",
+    "Conversation",
+    "ConversationEvent",
+    "ConversationEventType",
+    "ConversationMode",
+    "ConversationStatus",
+    "Message",
+    "MessageType",
+    "NewMessage",
+    "SenderKind",
+    "check_content",
+    "export_json",
+    "export_markdown",
+    "moved_to",
+]
+
+MAX_MESSAGE_CHARS = 20_000
+MAX_GOAL_CHARS = 4_000
+MAX_CONVERSATION_TITLE_CHARS = 200
+MAX_CONVERSATION_AGENTS = 12
+
+
+class ConversationMode(StrEnum):
+    CHAT = "chat"  # the assistant answers, with the specialists the router picks
+    DISCUSSION = "discussion"  # a team of personas works a goal to a decision
+
+
+class ConversationStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # waiting for the user (a discussion's question), or paused by them
+    COMPLETED = "completed"
+
+
+STATUS_TRANSITIONS: dict[ConversationStatus, frozenset[ConversationStatus]] = {
+    ConversationStatus.ACTIVE: frozenset({ConversationStatus.PAUSED, ConversationStatus.COMPLETED}),
+    ConversationStatus.PAUSED: frozenset({ConversationStatus.ACTIVE, ConversationStatus.COMPLETED}),
+    ConversationStatus.COMPLETED: frozenset(),
+}
+
+
+class ConversationEventType(StrEnum):
+    """What a conversation's event log (and its SSE stream) carries."""
+
+    MESSAGE_NEW = "message.new"
+    AGENT_TYPING = "agent.typing"  # an agent's turn started
+    AGENT_RESPONSE_COMPLETE = "agent.response.complete"
+    STATUS_CHANGED = "status.changed"
+    CONSENSUS_REACHED = "consensus.reached"
+    TURN_FAILED = "turn.failed"
+
+
+@dataclass(frozen=True)
+class ConversationEvent:
+    type: ConversationEventType
+    payload: Mapping[str, Any]
+
+
+class SenderKind(StrEnum):
+    USER = "user"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class MessageType(StrEnum):
+    CHAT = "chat"
+    DISCUSSION = "discussion"
+    PROPOSAL = "proposal"
+    VOTE = "vote"
+    QUESTION_TO_USER = "question_to_user"
+    USER_RESPONSE = "user_response"
+    SUMMARY = "summary"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: UUID
+    workspace_id: UUID
+    created_by: UUID | None
+    title: str
+    mode: ConversationMode
+    status: ConversationStatus
+    created_at: datetime
+    updated_at: datetime
+    goal: str | None = None
+    shared: bool = False
+    agents: tuple[str, ...] = ()
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    final_summary: str | None = None
+    run_id: UUID | None = None
+    message_count: int = 0
+    last_message_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to add to a conversation (numbered by the store)."""
+
+    sender_kind: SenderKind
+    sender_id: str
+    type: MessageType
+    content: str
+    reply_to: UUID | None = None
+    requires_user_response: bool = False
+    routing: Mapping[str, Any] | None = None
+    usage: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    id: UUID
+    conversation_id: UUID
+    seq: int
+    sender_kind: SenderKind
+    sender_id: str
+    type: MessageType
+    content: str
+    created_at: datetime
+    reply_to: UUID | None = None
+    requires_user_response: bool = False
+    routing: Mapping[str, Any] | None = None
+    usage: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+def moved_to(conversation: Conversation, target: ConversationStatus) -> ConversationStatus:
+    """`target`, if the lifecycle allows it from the conversation's status (409 otherwise)."""
+    current = conversation.status
+    if target is not current and target not in STATUS_TRANSITIONS[current]:
+        raise Conflict(f"A {current.value} conversation cannot become {target.value}.")
+    return target
+
+
+def check_content(content: str, field_name: str = "content") -> str:
+    """The message text, trimmed; 422 for empty, oversize or NUL-carrying text."""
+    text = content.strip()
+
+    def invalid(message: str, kind: str) -> InvalidInput:
+        return InvalidInput(message, [{"loc": ["body", field_name], "msg": message, "type": kind}])
+
+    if not text:
+        raise invalid(f"{field_name} is empty", "empty")
+    if "\x00" in text:
+        raise invalid(f"{field_name} contains a NUL character", "nul_character")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise invalid(f"{field_name} is over {MAX_MESSAGE_CHARS} characters", "too_long")
+    return text
+
+
+def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """The conversation and every message, as one JSON document."""
+    return json.dumps(
+        {
+            "conversation": {
+                "id": str(conversation.id),
+                "title": conversation.title,
+                "mode": conversation.mode.value,
+                "status": conversation.status.value,
+                "goal": conversation.goal,
+                "agents": list(conversation.agents),
+                "final_summary": conversation.final_summary,
+                "created_at": _iso(conversation.created_at),
+            },
+            "messages": [
+                {
+                    "id": str(m.id),
+                    "seq": m.seq,
+                    "sender_kind": m.sender_kind.value,
+                    "sender_id": m.sender_id,
+                    "type": m.type.value,
+                    "content": m.content,
+                    "reply_to": str(m.reply_to) if m.reply_to else None,
+                    "requires_user_response": m.requires_user_response,
+                    "routing": m.routing,
+                    "usage": m.usage,
+                    "metadata": dict(m.metadata),
+                    "created_at": _iso(m.created_at),
+                }
+                for m in messages
+            ],
+        },
+        ensure_ascii=False,
+        default=str,
+    )
+
+
+def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> str:
+    """A readable transcript: a heading, the goal, each message under its sender."""
+    lines = [f"# {conversation.title}", ""]
+    if conversation.goal:
+        lines += [f"**Goal:** {conversation.goal}", ""]
+    lines += [f"*{conversation.mode.value}, {conversation.status.value}*", ""]
+    for m in messages:
+        who = "You" if m.sender_kind is SenderKind.USER else m.sender_id
+        kind = "" if m.type in (MessageType.CHAT, MessageType.DISCUSSION) else f" ({m.type.value})"
+        lines += [f"## {who}{kind} · {_iso(m.created_at)}", "", m.content.strip(), ""]
+    if conversation.final_summary:
+        lines += ["## Final summary", "", conversation.final_summary.strip(), ""]
+    return "\n".join(lines)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
