@@ -59,3 +59,6 @@ build-StreamFunction:
 
 build-MemoryFunction:
 	$(call function_build,memory)
+
+build-ChatFunction:
+	$(call function_build,chat)

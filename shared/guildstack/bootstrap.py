@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agents import AgentRegistry
+    from guildstack.services.conversations import ConversationService
     from guildstack.services.engine import StepEngine
     from guildstack.services.failover import FailoverChain
     from guildstack.services.health import HealthService
@@ -256,6 +257,14 @@ class Container:
         from guildstack.services.agents import AgentRegistry
 
         return AgentRegistry(self.agent_catalog, self.uow)
+
+    # Conversations -----------------------------------------------------------------------
+
+    @cached_property
+    def conversations(self) -> ConversationService:
+        from guildstack.services.conversations import ConversationService
+
+        return ConversationService(self.uow, self.agents)
 
     # Durable runs ------------------------------------------------------------------------
 

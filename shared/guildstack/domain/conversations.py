@@ -7,11 +7,17 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from guildstack.domain.errors import Conflict, InvalidInput
+from guildstack.domain.vocabulary import (
+    ConversationEventType,
+    ConversationMode,
+    ConversationStatus,
+    MessageType,
+    SenderKind,
+)
 
 __all__ = [
     "STATUS_TRANSITIONS",
@@ -36,17 +42,6 @@ MAX_CONVERSATION_TITLE_CHARS = 200
 MAX_CONVERSATION_AGENTS = 12
 
 
-class ConversationMode(StrEnum):
-    CHAT = "chat"  # the assistant answers, with the specialists the router picks
-    DISCUSSION = "discussion"  # a team of personas works a goal to a decision
-
-
-class ConversationStatus(StrEnum):
-    ACTIVE = "active"
-    PAUSED = "paused"  # waiting for the user (a discussion's question), or paused by them
-    COMPLETED = "completed"
-
-
 STATUS_TRANSITIONS: dict[ConversationStatus, frozenset[ConversationStatus]] = {
     ConversationStatus.ACTIVE: frozenset({ConversationStatus.PAUSED, ConversationStatus.COMPLETED}),
     ConversationStatus.PAUSED: frozenset({ConversationStatus.ACTIVE, ConversationStatus.COMPLETED}),
@@ -54,37 +49,10 @@ STATUS_TRANSITIONS: dict[ConversationStatus, frozenset[ConversationStatus]] = {
 }
 
 
-class ConversationEventType(StrEnum):
-    """What a conversation's event log (and its SSE stream) carries."""
-
-    MESSAGE_NEW = "message.new"
-    AGENT_TYPING = "agent.typing"  # an agent's turn started
-    AGENT_RESPONSE_COMPLETE = "agent.response.complete"
-    STATUS_CHANGED = "status.changed"
-    CONSENSUS_REACHED = "consensus.reached"
-    TURN_FAILED = "turn.failed"
-
-
 @dataclass(frozen=True)
 class ConversationEvent:
     type: ConversationEventType
     payload: Mapping[str, Any]
-
-
-class SenderKind(StrEnum):
-    USER = "user"
-    AGENT = "agent"
-    SYSTEM = "system"
-
-
-class MessageType(StrEnum):
-    CHAT = "chat"
-    DISCUSSION = "discussion"
-    PROPOSAL = "proposal"
-    VOTE = "vote"
-    QUESTION_TO_USER = "question_to_user"
-    USER_RESPONSE = "user_response"
-    SUMMARY = "summary"
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,44 @@ class GateStatus(StrEnum):
     ANSWERED = "answered"
 
 
+class ConversationMode(StrEnum):
+    CHAT = "chat"  # the assistant answers, with the specialists the router picks
+    DISCUSSION = "discussion"  # a team of personas works a goal to a decision
+
+
+class ConversationStatus(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"  # waiting for the user (a discussion's question), or paused by them
+    COMPLETED = "completed"
+
+
+class ConversationEventType(StrEnum):
+    """What a conversation's event log (and its SSE stream) carries."""
+
+    MESSAGE_NEW = "message.new"
+    AGENT_TYPING = "agent.typing"  # an agent's turn started
+    AGENT_RESPONSE_COMPLETE = "agent.response.complete"
+    STATUS_CHANGED = "status.changed"
+    CONSENSUS_REACHED = "consensus.reached"
+    TURN_FAILED = "turn.failed"
+
+
+class SenderKind(StrEnum):
+    USER = "user"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class MessageType(StrEnum):
+    CHAT = "chat"
+    DISCUSSION = "discussion"
+    PROPOSAL = "proposal"
+    VOTE = "vote"
+    QUESTION_TO_USER = "question_to_user"
+    USER_RESPONSE = "user_response"
+    SUMMARY = "summary"
+
+
 class Collection(StrEnum):
     """Memory collections: the personal assistant's memories and the marketing platform's
     knowledge collections."""

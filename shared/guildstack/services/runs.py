@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 from uuid import UUID
 
 from guildstack.domain.authorization import Action
@@ -37,11 +36,10 @@ from guildstack.observability import metrics
 from guildstack.ports.uow import UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
+from guildstack.services.polling import Poller, Sleep
 
 MAX_EVENT_WAIT_SECONDS = MAX_WAIT_SECONDS
 MAX_INVOKE_WAIT_SECONDS = MAX_WAIT_SECONDS
-Sleep = Callable[[float], Awaitable[None]]
-T = TypeVar("T")
 NOT_RUNNABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
 
 
@@ -63,9 +61,7 @@ class RunService:
     ) -> None:
         self._uow = uow
         self._agents = agents
-        self._sleep = sleep
-        self._clock = clock
-        self._poll = poll_seconds
+        self._poller = Poller(sleep, clock, *poll_seconds)
 
     async def start(self, actor: Principal, workspace_id: UUID, workflow: Workflow) -> Run:
         """Validate (422 naming each problem), store the run and its steps, enqueue the
@@ -98,7 +94,7 @@ class RunService:
             return run, False
         run_id = run.id
         waiting = (RunStatus.WAITING_INPUT, RunStatus.WAITING_APPROVAL)
-        run = await self._poll_until(
+        run = await self._poller.until(
             lambda: self.get(actor, workspace_id, run_id),
             lambda r: r.status.finished or r.status in waiting,
             min(wait_seconds, MAX_INVOKE_WAIT_SECONDS),
@@ -158,23 +154,8 @@ class RunService:
                 await authorized(tx, workspace_id, Action.VIEW)
                 return await tx.runs.events(workspace_id, run_id, after, limit)
 
-        items = await self._poll_until(
-            fetch, bool, min(max(wait_seconds, 0), MAX_EVENT_WAIT_SECONDS)
-        )
+        items = await self._poller.until(fetch, bool, min(wait_seconds, MAX_EVENT_WAIT_SECONDS))
         return EventPage(items, items[-1].seq if items else after)
-
-    async def _poll_until(
-        self, fetch: Callable[[], Awaitable[T]], done: Callable[[T], bool], seconds: float
-    ) -> T:
-        """`fetch()` again, backing off, until `done` says so or `seconds` have passed."""
-        deadline = self._clock() + seconds
-        delay = self._poll[0]
-        while True:
-            value = await fetch()
-            if done(value) or self._clock() >= deadline:
-                return value
-            await self._sleep(delay)
-            delay = min(delay * 2, self._poll[1])
 
     async def approvals(
         self, actor: Principal, workspace_id: UUID, status: GateStatus | None, page: PageRequest

@@ -175,33 +175,49 @@ class PostgresConversationRepository:
     async def messages(
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
     ) -> list[Message]:
-        cur = await self._conn.execute(
-            f"select {_MESSAGE_COLUMNS} from public.messages"  # noqa: S608
-            " where conversation_id = %s and workspace_id = %s and seq > %s"
-            " order by seq limit %s",
-            (conversation_id, workspace_id, after, limit),
+        return await self._messages(
+            workspace_id, conversation_id, "m.seq > %s", (after,), "m.seq", limit
         )
-        return [_message(r) for r in await cur.fetchall()]
 
     async def recent(self, workspace_id: UUID, conversation_id: UUID, limit: int) -> list[Message]:
-        cur = await self._conn.execute(
-            f"select {_MESSAGE_COLUMNS} from public.messages"  # noqa: S608
-            " where conversation_id = %s and workspace_id = %s order by seq desc limit %s",
-            (conversation_id, workspace_id, limit),
+        newest = await self._messages(
+            workspace_id, conversation_id, "true", (), "m.seq desc", limit
         )
-        return [_message(r) for r in reversed(await cur.fetchall())]
+        return newest[::-1]
 
     async def pending(self, workspace_id: UUID, conversation_id: UUID) -> list[Message]:
-        cur = await self._conn.execute(
-            f"select {_MESSAGE_COLUMNS} from public.messages q"  # noqa: S608
-            " where q.conversation_id = %s and q.workspace_id = %s"
-            " and q.requires_user_response and not exists ("
-            "   select 1 from public.messages a where a.conversation_id = q.conversation_id"
-            "   and a.reply_to = q.id and a.type = %s)"
-            " order by q.seq",
-            (conversation_id, workspace_id, MessageType.USER_RESPONSE),
+        return await self._messages(
+            workspace_id,
+            conversation_id,
+            "m.requires_user_response and not exists (select 1 from public.messages a"
+            " where a.conversation_id = m.conversation_id and a.reply_to = m.id"
+            " and a.type = %s)",
+            (MessageType.USER_RESPONSE,),
+            "m.seq",
+            1000,
         )
-        return [_message(r) for r in await cur.fetchall()]
+
+    async def _messages(
+        self,
+        workspace_id: UUID,
+        conversation_id: UUID,
+        condition: str,
+        params: tuple[Any, ...],
+        order: str,
+        limit: int,
+    ) -> list[Message]:
+        """Messages of a visible conversation (`NotFound` otherwise, even with none)."""
+        columns = ", ".join(f"m.{c.strip()}" for c in _MESSAGE_COLUMNS.split(","))
+        cur = await self._conn.execute(
+            f"select c.id as visible, {columns} from public.conversations c"  # noqa: S608
+            f" left join public.messages m on m.conversation_id = c.id and {condition}"
+            f" where c.id = %s and c.workspace_id = %s order by {order} limit %s",
+            (*params, conversation_id, workspace_id, limit),
+        )
+        rows = await cur.fetchall()
+        if not rows:
+            raise NotFound(_NOT_FOUND)
+        return [_message(r) for r in rows if r["id"] is not None]
 
     async def events(
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
