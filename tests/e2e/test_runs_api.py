@@ -263,6 +263,35 @@ async def test_given_an_agent_asks_a_question_then_the_run_waits_until_answered(
     assert "offline" in final["output"]
 
 
+async def test_given_a_run_cancelled_while_it_waits_for_an_answer_then_the_question_closes(
+    api: httpx.AsyncClient, team: Team
+) -> None:
+    run = await start(
+        api,
+        team,
+        {
+            "kind": "single",
+            "title": "Cancelled while asking",
+            "input": "Plan our launch [ask]",
+            "nodes": [{"key": "plan", "agent": "business_agent"}],
+        },
+    )
+    asked = await wait_for_event(api, team, run["id"], "question.asked")
+    question_id = asked["payload"]["question_id"]
+
+    cancelled = await api.post(f"/runs/{run['id']}/cancel", headers=team.headers("operator"))
+    closed = await api.get(
+        "/questions", params={"status": "cancelled"}, headers=team.headers("viewer")
+    )
+    answered = await api.post(
+        f"/questions/{question_id}", json={"answer": "Too late"}, headers=team.headers("operator")
+    )
+
+    assert cancelled.status_code == 202
+    assert question_id in {q["id"] for q in closed.json()["items"]}
+    assert answered.status_code == 409
+
+
 @pytest.mark.parametrize("actor", ACTORS)
 async def test_given_each_role_when_starting_a_run_then_operators_and_up_may(
     api: httpx.AsyncClient, team: Team, actor: str

@@ -455,6 +455,10 @@ class FakeRuns:
                 old_q, status=GateStatus.ANSWERED, answer=answer.answer,
                 answered_by=answer.answered_by, answered_at=self._tx.now,
             )  # fmt: skip
+        if graph.questions_closed:
+            for qid, q in stored.questions.items():
+                if q.status is GateStatus.PENDING:
+                    stored.questions[qid] = replace(q, status=GateStatus.CANCELLED)
         for handoff in graph.handoffs:
             agent = stored.steps[handoff.step_key].agent_code
             stored.handoffs[handoff.step_key] = Handoff(

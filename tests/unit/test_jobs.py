@@ -200,13 +200,6 @@ async def test_given_a_step_message_naming_no_step_when_buried_then_nothing_to_d
     assert not await s.jobs.bury(JobMessage.step(s.stack.workspace, run_id, "nope"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Jobs._bury_step lets NotFound out of tx.runs.locked when the run is gone "
-    "(e.g. its workspace was deleted) instead of returning False like DocumentIngestion.bury "
-    "does for a missing document and StepEngine._claim does for a missing run: the "
-    "dead-letter handler then fails the record and the DLQ redelivers it until retention",
-)
 async def test_given_a_step_message_of_a_vanished_run_when_buried_then_nothing_to_do() -> None:
     s = setup()
     run_id = await s.stack.start(Node("a", "writer"))
@@ -340,14 +333,6 @@ class ShortEmbedder(FixedEmbedder):
         return (await super().embed(texts))[:-1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DocumentIngestion.ingest releases the job only when chunking or embedding "
-    "raises (its try block); a failure after it (building the memories: zip(strict=True) "
-    "on a short embedder answer; the storing transaction: the owner left, so "
-    "authorize(..., Action.REMEMBER) raises NotFound) propagates with the job left "
-    "'processing' under its lease and no error recorded",
-)
 @pytest.mark.parametrize("failure", ["owner_left", "short_embedding"])
 async def test_given_a_failure_after_embedding_then_the_attempt_is_released_too(
     failure: str,
@@ -398,14 +383,6 @@ async def test_given_a_search_cache_then_only_a_stored_document_invalidates_its_
     assert cache.bumped == [(s.stack.workspace, s.stack.operator.user_id)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a document whose storing step always fails never ends: the failed attempt "
-    "keeps the job 'processing' under its lease, so the queue's redelivery is acknowledged "
-    "as 'held by someone else' (ingest returns None) instead of failing again, the "
-    "dead-letter verdict never comes (and bury() would refuse it while the lease lives), "
-    "and once the lease lapses the sweeper re-sends it and it is embedded again, forever",
-)
 async def test_given_storing_always_fails_when_the_queue_gives_up_then_the_document_failed() -> (
     None
 ):

@@ -285,12 +285,6 @@ async def test_given_a_pending_approval_when_the_run_is_cancelled_then_it_is_rej
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cancelling a run leaves its steps' questions pending forever (approvals are "
-    "rejected, questions are not): they stay in questions(status=pending) yet answering "
-    "them is a Conflict",
-)
 async def test_given_a_pending_question_when_the_run_is_cancelled_then_it_is_no_longer_pending() -> (  # noqa: E501
     None
 ):
@@ -301,7 +295,8 @@ async def test_given_a_pending_question_when_the_run_is_cancelled_then_it_is_no_
     await stack.runs.cancel(stack.operator, stack.workspace, run_id)
 
     pending = await stack.runs.questions(stack.operator, stack.workspace, GateStatus.PENDING, PAGE)
-    assert pending.items == []
+    closed = await stack.runs.questions(stack.operator, stack.workspace, GateStatus.CANCELLED, PAGE)
+    assert pending.items == [] and len(closed.items) == 1
 
 
 async def test_given_a_queued_step_when_retried_then_conflict() -> None:

@@ -578,14 +578,6 @@ async def test_given_a_cancelled_run_then_a_queued_message_is_dropped_without_a_
 # Agents that disappear -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: StepEngine._claim catches NotFound around the whole claim transaction to "
-    "mean 'the run is gone', so NotFound from AgentRegistry.pick (the step's agent is no "
-    "longer in the catalog nor the workspace) rolls the claim back and drops the message: "
-    "the step stays queued with no message, the sweeper re-sends it every window and each "
-    "copy is dropped again, so the run never ends",
-)
 async def test_given_an_agent_no_longer_in_the_catalog_then_the_step_fails_terminally() -> None:
     provider = ScriptedProvider("anthropic", ["never"])
     stack = build(provider)

@@ -37,6 +37,11 @@ revoke all on public.event_counters from anon, public;
 grant select, insert, update (last_seq) on public.event_counters to authenticated;
 grant all on public.event_counters to service_role;
 
+-- A question its run's cancellation left unanswered is closed, not pending forever.
+alter table public.questions drop constraint if exists questions_status_check;
+alter table public.questions add constraint questions_status_check
+    check (status in ('pending', 'answered', 'cancelled'));
+
 -- Reading a run's approvals per step (the latest one decides the step's gate).
 create index if not exists approvals_step_idx on public.approvals (run_id, step_key, created_at);
 -- The sweeper's and the question list's reads by run.
@@ -195,6 +200,10 @@ begin
             as x(id uuid, answer text, answered_by uuid)
         where q.id = x.id and q.status = 'pending';
         get diagnostics v_answered = row_count;
+    end if;
+    if coalesce((p_change ->> 'close_questions')::boolean, false) then
+        update public.questions set status = 'cancelled'
+        where run_id = v_run_id and status = 'pending';
     end if;
     if jsonb_array_length(p_change -> 'handoffs') > 0 then
         insert into public.handoffs (run_id, step_key, workspace_id, content, metadata)

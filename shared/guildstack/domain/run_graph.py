@@ -208,6 +208,8 @@ class RunGraph:
     questions: list[NewQuestion] = field(default_factory=list)
     answers: list[QuestionAnswer] = field(default_factory=list)
     handoffs: list[NewHandoff] = field(default_factory=list)
+    # The run was cancelled: its unanswered questions are closed (nobody can answer them).
+    questions_closed: bool = False
 
     # Creating ------------------------------------------------------------------------------
 
@@ -442,6 +444,7 @@ class RunGraph:
                 self._decide_gate(step, step.approval_id, GateStatus.REJECTED, CANCELLED_REASON, by)
             if step.status in (S.PENDING, S.QUEUED, S.WAITING_APPROVAL, S.WAITING_INPUT):
                 self._skip(step, CANCELLED_REASON, now, emit=False)
+        self.questions_closed = True
         self._set_status(RunStatus.CANCELLED, now)
 
     def retry(self, key: str, *, now: datetime) -> None:

@@ -155,6 +155,7 @@ class GateStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     ANSWERED = "answered"
+    CANCELLED = "cancelled"  # a question left unanswered when its run was cancelled
 
 
 class ConversationMode(StrEnum):

@@ -120,12 +120,17 @@ class AgentRegistry:
 
     def pick(self, stored: Agent | None, code: str) -> Agent:
         """The workspace's row of agent `code` when it has one, else the catalog's."""
+        agent = self.find(stored, code)
+        if agent is None:
+            raise NotFound(f"No agent {code!r} in this workspace.")
+        return agent
+
+    def find(self, stored: Agent | None, code: str) -> Agent | None:
+        """As `pick`, None when neither the workspace nor the catalog has it."""
         if stored is not None:
             return stored
         spec = self._catalog.get(code)
-        if spec is None:
-            raise NotFound(f"No agent {code!r} in this workspace.")
-        return Agent(spec, AgentSource.CATALOG)
+        return Agent(spec, AgentSource.CATALOG) if spec is not None else None
 
     async def all_in(self, tx: Tx, workspace_id: UUID) -> builtins.list[Agent]:
         """Every agent of the workspace, retired ones included, by guild and code."""

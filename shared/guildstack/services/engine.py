@@ -183,7 +183,13 @@ class StepEngine:
                     if step is None:
                         return None, graph.lease_left(key, tx.now)
                     run = graph.run
-                    agent = self._agents.pick(context.agent, step.agent_code)
+                    agent = self._agents.find(context.agent, step.agent_code)
+                    if agent is None:
+                        # Retired from the catalog while the step waited: no retry can help.
+                        error = f"NotFound: agent {step.agent_code!r} no longer exists."
+                        graph.fail(key, step.attempt, error, terminal=True, now=tx.now)
+                        metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+                        return None, None
                     claim = Claim(
                         workspace_id=run.workspace_id,
                         run_id=run.id,

@@ -12,7 +12,7 @@ from guildstack.domain.errors import GuildstackError
 from guildstack.domain.jobs import DocumentJob, JobMessage
 from guildstack.domain.memory import Collection, MemoryScope, chunk_text
 from guildstack.observability import logger, metrics
-from guildstack.ports.memory import Embedder, NewMemory, SearchCache
+from guildstack.ports.memory import Embedder, NewMemory, PendingDocument, SearchCache
 from guildstack.ports.uow import UnitOfWork
 
 
@@ -43,15 +43,28 @@ class DocumentIngestion:
                 return None
             await tx.documents.save(job)
             pending = await tx.documents.pending(job.id)
-        document, attempt = pending.document, job.attempt
+        attempt = job.attempt
         try:
-            embedder = self._embedder_of()
-            chunks = chunk_text(pending.text)
-            vectors = await embedder.embed(chunks)
+            stored = await self._store(message, pending, attempt)
         except Exception as exc:
+            # Whatever failed after the claim, the job goes back for the queue's redelivery
+            # (with the error), so the dead-letter verdict can end it: never left leased.
             error = _describe(exc)
             await self._end(message, attempt, lambda job: job.release(attempt, error))
             raise
+        if stored is not None:
+            await self._invalidate(pending.document.workspace_id, pending.document.owner_id)
+            metrics.add_metric(name="DocumentsIngested", unit="Count", value=1)
+        return stored
+
+    async def _store(
+        self, message: JobMessage, pending: PendingDocument, attempt: int
+    ) -> int | None:
+        """Chunk, embed and store as the owner's memories; None when the lease was lost."""
+        document = pending.document
+        embedder = self._embedder_of()
+        chunks = chunk_text(pending.text)
+        vectors = await embedder.embed(chunks)
         memories = [
             NewMemory(
                 MemoryScope.USER,
@@ -77,8 +90,6 @@ class DocumentIngestion:
             await tx.memories.add(document.workspace_id, document.owner_id, memories)
             job.finish(attempt)
             await tx.documents.save(job, chunk_count=len(chunks))
-        await self._invalidate(document.workspace_id, document.owner_id)
-        metrics.add_metric(name="DocumentsIngested", unit="Count", value=1)
         return len(chunks)
 
     async def bury(self, message: JobMessage) -> bool:

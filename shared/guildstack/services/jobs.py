@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 
+from guildstack.domain.errors import NotFound
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.vocabulary import JobKind
 from guildstack.observability import metrics
@@ -47,9 +48,13 @@ class Jobs:
         return buried
 
     async def _bury_step(self, message: JobMessage) -> bool:
-        async with self._uow.system("dead-letter a step") as tx:
-            async with tx.runs.locked(message.workspace_id, message.job_id) as graph:
-                return graph.bury(message.step_key or "", now=tx.now)
+        """The step dead, its run failed; False when it finished, or its run is gone."""
+        try:
+            async with self._uow.system("dead-letter a step") as tx:
+                async with tx.runs.locked(message.workspace_id, message.job_id) as graph:
+                    return graph.bury(message.step_key or "", now=tx.now)
+        except NotFound:
+            return False
 
 
 class Sweeper:

@@ -135,6 +135,7 @@ def change_of(graph: RunGraph) -> dict[str, Any]:
             for h in graph.handoffs
         ],
         "events": [{"type": e.type.value, "payload": dict(e.payload)} for e in graph.events],
+        "close_questions": graph.questions_closed,
     }
 
 
