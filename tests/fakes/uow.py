@@ -733,10 +733,19 @@ class FakeDocuments:
     def __init__(self, tx: FakeTx) -> None:
         self._tx, self._w = tx, tx.world
 
-    async def create(self, workspace_id: UUID, title: str, text: str) -> Document:
+    async def create(
+        self,
+        workspace_id: UUID,
+        title: str,
+        text: str,
+        *,
+        owner_id: UUID | None = None,
+        collection: Collection = Collection.DOCUMENTS,
+    ) -> Document:
         self._tx.may_write(workspace_id, Role.VIEWER)
-        document = Document(uuid.uuid4(), workspace_id, self._tx.me, title,
-                            DocumentStatus.PENDING, 0, self._tx.now)  # fmt: skip
+        owner = owner_id or self._tx.me
+        document = Document(uuid.uuid4(), workspace_id, owner, title, DocumentStatus.PENDING,
+                            0, self._tx.now, collection=collection)  # fmt: skip
         job = DocumentJob(document.id, workspace_id, DocumentStatus.PENDING)
         self._w.documents[document.id] = StoredDocument(document, job, text, self._tx.now)
         return document
@@ -746,6 +755,7 @@ class FakeDocuments:
             self._view(d)
             for d in self._w.documents.values()
             if d.document.workspace_id == workspace_id
+            and d.document.collection is Collection.DOCUMENTS
             and (self._tx.actor is None or d.document.owner_id == self._tx.me)
         ]
         return _page(rows, page, lambda d: (d.created_at, d.id), newest_first=True)

@@ -8,6 +8,15 @@
 alter table public.workspace_members add column if not exists account_kind text not null
     default 'standard' check (account_kind in ('admin', 'parent', 'child', 'standard'));
 
+-- An ingestion job names the collection its chunks go to: `documents` for uploads, `core`
+-- for a chat exchange the assistant should remember.
+alter table public.documents add column if not exists collection text not null
+    default 'documents' check (
+        collection in ('core', 'documents', 'business', 'design_guidelines', 'codex_knowledge',
+                       'campaign_briefs', 'competitor_intel', 'industry_research',
+                       'user_preferences')
+    );
+
 create table if not exists public.conversations (
     id uuid primary key default gen_random_uuid(),
     workspace_id uuid not null references public.workspaces (id) on delete cascade,

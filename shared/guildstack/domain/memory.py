@@ -99,6 +99,9 @@ class Document:
     chunk_count: int
     created_at: datetime
     error: str | None = None
+    # Where its chunks are remembered: `documents` for uploads; `core` for a chat exchange
+    # the assistant should remember (ingested by the same leased jobs).
+    collection: Collection = Collection.DOCUMENTS
 
 
 def rank(candidates: Sequence[Candidate], now: datetime, limit: int) -> list[SearchHit]:

@@ -81,11 +81,22 @@ class MemoryRepository(Protocol):
 
 
 class DocumentRepository(Protocol):
-    async def create(self, workspace_id: UUID, title: str, text: str) -> Document:
-        """A `pending` document of the actor's, holding its text until a worker ingests it."""
+    async def create(
+        self,
+        workspace_id: UUID,
+        title: str,
+        text: str,
+        *,
+        owner_id: UUID | None = None,
+        collection: Collection = Collection.DOCUMENTS,
+    ) -> Document:
+        """A `pending` document holding its text until a worker ingests it into `collection`;
+        the actor's, or (in a system transaction) `owner_id`'s."""
         ...
 
-    async def list_documents(self, workspace_id: UUID, page: PageRequest) -> Page[Document]: ...
+    async def list_documents(self, workspace_id: UUID, page: PageRequest) -> Page[Document]:
+        """Uploaded documents (the `documents` collection), newest first."""
+        ...
 
     async def lock(self, workspace_id: UUID, document_id: UUID) -> DocumentJob | None:
         """The document's ingestion job under its row lock; None when there is none."""

@@ -10,7 +10,7 @@ from uuid import UUID
 from guildstack.domain.authorization import Action, authorize
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.jobs import DocumentJob, JobMessage
-from guildstack.domain.memory import Collection, MemoryScope, chunk_text
+from guildstack.domain.memory import MemoryScope, chunk_text
 from guildstack.observability import logger, metrics
 from guildstack.ports.memory import Embedder, NewMemory, PendingDocument, SearchCache
 from guildstack.ports.uow import UnitOfWork
@@ -68,7 +68,7 @@ class DocumentIngestion:
         memories = [
             NewMemory(
                 MemoryScope.USER,
-                Collection.DOCUMENTS,
+                document.collection,
                 chunk,
                 vector,
                 embedder.model_id,

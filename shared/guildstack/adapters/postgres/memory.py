@@ -164,21 +164,31 @@ class PostgresDocumentRepository:
         self._conn = conn
         self._actor = actor
 
-    async def create(self, workspace_id: UUID, title: str, text: str) -> Document:
-        if self._actor is None:
-            raise RuntimeError("a document belongs to a signed-in user")
+    async def create(
+        self,
+        workspace_id: UUID,
+        title: str,
+        text: str,
+        *,
+        owner_id: UUID | None = None,
+        collection: Collection = Collection.DOCUMENTS,
+    ) -> Document:
+        owner = owner_id or (self._actor.user_id if self._actor else None)
+        if owner is None:
+            raise RuntimeError("a document belongs to a user")
         cur = await self._conn.execute(
-            "insert into public.documents (workspace_id, owner_id, title, body)"
-            " values (%s, %s, %s, %s) returning *",
-            (workspace_id, self._actor.user_id, title, text),
+            "insert into public.documents (workspace_id, owner_id, title, body, collection)"
+            " values (%s, %s, %s, %s, %s) returning *",
+            (workspace_id, owner, title, text, collection.value),
         )
         return _document(await returned_row(cur))
 
     async def list_documents(self, workspace_id: UUID, page: PageRequest) -> Page[Document]:
         return await fetch_page(
             self._conn,
-            "select * from public.documents where workspace_id = %(ws)s",
-            {"ws": workspace_id},
+            "select * from public.documents where workspace_id = %(ws)s"
+            " and collection = %(collection)s",
+            {"ws": workspace_id, "collection": Collection.DOCUMENTS.value},
             page,
             _document,
             lambda d: (d.created_at, d.id),
@@ -269,6 +279,7 @@ def _document(row: dict[str, Any]) -> Document:
         chunk_count=row["chunk_count"],
         created_at=row["created_at"],
         error=row["error"],
+        collection=Collection(row["collection"]),
     )
 
 
