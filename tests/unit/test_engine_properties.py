@@ -35,7 +35,6 @@ from unittest import mock
 from uuid import UUID
 
 import hypothesis
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -535,13 +534,11 @@ def check(sim: Sim) -> None:
         first = min((s for s in steps.values() if s.status in FAILED), key=lambda s: s.position)
         assert run.error is not None and run.error.startswith("Step ")
         named = run.error.split(" ")[1]
-        # Known bug, pinned by test_run_graph.py::
-        # test_given_a_rejected_step_sent_back_to_approval_then_the_run_error_names_the_failed_one
-        # (remove this exemption with the fix).
-        if not (sim.retried_while_failed and steps[named].status not in FAILED):
-            assert named == first.key, f"the run error names {named}, not {first.key}"
+        assert named == first.key, f"the run error names {named}, not {first.key}"
         finished = [e for e in events if e.type == E.RUN_FINISHED]
-        assert finished[-1].payload == {"status": "failed", "error": run.error[:500]}
+        # A retry while the run stays failed updates its error without finishing it again.
+        if not sim.retried_while_failed:
+            assert finished[-1].payload == {"status": "failed", "error": run.error[:500]}
 
     # run.finished follows each run.status that finishes the run, and only those: once,
     # unless a retry reopened the run (then once more per reopening).
@@ -860,13 +857,6 @@ async def test_given_failures_past_the_receive_count_then_the_dead_letter_buries
     check(sim)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: cancelling a run rejects its pending approvals but leaves the question of a "
-        "step waiting for input pending forever (the step is skipped; answering is a 409)"
-    ),
-)
 async def test_given_a_pending_question_when_the_run_is_cancelled_then_the_question_is_closed() -> (
     None
 ):

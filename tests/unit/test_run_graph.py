@@ -937,14 +937,6 @@ def test_given_a_rejected_step_when_retried_then_it_asks_again_with_a_new_approv
     assert graph.steps["G"].status is S.QUEUED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: run.error is only recomputed when the run's status changes; a retry that sends "
-        "a rejected step back to its approver while another failed step keeps the run failed "
-        "leaves run.error naming the retried step, which is no longer failed"
-    ),
-)
 def test_given_a_rejected_step_sent_back_to_approval_then_the_run_error_names_the_failed_one() -> (
     None
 ):

@@ -408,7 +408,11 @@ class RunGraph:
         if self._dropped_by_cancel(step, now):
             return True
         tries = "attempt" if step.attempt == 1 else "attempts"
-        step.error = f"The step failed repeatedly (gave up after {step.attempt} {tries})."
+        step.error = (
+            f"The step failed repeatedly (gave up after {step.attempt} {tries})."
+            if step.attempt
+            else "The queue gave up on the step's message before it could run."
+        )
         self._move(step, S.DEAD)
         step.lease_until, step.finished_at = None, now
         self._emit(EventType.STEP_DEAD, step=key, attempts=step.attempt, error=step.error)
@@ -544,8 +548,9 @@ class RunGraph:
         return step
 
     def _attempt(self, key: str, attempt: int) -> StepState | None:
-        """The step, if `attempt` still holds it (its lease may have run out meanwhile: with
-        no other attempt started, the result still counts)."""
+        """The step, if `attempt` still holds it. A result counts even after its lease ran
+        out, as long as no other attempt took the step over (and the sweeper has not queued
+        it again)."""
         step = self.steps.get(key)
         if step is None or step.status is not S.RUNNING or step.attempt != attempt:
             return None
@@ -636,6 +641,10 @@ class RunGraph:
         status = run_status_of(self.run.status, (s.status for s in self.steps.values()))
         if status is not self.run.status:
             self._set_status(status, now)
+        elif status is RunStatus.FAILED and self.run.error != (reason := self._failure()):
+            # Still failed, for another step now (the first one was retried): say so.
+            self.run.error, self.run.updated_at = reason, now
+            self.run_touched = True
 
     def _set_status(self, status: RunStatus, now: datetime) -> None:
         run = self.run
