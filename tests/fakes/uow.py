@@ -100,6 +100,42 @@ class World:
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
     conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
 
+    def snapshot(self) -> World:
+        """A copy to roll back to. Rows written as frozen values (workspaces, members,
+        events, gates, usage...) are shared; the mutable ones (run and step states, jobs)
+        are copied; every collection is copied."""
+        return World(
+            workspaces=dict(self.workspaces),
+            members={ws: dict(m) for ws, m in self.members.items()},
+            emails=dict(self.emails),
+            agents=dict(self.agents),
+            runs={
+                rid: StoredRun(
+                    copy.copy(r.run),
+                    _rows(r.steps),
+                    list(r.events),
+                    dict(r.approvals),
+                    dict(r.questions),
+                    dict(r.handoffs),
+                )
+                for rid, r in self.runs.items()
+            },  # fmt: skip
+            budgets=dict(self.budgets),
+            default_budget=self.default_budget,
+            spent=defaultdict(Decimal, self.spent),
+            held=dict(self.held),
+            usage=list(self.usage),
+            memories=dict(self.memories),
+            documents={
+                did: StoredDocument(d.document, copy.copy(d.job), d.text, d.updated_at)
+                for did, d in self.documents.items()
+            },
+            conversations={
+                cid: StoredConversation(c.conversation, list(c.messages), list(c.events))
+                for cid, c in self.conversations.items()
+            },
+        )
+
     def register(self, email: str) -> UUID:
         user_id = uuid.uuid4()
         self.emails[email] = user_id
@@ -108,6 +144,11 @@ class World:
     def role(self, workspace_id: UUID, user_id: UUID) -> Role | None:
         member = self.members.get(workspace_id, {}).get(user_id)
         return member.role if member else None
+
+
+def _rows(steps: dict[str, StepState]) -> dict[str, StepState]:
+    """Step rows copied one level deep (every field of a step holds an immutable value)."""
+    return {key: copy.copy(step) for key, step in steps.items()}
 
 
 class Clock:
@@ -154,7 +195,7 @@ class InMemoryUnitOfWork:
         async with self._lock:
             self._holder = task
             self.transactions.append(name)
-            snapshot = copy.deepcopy(self.world)
+            snapshot = self.world.snapshot()
             tx = FakeTx(self.world, actor, self.clock())
             try:
                 yield tx
@@ -388,14 +429,14 @@ class FakeRuns:
 
     async def add(self, graph: RunGraph) -> Run:
         self._tx.may_write(graph.run.workspace_id, Role.OPERATOR)
-        self._w.runs[graph.run.id] = StoredRun(copy.deepcopy(graph.run), copy.deepcopy(graph.steps))
+        self._w.runs[graph.run.id] = StoredRun(copy.copy(graph.run), _rows(graph.steps))
         self._save(graph)
         return graph.snapshot()
 
     @asynccontextmanager
     async def locked(self, workspace_id: UUID, run_id: UUID) -> AsyncIterator[RunGraph]:
         stored = self._stored(workspace_id, run_id)
-        graph = RunGraph(copy.deepcopy(stored.run), copy.deepcopy(stored.steps))
+        graph = RunGraph(copy.copy(stored.run), _rows(stored.steps))
         yield graph
         if self._tx.actor is not None and (graph.events or graph.touched):
             self._tx.may_write(workspace_id, Role.OPERATOR)
@@ -425,9 +466,9 @@ class FakeRuns:
 
     def _save(self, graph: RunGraph) -> None:
         stored = self._w.runs[graph.run.id]
-        stored.run = copy.deepcopy(graph.run)
+        stored.run = copy.copy(graph.run)
         for key in graph.touched:
-            stored.steps[key] = copy.deepcopy(graph.steps[key])
+            stored.steps[key] = copy.copy(graph.steps[key])
         run = graph.run
         for approval in graph.approvals:
             stored.approvals[approval.id] = Approval(
@@ -768,11 +809,11 @@ class FakeDocuments:
         stored = self._w.documents.get(document_id)
         if stored is None or stored.document.workspace_id != workspace_id:
             return None
-        return copy.deepcopy(stored.job)
+        return copy.copy(stored.job)
 
     async def save(self, job: DocumentJob, *, chunk_count: int | None = None) -> None:
         stored = self._w.documents[job.id]
-        stored.job = copy.deepcopy(job)
+        stored.job = copy.copy(job)
         stored.updated_at = self._tx.now
         if chunk_count is not None:
             stored.document = replace(stored.document, chunk_count=chunk_count)
@@ -798,7 +839,7 @@ class FakeDocuments:
             )
             if waiting or lost:
                 stored.updated_at = now
-                found.append(copy.deepcopy(job))
+                found.append(copy.copy(job))
         return found[:limit]
 
 

@@ -20,7 +20,6 @@ visibility. Everything is seeded by Hypothesis (`derandomize=True`): no sleeps, 
 from __future__ import annotations
 
 import asyncio
-import copy
 import os
 import re
 import uuid
@@ -32,7 +31,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Literal
 from unittest import mock
-from uuid import UUID
 
 import hypothesis
 from hypothesis import HealthCheck, given, settings
@@ -42,21 +40,17 @@ from guildstack.agents.catalog import load_model_book
 from guildstack.config import DEFAULT_CATALOG_DIR
 from guildstack.domain.agents import AgentSpec
 from guildstack.domain.errors import Conflict, InvalidRequest, ProviderFailed
-from guildstack.domain.identity import Member, Principal, Workspace
+from guildstack.domain.identity import Principal
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.models import Completion, Delta, ModelRequest, StreamItem, Tier, Usage
-from guildstack.domain.run_graph import STEP_TRANSITIONS, RunGraph, RunState, StepState, Verdict
+from guildstack.domain.run_graph import STEP_TRANSITIONS, RunGraph, StepState, Verdict
 from guildstack.domain.runs import (
     FAILED,
     SETTLED,
-    Approval,
     Event,
-    Handoff,
     Node,
-    Question,
     Workflow,
 )
-from guildstack.domain.usage import UsageRecord
 from guildstack.domain.vocabulary import (
     Decision,
     EventType,
@@ -712,21 +706,6 @@ def observed() -> Iterator[Observed]:
         yield seen
 
 
-@contextmanager
-def immutable_values_shared() -> Iterator[None]:
-    """The fake database deep-copies the whole world before each transaction, and every
-    run and step row it loads or stores. This makes those copies cheap without changing
-    them: rows it never changes once written (frozen: events, usage rows, approvals,
-    questions, handoffs, workspaces, members) and immutable values (ids, moments) are shared,
-    and a run or step row, whose every field holds an immutable value, is copied shallowly."""
-    dispatch: dict[type, Any] = vars(copy)["_deepcopy_dispatch"]
-    atomic = vars(copy)["_deepcopy_atomic"]
-    shared = (UUID, datetime, Event, UsageRecord, Approval, Question, Handoff, Workspace, Member)
-    rows = dict.fromkeys((RunState, StepState), lambda row, memo: copy.copy(row))
-    with mock.patch.dict(dispatch, {**dict.fromkeys(shared, atomic), **rows}):
-        yield
-
-
 async def simulate(plan: Plan, draw: Callable[[st.SearchStrategy[Any]], Any]) -> Sim:
     sim = Sim(plan, draw)
     await sim.start()
@@ -745,7 +724,7 @@ async def simulate(plan: Plan, draw: Callable[[st.SearchStrategy[Any]], Any]) ->
 def test_given_any_workflow_and_any_delivery_then_the_engine_keeps_its_guarantees(
     plan: Plan, data: st.DataObject
 ) -> None:
-    with observed() as seen, immutable_values_shared():
+    with observed() as seen:
         sim = asyncio.run(simulate(plan, data.draw))
     check(sim)
     _describe(sim, seen)
