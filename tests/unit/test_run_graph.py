@@ -209,6 +209,16 @@ def test_given_a_workflow_when_started_then_the_run_row_is_built_from_it() -> No
     assert (run.output, run.error, run.finished_at) == (None, None, None)
 
 
+def test_given_a_dispatch_delay_and_a_context_when_started_then_both_are_kept() -> None:
+    workflow = Workflow(RunKind.CHAT, "Chat", "hello", (node("reply"),))
+    graph = RunGraph.start(
+        WS, USER, workflow, now=T0, context={"conversation_id": "c1"}, dispatch_delay_seconds=30
+    )
+    assert graph.dispatches == [Dispatch("reply", 30)]
+    assert graph.run.context == {"conversation_id": "c1"}
+    assert graph.run.kind is RunKind.CHAT
+
+
 def test_given_a_pipeline_when_started_then_the_steps_are_chained() -> None:
     graph = start(node("A"), node("B"), node("C"), kind=RunKind.PIPELINE)
     assert [s.depends_on for s in graph.steps.values()] == [(), ("A",), ("B",)]

@@ -70,6 +70,7 @@ def test_given_a_pipeline_then_each_node_depends_on_the_one_before() -> None:
             "kind_mismatch",
         ),
         (flow(RunKind.DAG, Node("9bad", "a")), "bad_key"),
+        (flow(RunKind.CHAT, Node("A", "a")), "kind_mismatch"),
     ],
 )
 def test_given_an_invalid_workflow_then_the_problem_is_named(

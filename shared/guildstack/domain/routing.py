@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from guildstack.domain.agents import AgentSpec
 
@@ -29,6 +30,7 @@ __all__ = [
     "keyword_terms",
     "merge_explicit",
     "route_by_keywords",
+    "routing_json",
 ]
 
 CORE_AGENT = "nicole_core"
@@ -297,6 +299,16 @@ def route_by_keywords(
         agents=(*routed, RoutedAgent(core, 1.0)),
         latency_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+def routing_json(decision: RoutingDecision) -> dict[str, Any]:
+    """A decision as stored with a message and sent in a chat stream's `meta`."""
+    return {
+        "method": decision.method.value,
+        "agents": [{"code": a.code, "confidence": a.confidence} for a in decision.agents],
+        "latency_ms": decision.latency_ms,
+        "model": decision.model,
+    }
 
 
 def merge_explicit(

@@ -128,6 +128,9 @@ class RunState:
     output: str | None = None
     error: str | None = None
     finished_at: datetime | None = None
+    # What the area that started the run keeps with it (a chat turn's conversation,
+    # routing and history); opaque to the engine.
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -222,8 +225,12 @@ class RunGraph:
         *,
         now: datetime,
         new_id: Callable[[], UUID] = uuid.uuid4,
+        context: Mapping[str, Any] | None = None,
+        dispatch_delay_seconds: int = 0,
     ) -> RunGraph:
-        """A new run of a validated workflow: every step pending, then the roots released."""
+        """A new run of a validated workflow: every step pending, then the roots released.
+        `dispatch_delay_seconds` holds back the roots' messages: for a run whose first step
+        the caller executes itself, the message is only the fallback."""
         run = RunState(
             id=new_id(),
             workspace_id=workspace_id,
@@ -235,6 +242,7 @@ class RunGraph:
             created_at=now,
             updated_at=now,
             budget_usd=workflow.budget_usd,
+            context=dict(context or {}),
         )
         steps = {
             node.key: StepState(
@@ -257,6 +265,10 @@ class RunGraph:
             steps=len(steps),
         )
         graph._make_ready([s.key for s in steps.values() if not s.depends_on], now)
+        if dispatch_delay_seconds:
+            graph.dispatches = [
+                Dispatch(d.step_key, dispatch_delay_seconds) for d in graph.dispatches
+            ]
         graph._refresh(now)
         return graph
 

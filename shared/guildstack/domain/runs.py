@@ -24,6 +24,7 @@ from guildstack.domain.vocabulary import (
 )
 
 __all__ = [
+    "CLIENT_KINDS",
     "MAX_INPUT_CHARS",
     "MAX_NODES",
     "Approval",
@@ -50,6 +51,8 @@ _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 # Steps that will not change again unless someone retries them.
 SETTLED = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED})
 FAILED = frozenset({StepStatus.FAILED, StepStatus.DEAD})
+# The kinds POST /runs takes; the others are started by their own areas.
+CLIENT_KINDS = frozenset({RunKind.SINGLE, RunKind.PIPELINE, RunKind.PARALLEL, RunKind.DAG})
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,8 @@ class Workflow:
 
     def _with_implied_dependencies(self, problem: Any) -> tuple[Node, ...]:
         nodes = self.nodes
+        if self.kind not in CLIENT_KINDS:
+            problem(["kind"], f"a {self.kind} run is not started through /runs", "kind_mismatch")
         if self.kind is RunKind.SINGLE and len(nodes) != 1:
             problem(["nodes"], "a single run has exactly one node", "kind_mismatch")
         if self.kind in (RunKind.SINGLE, RunKind.PARALLEL):

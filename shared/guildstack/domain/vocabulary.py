@@ -73,12 +73,14 @@ class GroupBy(StrEnum):
 
 
 class RunKind(StrEnum):
-    """Workflow shapes a client can start (discussion and the others arrive with their areas)."""
+    """Workflow shapes. A client starts the first four through POST /runs; a chat turn is a
+    run the chat area starts itself."""
 
     SINGLE = "single"
     PIPELINE = "pipeline"
     PARALLEL = "parallel"
     DAG = "dag"
+    CHAT = "chat"
 
 
 class RunStatus(StrEnum):

@@ -47,6 +47,19 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """One problem+json response: type, title, status, detail, request_id (+ errors)."""
+    body = problem_body(status, detail, request_id=request_id, title=title, errors_=errors_)
+    merged = {"X-Request-Id": request_id, **(headers or {})}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=merged)
+
+
+def problem_body(
+    status: int,
+    detail: str,
+    *,
+    request_id: str,
+    title: str | None = None,
+    errors_: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     title = title or HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": f"{PROBLEM_BASE}{title.lower().replace(' ', '-')}",
@@ -57,8 +70,19 @@ def problem(
     }
     if errors_ is not None:
         body["errors"] = errors_
-    merged = {"X-Request-Id": request_id, **(headers or {})}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=merged)
+    return body
+
+
+def problem_of(exc: BaseException, request_id: str) -> dict[str, Any]:
+    """The problem body an error would get as a response (for streams, whose status is
+    already sent): domain errors as mapped, anything else a plain 500."""
+    if isinstance(exc, errors.GuildstackError):
+        field_errors = exc.errors if isinstance(exc, errors.InvalidInput) else None
+        return problem_body(
+            status_for(exc), exc.detail, request_id=request_id, title=exc.title,
+            errors_=field_errors,
+        )  # fmt: skip
+    return problem_body(500, "An unexpected error occurred.", request_id=request_id)
 
 
 def status_for(exc: errors.GuildstackError) -> int:
