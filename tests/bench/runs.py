@@ -77,6 +77,10 @@ class CountingDatabase(PostgresDatabase):
         self.transactions += 1
         return super().begin(claims)
 
+    def pipelined(self, claims: Any) -> Any:
+        self.transactions += 1
+        return super().pipelined(claims)
+
 
 @dataclass
 class EngineFigures:

@@ -48,6 +48,48 @@ alter table public.documents add column if not exists lease_until timestamptz;
 create index if not exists documents_pending_idx on public.documents (updated_at)
     where status in ('pending', 'processing');
 
+-- A workspace's budget figures for a reservation, under the lock of the month's spend row
+-- (made on the month's first reservation): reservations of one workspace queue up on it.
+-- The sums are read by a statement that starts after the lock is granted, so they include
+-- every reservation committed by whoever held it before (a single locking statement would
+-- read them as of before its wait).
+create or replace function private.lock_budget(p_workspace_id uuid, p_run_id uuid)
+returns table (
+    monthly_budget_usd numeric, spent_usd numeric, held numeric, run_held numeric,
+    run_spent numeric
+)
+language plpgsql security invoker set search_path = '' as $$
+declare
+    v_month date := date_trunc('month', now() at time zone 'utc')::date;
+begin
+    perform 1 from public.workspace_spend
+    where workspace_id = p_workspace_id and month = v_month
+    for update;
+    if not found then
+        insert into public.workspace_spend (workspace_id, month)
+        values (p_workspace_id, v_month)
+        on conflict do nothing;
+        perform 1 from public.workspace_spend
+        where workspace_id = p_workspace_id and month = v_month
+        for update;
+    end if;
+    return query
+    select w.monthly_budget_usd, s.spent_usd,
+        (select coalesce(sum(r.amount_usd), 0) from public.budget_reservations r
+         where r.workspace_id = w.id and r.expires_at > now()),
+        (select coalesce(sum(r.amount_usd), 0) from public.budget_reservations r
+         where r.workspace_id = w.id and r.run_id = p_run_id and r.expires_at > now()),
+        (select coalesce(sum(u.cost_usd), 0) from public.usage u
+         where p_run_id is not null and u.run_id = p_run_id)
+    from public.workspaces w
+    join public.workspace_spend s on s.workspace_id = w.id and s.month = v_month
+    where w.id = p_workspace_id;
+end
+$$;
+
+revoke all on function private.lock_budget(uuid, uuid) from public;
+grant execute on function private.lock_budget(uuid, uuid) to service_role;
+
 -- The run graph's storage, as two functions: one loads a run and its steps under the run
 -- row's lock, one writes back a change. They decide nothing (the domain does); they exist so
 -- that the engine's statements are planned once per connection (PL/pgSQL caches the plans
@@ -56,7 +98,9 @@ create index if not exists documents_pending_idx on public.documents (updated_at
 -- security applies to every statement inside, as it would to the statements themselves.
 
 -- With p_step (a worker claiming it), the same call also returns what that step's prompt
--- is made of and the workspace's own row of its agent: a claim is one round trip.
+-- is made of, the workspace's own row of its agent and, under the month's spend row lock
+-- (taken after the run's, as everywhere), the budget figures the step's reservation is
+-- checked against: a claim is one round trip.
 create or replace function private.load_run_graph(
     p_workspace_id uuid, p_run_id uuid, p_step text default null
 )
@@ -66,6 +110,7 @@ declare
     v_run jsonb;
     v_steps jsonb;
     v_claim jsonb;
+    v_budget jsonb;
     v_step public.steps%rowtype;
 begin
     select to_jsonb(r) into v_run
@@ -124,16 +169,23 @@ begin
                 where a.workspace_id = p_workspace_id and a.code = v_step.agent_code
             )
         );
+        select jsonb_build_object(
+            'monthly_budget_usd', b.monthly_budget_usd::text, 'spent_usd', b.spent_usd::text,
+            'held', b.held::text, 'run_held', b.run_held::text, 'run_spent', b.run_spent::text)
+        into v_budget
+        from private.lock_budget(p_workspace_id, p_run_id) b;
     end if;
-    return jsonb_build_object('run', v_run, 'steps', v_steps, 'claim', v_claim);
+    return jsonb_build_object(
+        'run', v_run, 'steps', v_steps, 'claim', v_claim, 'budget', v_budget);
 end
 $$;
 
 -- p_change: {workspace_id, run_id, run (or null), steps [...], handoffs [...],
 -- approvals [...], decisions [...], questions [...], answers [...], events [...]}.
--- Returns how many decisions and answers applied (a pending gate decided twice in a race
--- applies once; the caller turns a shortfall into a conflict). Events go last: the counter
--- row stays locked until commit, so events commit in number order.
+-- A pending gate decided (or answered) twice in a race applies once: the second change
+-- raises a conflict (SQLSTATE P0409), so a caller need not read the result before commit.
+-- Events go last: the counter row stays locked until commit, so events commit in number
+-- order.
 create or replace function private.save_run_graph(p_change jsonb)
 returns jsonb
 language plpgsql security invoker set search_path = '' as $$
@@ -180,6 +232,9 @@ begin
             as x(id uuid, status text, comment text, decided_by uuid)
         where a.id = x.id and a.status = 'pending';
         get diagnostics v_decided = row_count;
+        if v_decided < jsonb_array_length(p_change -> 'decisions') then
+            raise exception using errcode = 'P0409', message = 'the approval was already decided';
+        end if;
     end if;
     if jsonb_array_length(p_change -> 'questions') > 0 then
         insert into public.questions (id, workspace_id, run_id, step_key, question)
@@ -195,6 +250,9 @@ begin
             as x(id uuid, answer text, answered_by uuid)
         where q.id = x.id and q.status = 'pending';
         get diagnostics v_answered = row_count;
+        if v_answered < jsonb_array_length(p_change -> 'answers') then
+            raise exception using errcode = 'P0409', message = 'the question was already answered';
+        end if;
     end if;
     if jsonb_array_length(p_change -> 'handoffs') > 0 then
         insert into public.handoffs (run_id, step_key, workspace_id, content, metadata)

@@ -32,7 +32,7 @@ from guildstack.adapters.postgres.run_rows import (
     to_run,
     to_step,
 )
-from guildstack.domain.errors import Conflict, NotFound
+from guildstack.domain.errors import NotFound
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import NewEvent, RunGraph
@@ -93,6 +93,9 @@ class PostgresRunRepository:
     ) -> AsyncIterator[tuple[RunGraph, StepContext]]:
         loaded = await self._load(workspace_id, run_id, step_key)
         graph = graph_of(loaded)
+        # The claim also read the budget under its lock: the step's reservation, made in
+        # this transaction, is checked against these figures without reading them again.
+        self._tx.ledger.holding(workspace_id, run_id, loaded["budget"])
         yield graph, context_of(loaded["claim"])
         await self._save(graph)
 
@@ -106,16 +109,12 @@ class PostgresRunRepository:
         return loaded
 
     async def _save(self, graph: RunGraph) -> None:
-        """Write back what the graph changed, in one call; then queue its dispatches."""
-        cur = await self._conn.execute(
-            "select private.save_run_graph(%s::jsonb) as applied",
-            (json.dumps(change_of(graph)),),
+        """Write back what the graph changed, in one call; then queue its dispatches. Its
+        result is not read (in a pipelined transaction, not waited for): a gate decided or
+        answered twice raises a conflict in the database."""
+        await self._conn.execute(
+            "select private.save_run_graph(%s::jsonb)", (json.dumps(change_of(graph)),)
         )
-        applied = (await returned_row(cur))["applied"]
-        if applied["decided"] < len(graph.decisions):
-            raise Conflict("The approval was already decided.")
-        if applied["answered"] < len(graph.answers):
-            raise Conflict("The question was already answered.")
         run = graph.run
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)
@@ -136,6 +135,7 @@ class PostgresRunRepository:
             select %(ws)s, %(run)s, counter.base + e.ord, e.type, e.payload
             from counter, unnest(%(types)s::text[], %(payloads)s::jsonb[])
                  with ordinality as e(type, payload, ord)
+            returning seq
             """,
             {
                 "n": len(events),
@@ -145,7 +145,7 @@ class PostgresRunRepository:
                 "payloads": [json.dumps(dict(e.payload)) for e in events],
             },
         )
-        return cur.rowcount
+        return len(await cur.fetchall())
 
     async def append_tokens(
         self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str

@@ -3,12 +3,16 @@
 Repositories are made on first use and bound to the transaction's connection. Messages the
 change produced are sent after the commit, grouped by delay; a failed send is logged and
 left to the sweeper (the work is queued in the database, so nothing is lost).
+
+System transactions (the engine's) are pipelined (see `database`): their repositories read
+results only where they need them, so a write costs no round trip of its own, and they never
+rely on a cursor's `rowcount` before a read.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import cached_property
@@ -32,7 +36,9 @@ if TYPE_CHECKING:
 
 
 class PostgresTx:
-    def __init__(self, conn: Connection, actor: Principal | None, now: datetime) -> None:
+    def __init__(
+        self, conn: Connection, actor: Principal | None, now: datetime | Callable[[], datetime]
+    ) -> None:
         self.conn = conn
         self._actor = actor
         self._now = now
@@ -44,6 +50,8 @@ class PostgresTx:
 
     @property
     def now(self) -> datetime:
+        if not isinstance(self._now, datetime):
+            self._now = self._now()
         return self._now
 
     def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
@@ -96,13 +104,23 @@ class PostgresUnitOfWork:
 
     def system(self, reason: str) -> AbstractAsyncContextManager[PostgresTx]:
         logger.debug("system transaction", extra={"reason": reason})
-        return self._transaction(None)
+        return self._system()
 
     @asynccontextmanager
-    async def _transaction(self, actor: Principal | None) -> AsyncIterator[PostgresTx]:
-        async with self._db.begin(actor.claims if actor else None) as (conn, now):
+    async def _transaction(self, actor: Principal) -> AsyncIterator[PostgresTx]:
+        async with self._db.begin(actor.claims) as (conn, now):
             tx = PostgresTx(conn, actor, now)
             yield tx
+        await self._send_all(tx)
+
+    @asynccontextmanager
+    async def _system(self) -> AsyncIterator[PostgresTx]:
+        async with self._db.pipelined(None) as (conn, clock):
+            tx = PostgresTx(conn, None, clock)
+            yield tx
+        await self._send_all(tx)
+
+    async def _send_all(self, tx: PostgresTx) -> None:
         for delay, messages in tx.outbox.items():
             await self._send(messages, delay)
 
