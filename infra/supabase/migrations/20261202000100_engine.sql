@@ -97,21 +97,20 @@ grant execute on function private.lock_budget(uuid, uuid) to service_role;
 -- client-side prepared statements do not). Both run with the caller's rights: row-level
 -- security applies to every statement inside, as it would to the statements themselves.
 
--- With p_step (a worker claiming it), the same call also returns what that step's prompt
--- is made of, the workspace's own row of its agent and, under the month's spend row lock
--- (taken after the run's, as everywhere), the budget figures the step's reservation is
--- checked against: a claim is one round trip.
+-- With p_steps (a worker claiming them), the same call also returns, per step, what its
+-- prompt is made of and the workspace's own row of its agent and, under the month's spend
+-- row lock (taken after the run's, as everywhere), the budget figures the steps'
+-- reservations are checked against: a claim is one round trip.
 create or replace function private.load_run_graph(
-    p_workspace_id uuid, p_run_id uuid, p_step text default null
+    p_workspace_id uuid, p_run_id uuid, p_steps text[] default null
 )
 returns jsonb
 language plpgsql security invoker set search_path = '' as $$
 declare
     v_run jsonb;
     v_steps jsonb;
-    v_claim jsonb;
+    v_claims jsonb;
     v_budget jsonb;
-    v_step public.steps%rowtype;
 begin
     select to_jsonb(r) into v_run
     from (
@@ -147,28 +146,30 @@ begin
         where run_id = s.run_id and step_key = s.key order by created_at desc limit 1
     ) a on s.requires_approval
     where s.run_id = p_run_id;
-    if p_step is not null then
-        select * into v_step from public.steps where run_id = p_run_id and key = p_step;
-        v_claim := jsonb_build_object(
-            'prompt', v_step.prompt,
+    if p_steps is not null then
+        select coalesce(jsonb_object_agg(s.key, jsonb_build_object(
+            'prompt', s.prompt,
             'handoffs', coalesce((
                 select jsonb_agg(jsonb_build_object(
                     'key', h.step_key, 'agent', d.agent_code, 'content', h.content,
-                    'metadata', h.metadata) order by array_position(v_step.depends_on, h.step_key))
+                    'metadata', h.metadata) order by array_position(s.depends_on, h.step_key))
                 from public.handoffs h
                 join public.steps d on d.run_id = h.run_id and d.key = h.step_key
-                where h.run_id = p_run_id and h.step_key = any(v_step.depends_on)
+                where h.run_id = p_run_id and h.step_key = any(s.depends_on)
             ), '[]'::jsonb),
             'answers', coalesce((
                 select jsonb_agg(jsonb_build_array(q.question, q.answer) order by q.created_at)
                 from public.questions q
-                where q.run_id = p_run_id and q.step_key = p_step and q.status = 'answered'
+                where q.run_id = p_run_id and q.step_key = s.key and q.status = 'answered'
             ), '[]'::jsonb),
             'agent', (
                 select to_jsonb(a) from public.agents a
-                where a.workspace_id = p_workspace_id and a.code = v_step.agent_code
+                where a.workspace_id = p_workspace_id and a.code = s.agent_code
             )
-        );
+        )), '{}'::jsonb)
+        into v_claims
+        from public.steps s
+        where s.run_id = p_run_id and s.key = any(p_steps);
         select jsonb_build_object(
             'monthly_budget_usd', b.monthly_budget_usd::text, 'spent_usd', b.spent_usd::text,
             'held', b.held::text, 'run_held', b.run_held::text, 'run_spent', b.run_spent::text)
@@ -176,7 +177,7 @@ begin
         from private.lock_budget(p_workspace_id, p_run_id) b;
     end if;
     return jsonb_build_object(
-        'run', v_run, 'steps', v_steps, 'claim', v_claim, 'budget', v_budget);
+        'run', v_run, 'steps', v_steps, 'claims', v_claims, 'budget', v_budget);
 end
 $$;
 
@@ -275,8 +276,8 @@ begin
 end
 $$;
 
-revoke all on function private.load_run_graph(uuid, uuid, text) from public;
+revoke all on function private.load_run_graph(uuid, uuid, text[]) from public;
 revoke all on function private.save_run_graph(jsonb) from public;
-grant execute on function private.load_run_graph(uuid, uuid, text)
+grant execute on function private.load_run_graph(uuid, uuid, text[])
     to authenticated, service_role;
 grant execute on function private.save_run_graph(jsonb) to authenticated, service_role;

@@ -3,12 +3,18 @@ step's inputs and its agent), call the agent's model (its text appended as `step
 events while it streams), then one transaction records the outcome: the output, handoff,
 events, the dependents released and the call's usage row, together. At-least-once
 delivery, exactly-once effects: a second copy of a message finds the step taken or done.
+
+The steps of one run serialize on its row lock. Claims of one run that arrive while another
+of its claims is in flight in this process wait for it and then go together, in one
+transaction (each step claimed, and its call reserved, as if alone): a fan-out's ten claims
+take two turns of the lock instead of ten.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -39,7 +45,7 @@ from guildstack.domain.runs import ASKING_INSTRUCTIONS, parse_question, step_mes
 from guildstack.domain.vocabulary import AgentStatus, EventType
 from guildstack.observability import logger, metrics
 from guildstack.ports.models import LanguageModel
-from guildstack.ports.runs import StepInputs
+from guildstack.ports.runs import StepContext, StepInputs
 from guildstack.ports.uow import UnitOfWork
 from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
@@ -95,6 +101,18 @@ class Claim:
         )
 
 
+ClaimResult = tuple[Claim | None, float | None]
+
+
+@dataclass
+class _Waiting:
+    """A claim waiting for the one of its run in flight, to go with the next batch."""
+
+    message: JobMessage
+    key: str
+    result: asyncio.Future[ClaimResult]
+
+
 class StepEngine:
     def __init__(
         self,
@@ -116,6 +134,9 @@ class StepEngine:
         self._flush_seconds = flush_seconds
         self._flush_chars = flush_chars
         self._clock = clock
+        # Per run with a claim in flight: the claims waiting for it (see the docstring).
+        self._claims: dict[tuple[UUID, UUID], list[_Waiting]] = {}
+        self._batches: set[asyncio.Task[None]] = set()
 
     async def handle(self, message: JobMessage) -> None:
         """Raises `StepAttemptFailed` when the queue should deliver the message again."""
@@ -167,45 +188,118 @@ class StepEngine:
         elif verdict is not Verdict.ACCEPTED:
             metrics.add_metric(name="StepResultsDiscarded", unit="Count", value=1)
 
-    async def _claim(self, message: JobMessage, key: str) -> tuple[Claim | None, float | None]:
+    async def _claim(self, message: JobMessage, key: str) -> ClaimResult:
         """The claim; or None and, when another worker holds the step, its lease's rest.
 
         One transaction: the claim, the step's inputs and agent, and (for an agent that
         needs no memories, whose prompt is complete now) the call's budget reservation. A
-        step the budget cannot pay for fails here, before any model is asked."""
+        step the budget cannot pay for fails here, before any model is asked. While it is
+        in flight, other claims of the run wait, then go together (`_serve`)."""
+        run = (message.workspace_id, message.job_id)
+        waiting = self._claims.get(run)
+        if waiting is not None:
+            result: asyncio.Future[ClaimResult] = asyncio.get_running_loop().create_future()
+            waiting.append(_Waiting(message, key, result))
+            return await result
+        self._claims[run] = []
+        try:
+            return (await self._claim_batch([(message, key)]))[0]
+        finally:
+            self._next_batch(run)
+
+    def _next_batch(self, run: tuple[UUID, UUID]) -> None:
+        """The claim of `run` in flight ended: the claims that waited for it go together."""
+        waiting = self._claims.pop(run)
+        if waiting:
+            self._claims[run] = []
+            task = asyncio.create_task(self._serve(run, waiting))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _serve(self, run: tuple[UUID, UUID], batch: list[_Waiting]) -> None:
+        try:
+            outcomes = await self._claim_all([(w.message, w.key) for w in batch])
+        except BaseException:  # cancelled (the loop is closing): so are the claims waiting
+            for waiting in batch:
+                waiting.result.cancel()
+            raise
+        finally:
+            self._next_batch(run)
+        for waiting, outcome in zip(batch, outcomes, strict=True):
+            if waiting.result.done():
+                continue  # its handler was cancelled meanwhile; the step's lease runs out
+            if isinstance(outcome, BaseException):
+                waiting.result.set_exception(outcome)
+            else:
+                waiting.result.set_result(outcome)
+
+    async def _claim_all(
+        self, entries: Sequence[tuple[JobMessage, str]]
+    ) -> list[ClaimResult | BaseException]:
+        """Each entry's claim: together in one transaction; should that fail, one at a time,
+        so that each gets its own outcome (its error, if it fails alone)."""
+        try:
+            return list(await self._claim_batch(entries))
+        except Exception:  # noqa: BLE001 - nothing was committed: each alone says what failed
+            logger.info("a batch of claims failed; claiming one at a time")
+        outcomes: list[ClaimResult | BaseException] = []
+        for entry in entries:
+            try:
+                outcomes.extend(await self._claim_batch([entry]))
+            except Exception as exc:  # noqa: BLE001 - handed to that claim's handler
+                outcomes.append(exc)
+        return outcomes
+
+    async def _claim_batch(self, entries: Sequence[tuple[JobMessage, str]]) -> list[ClaimResult]:
+        message = entries[0][0]
+        keys = list(dict.fromkeys(key for _, key in entries))
         try:
             async with self._uow.system("claim a step") as tx:
-                async with tx.runs.claiming(message.workspace_id, message.job_id, key) as (
+                async with tx.runs.claiming(message.workspace_id, message.job_id, keys) as (
                     graph,
-                    context,
+                    contexts,
                 ):
-                    step = graph.claim(key, lease_seconds=self._lease, now=tx.now)
-                    if step is None:
-                        return None, graph.lease_left(key, tx.now)
-                    run = graph.run
-                    agent = self._agents.pick(context.agent, step.agent_code)
-                    claim = Claim(
-                        workspace_id=run.workspace_id,
-                        run_id=run.id,
-                        step_key=key,
-                        attempt=step.attempt,
-                        created_by=run.created_by,
-                        run_input=run.input,
-                        run_budget_usd=run.budget_usd,
-                        agent=agent.spec,
-                        agent_status=agent.status,
-                        inputs=context.inputs,
-                    )
-                    if not _needs_memory(claim) and agent.status not in UNAVAILABLE:
-                        try:
-                            claim = await self._reserved(tx.ledger, claim)
-                        except BudgetExceeded as exc:
-                            error = _describe(exc)
-                            graph.fail(key, step.attempt, error, terminal=True, now=tx.now)
-                            metrics.add_metric(name="StepsFailed", unit="Count", value=1)
-                            return None, None
+                    outcomes = [
+                        await self._claim_one(tx.ledger, graph, contexts, key, tx.now)
+                        for _, key in entries
+                    ]
         except NotFound:
-            return None, None  # the run (or its workspace) is gone
+            return [(None, None)] * len(entries)  # the run (or its workspace) is gone
+        return outcomes
+
+    async def _claim_one(
+        self,
+        ledger: UsageLedger,
+        graph: RunGraph,
+        contexts: Mapping[str, StepContext],
+        key: str,
+        now: datetime,
+    ) -> ClaimResult:
+        step = graph.claim(key, lease_seconds=self._lease, now=now)
+        if step is None:
+            return None, graph.lease_left(key, now)
+        context = contexts[key]
+        run = graph.run
+        agent = self._agents.pick(context.agent, step.agent_code)
+        claim = Claim(
+            workspace_id=run.workspace_id,
+            run_id=run.id,
+            step_key=key,
+            attempt=step.attempt,
+            created_by=run.created_by,
+            run_input=run.input,
+            run_budget_usd=run.budget_usd,
+            agent=agent.spec,
+            agent_status=agent.status,
+            inputs=context.inputs,
+        )
+        if not _needs_memory(claim) and agent.status not in UNAVAILABLE:
+            try:
+                claim = await self._reserved(ledger, claim)
+            except BudgetExceeded as exc:
+                graph.fail(key, step.attempt, _describe(exc), terminal=True, now=now)
+                metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+                return None, None
         return claim, None
 
     async def _reserved(self, ledger: UsageLedger, claim: Claim) -> Claim:

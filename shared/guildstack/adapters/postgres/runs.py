@@ -11,7 +11,7 @@ the counter would otherwise deadlock with a graph change waiting for the counter
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
@@ -89,22 +89,24 @@ class PostgresRunRepository:
 
     @asynccontextmanager
     async def claiming(
-        self, workspace_id: UUID, run_id: UUID, step_key: str
-    ) -> AsyncIterator[tuple[RunGraph, StepContext]]:
-        loaded = await self._load(workspace_id, run_id, step_key)
+        self, workspace_id: UUID, run_id: UUID, step_keys: Sequence[str]
+    ) -> AsyncIterator[tuple[RunGraph, Mapping[str, StepContext]]]:
+        loaded = await self._load(workspace_id, run_id, list(step_keys))
         graph = graph_of(loaded)
-        # The claim also read the budget under its lock: the step's reservation, made in
-        # this transaction, is checked against these figures without reading them again.
+        # The claim also read the budget under its lock: the steps' reservations, made in
+        # this transaction, are checked against these figures without reading them again.
         self._tx.ledger.holding(workspace_id, run_id, loaded["budget"])
-        yield graph, context_of(loaded["claim"])
+        yield graph, {key: context_of(claim) for key, claim in loaded["claims"].items()}
         await self._save(graph)
 
-    async def _load(self, workspace_id: UUID, run_id: UUID, step: str | None) -> dict[str, Any]:
+    async def _load(
+        self, workspace_id: UUID, run_id: UUID, steps: list[str] | None
+    ) -> dict[str, Any]:
         cur = await self._conn.execute(
-            "select private.load_run_graph(%s, %s, %s) as graph", (workspace_id, run_id, step)
+            "select private.load_run_graph(%s, %s, %s) as graph", (workspace_id, run_id, steps)
         )
         loaded: dict[str, Any] | None = (await returned_row(cur))["graph"]
-        if loaded is None or (step is not None and loaded["claim"] is None):
+        if loaded is None:
             raise NotFound(_NO_RUN)
         return loaded
 
