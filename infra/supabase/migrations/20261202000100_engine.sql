@@ -90,6 +90,57 @@ $$;
 revoke all on function private.lock_budget(uuid, uuid) from public;
 grant execute on function private.lock_budget(uuid, uuid) to service_role;
 
+-- The ledger's writes, as a list (applied in order, plans cached): set money aside for a
+-- call ({op: reserve, id, workspace_id, run_id, amount_usd, ttl_seconds}), give it back
+-- ({op: release, id}), or replace it by the call's cost and usage row ({op: settle,
+-- reservation_id, usage: {...}}: the month's spend row is locked by its upsert). A system
+-- transaction sends them with the run graph's save, or alone before it commits.
+create or replace function private.apply_ledger(p_writes jsonb)
+returns void
+language plpgsql security invoker set search_path = '' as $$
+declare
+    w jsonb;
+    u jsonb;
+begin
+    for w in select value from jsonb_array_elements(p_writes) loop
+        case w ->> 'op'
+        when 'reserve' then
+            insert into public.budget_reservations
+                (id, workspace_id, run_id, amount_usd, expires_at)
+            values ((w ->> 'id')::uuid, (w ->> 'workspace_id')::uuid, (w ->> 'run_id')::uuid,
+                (w ->> 'amount_usd')::numeric,
+                now() + make_interval(secs => (w ->> 'ttl_seconds')::float8));
+        when 'release' then
+            delete from public.budget_reservations where id = (w ->> 'id')::uuid;
+        when 'settle' then
+            u := w -> 'usage';
+            delete from public.budget_reservations where id = (w ->> 'reservation_id')::uuid;
+            insert into public.usage (
+                workspace_id, user_id, agent_code, run_id, step_key, provider, model, tier,
+                requested_tier, input_tokens, output_tokens, cache_read_tokens,
+                cache_write_tokens, cost_usd, latency_ms, attempts, status)
+            values ((u ->> 'workspace_id')::uuid, (u ->> 'user_id')::uuid, u ->> 'agent_code',
+                (u ->> 'run_id')::uuid, u ->> 'step_key', u ->> 'provider', u ->> 'model',
+                u ->> 'tier', u ->> 'requested_tier', (u ->> 'input_tokens')::int,
+                (u ->> 'output_tokens')::int, (u ->> 'cache_read_tokens')::int,
+                (u ->> 'cache_write_tokens')::int, (u ->> 'cost_usd')::numeric,
+                (u ->> 'latency_ms')::int, (u ->> 'attempts')::int, u ->> 'status');
+            insert into public.workspace_spend (workspace_id, month, spent_usd)
+            values ((u ->> 'workspace_id')::uuid,
+                date_trunc('month', now() at time zone 'utc')::date,
+                (u ->> 'cost_usd')::numeric)
+            on conflict (workspace_id, month)
+            do update set spent_usd = public.workspace_spend.spent_usd + excluded.spent_usd;
+        else
+            raise exception 'unknown ledger write %', w ->> 'op';
+        end case;
+    end loop;
+end
+$$;
+
+revoke all on function private.apply_ledger(jsonb) from public;
+grant execute on function private.apply_ledger(jsonb) to service_role;
+
 -- The run graph's storage, as two functions: one loads a run and its steps under the run
 -- row's lock, one writes back a change. They decide nothing (the domain does); they exist so
 -- that the engine's statements are planned once per connection (PL/pgSQL caches the plans
@@ -182,7 +233,9 @@ end
 $$;
 
 -- p_change: {workspace_id, run_id, run (or null), steps [...], handoffs [...],
--- approvals [...], decisions [...], questions [...], answers [...], events [...]}.
+-- approvals [...], decisions [...], questions [...], answers [...], ledger [...] (the
+-- transaction's ledger writes, see apply_ledger: applied after the run's rows, so the spend
+-- row is locked after the run's and before the event counter), events [...]}.
 -- A pending gate decided (or answered) twice in a race applies once: the second change
 -- raises a conflict (SQLSTATE P0409), so a caller need not read the result before commit.
 -- Events go last: the counter row stays locked until commit, so events commit in number
@@ -262,6 +315,9 @@ begin
             as x(step_key text, content text, metadata jsonb)
         on conflict (run_id, step_key) do update
             set content = excluded.content, metadata = excluded.metadata, created_at = now();
+    end if;
+    if jsonb_array_length(coalesce(p_change -> 'ledger', '[]'::jsonb)) > 0 then
+        perform private.apply_ledger(p_change -> 'ledger');
     end if;
     if v_events > 0 then
         with counter as (

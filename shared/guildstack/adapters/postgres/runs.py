@@ -55,29 +55,34 @@ class PostgresRunRepository:
     # The graph -----------------------------------------------------------------------------
 
     async def add(self, graph: RunGraph) -> Run:
+        """The run, its event counter, its steps and its first events: sent together, read
+        back once (a pipeline: errors surface at its end, still inside this call)."""
         r = graph.run
-        await self._conn.execute(
-            "insert into public.runs (id, workspace_id, created_by, kind, title, input, status,"
-            " budget_usd, created_at, updated_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (r.id, r.workspace_id, r.created_by, r.kind, r.title, r.input, r.status,
-             r.budget_usd, r.created_at, r.updated_at),
-        )  # fmt: skip
-        await self._conn.execute(
-            "insert into public.event_counters (stream_id, workspace_id) values (%s, %s)",
-            (r.id, r.workspace_id),
-        )
-        async with self._conn.cursor() as cur:
-            await cur.executemany(
-                "insert into public.steps (run_id, key, workspace_id, position, agent_code,"
-                " prompt, depends_on, requires_approval, on_reject, status, queued_at)"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (r.id, s.key, r.workspace_id, s.position, s.agent_code, s.prompt,
-                     list(s.depends_on), s.requires_approval, s.on_reject, s.status, s.queued_at)
-                    for s in graph.steps.values()
-                ],
+        async with self._conn.pipeline():
+            await self._conn.execute(
+                "insert into public.runs (id, workspace_id, created_by, kind, title, input,"
+                " status, budget_usd, created_at, updated_at)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (r.id, r.workspace_id, r.created_by, r.kind, r.title, r.input, r.status,
+                 r.budget_usd, r.created_at, r.updated_at),
             )  # fmt: skip
-        await self._save(graph)
+            await self._conn.execute(
+                "insert into public.event_counters (stream_id, workspace_id) values (%s, %s)",
+                (r.id, r.workspace_id),
+            )
+            async with self._conn.cursor() as cur:
+                await cur.executemany(
+                    "insert into public.steps (run_id, key, workspace_id, position, agent_code,"
+                    " prompt, depends_on, requires_approval, on_reject, status, queued_at)"
+                    " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (r.id, s.key, r.workspace_id, s.position, s.agent_code, s.prompt,
+                         list(s.depends_on), s.requires_approval, s.on_reject, s.status,
+                         s.queued_at)
+                        for s in graph.steps.values()
+                    ],
+                )  # fmt: skip
+            await self._save(graph)
         return graph.snapshot()
 
     @asynccontextmanager
@@ -102,6 +107,7 @@ class PostgresRunRepository:
     async def _load(
         self, workspace_id: UUID, run_id: UUID, steps: list[str] | None
     ) -> dict[str, Any]:
+        await self._tx.flush()  # a claim reads the ledger
         cur = await self._conn.execute(
             "select private.load_run_graph(%s, %s, %s) as graph", (workspace_id, run_id, steps)
         )
@@ -114,9 +120,11 @@ class PostgresRunRepository:
         """Write back what the graph changed, in one call; then queue its dispatches. Its
         result is not read (in a pipelined transaction, not waited for): a gate decided or
         answered twice raises a conflict in the database."""
-        await self._conn.execute(
-            "select private.save_run_graph(%s::jsonb)", (json.dumps(change_of(graph)),)
-        )
+        change = change_of(graph)
+        # The ledger's writes of this transaction (a reservation, a settlement) go with it.
+        change["ledger"], writes = list(self._tx.ledger_writes), self._tx.ledger_writes
+        writes.clear()
+        await self._conn.execute("select private.save_run_graph(%s::jsonb)", (json.dumps(change),))
         run = graph.run
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guildstack.adapters.postgres.database import Connection, PostgresDatabase
 from guildstack.domain.jobs import JobMessage
@@ -43,6 +43,8 @@ class PostgresTx:
         self._actor = actor
         self._now = now
         self.outbox: dict[int, list[JobMessage]] = defaultdict(list)
+        # The ledger's writes not sent yet: with the run graph's save, or before commit.
+        self.ledger_writes: list[dict[str, Any]] = []
 
     @property
     def actor(self) -> Principal | None:
@@ -79,7 +81,13 @@ class PostgresTx:
     def ledger(self) -> PostgresUsageLedger:
         from guildstack.adapters.postgres.usage import PostgresUsageLedger
 
-        return PostgresUsageLedger(self.conn)
+        return PostgresUsageLedger(self.conn, self.ledger_writes)
+
+    async def flush(self) -> None:
+        """Send what is kept for later (the ledger's writes) before the transaction ends."""
+        from guildstack.adapters.postgres.usage import apply_ledger
+
+        await apply_ledger(self.conn, self.ledger_writes)
 
     @cached_property
     def memories(self) -> PostgresMemoryRepository:
@@ -111,6 +119,7 @@ class PostgresUnitOfWork:
         async with self._db.begin(actor.claims) as (conn, now):
             tx = PostgresTx(conn, actor, now)
             yield tx
+            await tx.flush()
         await self._send_all(tx)
 
     @asynccontextmanager
@@ -118,6 +127,7 @@ class PostgresUnitOfWork:
         async with self._db.pipelined(None) as (conn, clock):
             tx = PostgresTx(conn, None, clock)
             yield tx
+            await tx.flush()
         await self._send_all(tx)
 
     async def _send_all(self, tx: PostgresTx) -> None:

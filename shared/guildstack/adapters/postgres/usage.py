@@ -6,12 +6,15 @@ spend row for the month, so concurrent checks in one workspace happen one at a t
 
 A ledger belongs to one transaction. The budget figures it read under that lock stay true
 until the transaction ends (whoever would change them waits for the lock; a release only
-frees money), so the check before a reservation and the reservation itself read them once;
-and the ledger's writes return nothing to wait for (a reservation's id is made here).
+frees money), so the check before a reservation and the reservation itself read them once.
+Its writes (reserve, settle, release) return nothing to wait for (a reservation's id is
+made here): they are kept in the transaction's list and go to `private.apply_ledger` with
+the run graph's save, or alone before the transaction commits or reads the ledger again.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -65,9 +68,23 @@ class _Budget:
     run_spent: Decimal
 
 
+async def apply_ledger(conn: Connection, writes: list[dict[str, Any]]) -> None:
+    """Send the writes kept (and forget them): one statement, no result to wait for."""
+    if writes:
+        await conn.execute("select private.apply_ledger(%s::jsonb)", (json.dumps(writes),))
+        writes.clear()
+
+
 class PostgresUsageLedger:
-    def __init__(self, conn: Connection, *, reservation_ttl_seconds: int = 900) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        writes: list[dict[str, Any]],
+        *,
+        reservation_ttl_seconds: int = 900,
+    ) -> None:
         self._conn = conn
+        self._writes = writes
         self._ttl = timedelta(seconds=reservation_ttl_seconds)
         self._locked: dict[tuple[UUID, UUID | None], _Budget] = {}
 
@@ -83,11 +100,15 @@ class PostgresUsageLedger:
                 f"USD {amount_usd:.4f} needed)."
             )
         reservation = Reservation(uuid4(), context.workspace_id, amount_usd)
-        await self._conn.execute(
-            "insert into public.budget_reservations"
-            " (id, workspace_id, run_id, amount_usd, expires_at)"
-            " values (%s, %s, %s, %s, now() + %s)",
-            (reservation.id, context.workspace_id, context.run_id, amount_usd, self._ttl),
+        self._writes.append(
+            {
+                "op": "reserve",
+                "id": str(reservation.id),
+                "workspace_id": str(context.workspace_id),
+                "run_id": _str(context.run_id),
+                "amount_usd": str(amount_usd),
+                "ttl_seconds": self._ttl.total_seconds(),
+            }
         )
         budget.held += amount_usd
         if context.run_id is not None:
@@ -98,57 +119,40 @@ class PostgresUsageLedger:
         context, completion = record.context, record.completion
         usage = completion.usage
         self._forget(reservation.workspace_id)
-        await self._conn.execute(
-            f"""
-            with released as (
-                delete from public.budget_reservations where id = %(reservation)s
-            ),
-            recorded as (
-                insert into public.usage (
-                    workspace_id, user_id, agent_code, run_id, step_key, provider, model,
-                    tier, requested_tier, input_tokens, output_tokens, cache_read_tokens,
-                    cache_write_tokens, cost_usd, latency_ms, attempts, status)
-                values (%(ws)s, %(user)s, %(agent)s, %(run)s, %(step)s, %(provider)s,
-                    %(model)s, %(tier)s, %(requested)s, %(input)s, %(output)s,
-                    %(cache_read)s, %(cache_write)s, %(cost)s, %(latency)s, %(attempts)s,
-                    %(status)s)
-            )
-            insert into public.workspace_spend (workspace_id, month, spent_usd)
-            values (%(ws)s, {_MONTH}, %(cost)s)
-            on conflict (workspace_id, month)
-            do update set spent_usd = public.workspace_spend.spent_usd + excluded.spent_usd
-            """,  # noqa: S608 - constant expression
+        self._writes.append(
             {
-                "reservation": reservation.id,
-                "ws": context.workspace_id,
-                "user": context.user_id,
-                "agent": context.agent_code,
-                "run": context.run_id,
-                "step": context.step_key,
-                "provider": completion.provider,
-                "model": completion.model,
-                "tier": completion.tier,
-                "requested": completion.downgraded_from or completion.tier,
-                "input": usage.input_tokens,
-                "output": usage.output_tokens,
-                "cache_read": usage.cache_read_tokens,
-                "cache_write": usage.cache_write_tokens,
-                "cost": completion.cost_usd,
-                "latency": round(completion.latency_ms),
-                "attempts": completion.attempts,
-                "status": record.status,
-            },
+                "op": "settle",
+                "reservation_id": str(reservation.id),
+                "usage": {
+                    "workspace_id": str(context.workspace_id),
+                    "user_id": _str(context.user_id),
+                    "agent_code": context.agent_code,
+                    "run_id": _str(context.run_id),
+                    "step_key": context.step_key,
+                    "provider": completion.provider,
+                    "model": completion.model,
+                    "tier": _value(completion.tier),
+                    "requested_tier": _value(completion.downgraded_from or completion.tier),
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_read_tokens": usage.cache_read_tokens,
+                    "cache_write_tokens": usage.cache_write_tokens,
+                    "cost_usd": str(completion.cost_usd),
+                    "latency_ms": round(completion.latency_ms),
+                    "attempts": completion.attempts,
+                    "status": _value(record.status),
+                },
+            }
         )
 
     async def release(self, reservation: Reservation) -> None:
         self._forget(reservation.workspace_id)
-        await self._conn.execute(
-            "delete from public.budget_reservations where id = %s", (reservation.id,)
-        )
+        self._writes.append({"op": "release", "id": str(reservation.id)})
 
     async def report(
         self, workspace_id: UUID, start: datetime, end: datetime, group_by: GroupBy | None
     ) -> UsageReport:
+        await apply_ledger(self._conn, self._writes)
         window = "workspace_id = %(ws)s and created_at >= %(start)s and created_at < %(end)s"
         params = {"ws": workspace_id, "start": start, "end": end}
         cur = await self._conn.execute(
@@ -187,6 +191,7 @@ class PostgresUsageLedger:
         key = (context.workspace_id, context.run_id)
         budget = self._locked.get(key)
         if budget is None:
+            await apply_ledger(self._conn, self._writes)
             cur = await self._conn.execute(
                 "select * from private.lock_budget(%s, %s)", (context.workspace_id, context.run_id)
             )
@@ -216,6 +221,17 @@ class PostgresUsageLedger:
         """Settling or releasing changes the figures: read them again if needed."""
         for key in [k for k in self._locked if k[0] == workspace_id]:
             del self._locked[key]
+
+
+def _str(value: UUID | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _value(value: object) -> str | None:
+    """An enum's value (or a plain string) as JSON takes it."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
 
 
 def _left(budget: _Budget, context: CallContext) -> Decimal | None:
