@@ -6,19 +6,19 @@ delivery, exactly-once effects: a second copy of a message finds the step taken 
 
 The steps of one run serialize on its row lock. Claims of one run that arrive while another
 of its claims is in flight in this process wait for it and then go together, in one
-transaction (each step claimed, and its call reserved, as if alone): a fan-out's ten claims
-take two turns of the lock instead of ten.
+transaction (each step claimed, and its call reserved, as if alone); so do outcomes: a
+fan-out's ten claims take two turns of the lock instead of ten, and so do its outcomes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from guildstack.domain.agents import AgentSpec
@@ -102,15 +102,84 @@ class Claim:
 
 
 ClaimResult = tuple[Claim | None, float | None]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
-@dataclass
-class _Waiting:
-    """A claim waiting for the one of its run in flight, to go with the next batch."""
+class _Together(Generic[T, R]):
+    """Transactions on one run that meet in this process go together. The first of a run
+    runs at once, alone; those that arrive while it is in flight wait for it, then run as
+    one batch (in a task of their own), and so on. `run(items)` returns one result per item;
+    should a batch fail, its items run one at a time, so each gets its own result or error.
+    """
 
-    message: JobMessage
-    key: str
-    result: asyncio.Future[ClaimResult]
+    def __init__(self, run: Callable[[Sequence[T]], Awaitable[list[R]]], what: str) -> None:
+        self._run = run
+        self._what = what
+        self._waiting: dict[Hashable, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._batches: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, key: Hashable, item: T) -> R:
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            result: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+            waiting.append((item, result))
+            return await result
+        self._waiting[key] = []
+        try:
+            return (await self._run([item]))[0]
+        finally:
+            self._next(key)
+
+    def _next(self, key: Hashable) -> None:
+        """The batch in flight ended: those that waited for it go together."""
+        waiting = self._waiting.pop(key)
+        if waiting:
+            self._waiting[key] = []
+            task = asyncio.create_task(self._serve(key, waiting))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _serve(self, key: Hashable, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            outcomes = await self._each([item for item, _ in batch])
+        except BaseException:  # cancelled (the loop is closing): so are those waiting
+            for _, result in batch:
+                result.cancel()
+            raise
+        finally:
+            self._next(key)
+        for (_, result), outcome in zip(batch, outcomes, strict=True):
+            if result.done():
+                continue  # its caller was cancelled meanwhile
+            if isinstance(outcome, BaseException):
+                result.set_exception(outcome)
+            else:
+                result.set_result(outcome)
+
+    async def _each(self, items: Sequence[T]) -> list[R | BaseException]:
+        try:
+            return list(await self._run(items))
+        except Exception:  # noqa: BLE001 - nothing was committed: each alone says what failed
+            logger.info("a batch failed; one at a time", extra={"batch": self._what})
+        outcomes: list[R | BaseException] = []
+        for item in items:
+            try:
+                outcomes.extend(await self._run([item]))
+            except Exception as exc:  # noqa: BLE001 - handed to that item's caller
+                outcomes.append(exc)
+        return outcomes
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """An attempt's outcome to record: its change to the graph, its last streamed text and
+    its unsettled call."""
+
+    claim: Claim
+    change: Callable[[RunGraph, datetime], Verdict]
+    tail: str
+    completion: Completion | None
 
 
 class StepEngine:
@@ -134,9 +203,8 @@ class StepEngine:
         self._flush_seconds = flush_seconds
         self._flush_chars = flush_chars
         self._clock = clock
-        # Per run with a claim in flight: the claims waiting for it (see the docstring).
-        self._claims: dict[tuple[UUID, UUID], list[_Waiting]] = {}
-        self._batches: set[asyncio.Task[None]] = set()
+        self._claims = _Together(self._claim_batch, "claims")
+        self._outcomes = _Together(self._finish_batch, "outcomes")
 
     async def handle(self, message: JobMessage) -> None:
         """Raises `StepAttemptFailed` when the queue should deliver the message again."""
@@ -193,62 +261,9 @@ class StepEngine:
 
         One transaction: the claim, the step's inputs and agent, and (for an agent that
         needs no memories, whose prompt is complete now) the call's budget reservation. A
-        step the budget cannot pay for fails here, before any model is asked. While it is
-        in flight, other claims of the run wait, then go together (`_serve`)."""
-        run = (message.workspace_id, message.job_id)
-        waiting = self._claims.get(run)
-        if waiting is not None:
-            result: asyncio.Future[ClaimResult] = asyncio.get_running_loop().create_future()
-            waiting.append(_Waiting(message, key, result))
-            return await result
-        self._claims[run] = []
-        try:
-            return (await self._claim_batch([(message, key)]))[0]
-        finally:
-            self._next_batch(run)
-
-    def _next_batch(self, run: tuple[UUID, UUID]) -> None:
-        """The claim of `run` in flight ended: the claims that waited for it go together."""
-        waiting = self._claims.pop(run)
-        if waiting:
-            self._claims[run] = []
-            task = asyncio.create_task(self._serve(run, waiting))
-            self._batches.add(task)
-            task.add_done_callback(self._batches.discard)
-
-    async def _serve(self, run: tuple[UUID, UUID], batch: list[_Waiting]) -> None:
-        try:
-            outcomes = await self._claim_all([(w.message, w.key) for w in batch])
-        except BaseException:  # cancelled (the loop is closing): so are the claims waiting
-            for waiting in batch:
-                waiting.result.cancel()
-            raise
-        finally:
-            self._next_batch(run)
-        for waiting, outcome in zip(batch, outcomes, strict=True):
-            if waiting.result.done():
-                continue  # its handler was cancelled meanwhile; the step's lease runs out
-            if isinstance(outcome, BaseException):
-                waiting.result.set_exception(outcome)
-            else:
-                waiting.result.set_result(outcome)
-
-    async def _claim_all(
-        self, entries: Sequence[tuple[JobMessage, str]]
-    ) -> list[ClaimResult | BaseException]:
-        """Each entry's claim: together in one transaction; should that fail, one at a time,
-        so that each gets its own outcome (its error, if it fails alone)."""
-        try:
-            return list(await self._claim_batch(entries))
-        except Exception:  # noqa: BLE001 - nothing was committed: each alone says what failed
-            logger.info("a batch of claims failed; claiming one at a time")
-        outcomes: list[ClaimResult | BaseException] = []
-        for entry in entries:
-            try:
-                outcomes.extend(await self._claim_batch([entry]))
-            except Exception as exc:  # noqa: BLE001 - handed to that claim's handler
-                outcomes.append(exc)
-        return outcomes
+        step the budget cannot pay for fails here, before any model is asked. Claims of
+        the run that meet here go together (`_Together`)."""
+        return await self._claims((message.workspace_id, message.job_id), (message, key))
 
     async def _claim_batch(self, entries: Sequence[tuple[JobMessage, str]]) -> list[ClaimResult]:
         message = entries[0][0]
@@ -385,15 +400,24 @@ class StepEngine:
         completion: Completion | None = None,
     ) -> Verdict:
         """One transaction: the attempt's last tokens, its outcome on the graph and the
-        call's usage row (whether the outcome is kept or discarded: the call was made)."""
+        call's usage row (whether the outcome is kept or discarded: the call was made).
+        Outcomes of the run that meet here go together (`_Together`)."""
+        outcome = _Outcome(claim, change, tail, completion)
+        return await self._outcomes((claim.workspace_id, claim.run_id), outcome)
+
+    async def _finish_batch(self, outcomes: Sequence[_Outcome]) -> list[Verdict]:
+        first = outcomes[0].claim
         async with self._uow.system("record a step's outcome") as tx:
-            async with tx.runs.locked(claim.workspace_id, claim.run_id) as graph:
-                if tail and graph.holds(claim.step_key, claim.attempt):
-                    graph.events.append(_token(claim, tail))
-                verdict = change(graph, tx.now)
-                if completion is not None:
-                    await settle_in(tx.ledger, claim.context(), completion)
-        return verdict
+            async with tx.runs.locked(first.workspace_id, first.run_id) as graph:
+                verdicts = []
+                for outcome in outcomes:
+                    claim = outcome.claim
+                    if outcome.tail and graph.holds(claim.step_key, claim.attempt):
+                        graph.events.append(_token(claim, outcome.tail))
+                    verdicts.append(outcome.change(graph, tx.now))
+                    if outcome.completion is not None:
+                        await settle_in(tx.ledger, claim.context(), outcome.completion)
+        return verdicts
 
     async def _fail(self, claim: Claim, exc: BaseException, *, terminal: bool) -> None:
         error = _describe(exc)
