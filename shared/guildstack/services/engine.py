@@ -108,10 +108,10 @@ R = TypeVar("R")
 
 class _Together(Generic[T, R]):
     """Transactions on one run that meet in this process go together. The first of a run
-    runs at once, alone; those that arrive while it is in flight wait for it, then run as
-    one batch (in a task of their own), and so on. `run(items)` returns one result per item;
-    should a batch fail, its items run one at a time, so each gets its own result or error.
-    """
+    starts at once, with those already on their way (the other records of a batch of
+    messages); those that arrive while it is in flight wait for it, then go as one batch,
+    and so on. `run(items)` returns one result per item; should a batch fail, its items
+    run one at a time, so each gets its own result or error."""
 
     def __init__(self, run: Callable[[Sequence[T]], Awaitable[list[R]]], what: str) -> None:
         self._run = run
@@ -127,9 +127,17 @@ class _Together(Generic[T, R]):
             return await result
         self._waiting[key] = []
         try:
-            return (await self._run([item]))[0]
+            await asyncio.sleep(0)  # let those already scheduled join
+            joined, self._waiting[key] = self._waiting[key], []
+            if not joined:
+                return (await self._run([item]))[0]
+            outcomes = await self._outcomes(item, joined)
         finally:
             self._next(key)
+        own = outcomes[0]
+        if isinstance(own, BaseException):
+            raise own
+        return own
 
     def _next(self, key: Hashable) -> None:
         """The batch in flight ended: those that waited for it go together."""
@@ -142,20 +150,30 @@ class _Together(Generic[T, R]):
 
     async def _serve(self, key: Hashable, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         try:
-            outcomes = await self._each([item for item, _ in batch])
+            await self._outcomes(None, batch)
+        finally:
+            self._next(key)
+
+    async def _outcomes(
+        self, own: T | None, batch: list[tuple[T, asyncio.Future[R]]]
+    ) -> list[R | BaseException]:
+        """Each item's outcome (`own` first, when given), handed to those waiting."""
+        items = [item for item, _ in batch]
+        try:
+            outcomes = await self._each(items if own is None else [own, *items])
         except BaseException:  # cancelled (the loop is closing): so are those waiting
             for _, result in batch:
                 result.cancel()
             raise
-        finally:
-            self._next(key)
-        for (_, result), outcome in zip(batch, outcomes, strict=True):
+        theirs = outcomes if own is None else outcomes[1:]
+        for (_, result), outcome in zip(batch, theirs, strict=True):
             if result.done():
                 continue  # its caller was cancelled meanwhile
             if isinstance(outcome, BaseException):
                 result.set_exception(outcome)
             else:
                 result.set_result(outcome)
+        return outcomes
 
     async def _each(self, items: Sequence[T]) -> list[R | BaseException]:
         try:

@@ -138,6 +138,21 @@ def change_of(graph: RunGraph) -> dict[str, Any]:
     }
 
 
+def new_step(s: StepState) -> dict[str, Any]:
+    """A step of a new run, as the insert of `RunRepository.add` takes it (JSON)."""
+    return {
+        "key": s.key,
+        "position": s.position,
+        "agent_code": s.agent_code,
+        "prompt": s.prompt,
+        "depends_on": list(s.depends_on),
+        "requires_approval": s.requires_approval,
+        "on_reject": s.on_reject.value,
+        "status": s.status.value,
+        "queued_at": _iso(s.queued_at),
+    }
+
+
 def _step_change(s: StepState) -> dict[str, Any]:
     return {
         "key": s.key,

@@ -26,6 +26,7 @@ from guildstack.adapters.postgres.run_rows import (
     change_of,
     context_of,
     graph_of,
+    new_step,
     to_approval,
     to_event,
     to_question,
@@ -70,18 +71,16 @@ class PostgresRunRepository:
                 "insert into public.event_counters (stream_id, workspace_id) values (%s, %s)",
                 (r.id, r.workspace_id),
             )
-            async with self._conn.cursor() as cur:
-                await cur.executemany(
-                    "insert into public.steps (run_id, key, workspace_id, position, agent_code,"
-                    " prompt, depends_on, requires_approval, on_reject, status, queued_at)"
-                    " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (r.id, s.key, r.workspace_id, s.position, s.agent_code, s.prompt,
-                         list(s.depends_on), s.requires_approval, s.on_reject, s.status,
-                         s.queued_at)
-                        for s in graph.steps.values()
-                    ],
-                )  # fmt: skip
+            await self._conn.execute(
+                "insert into public.steps (run_id, key, workspace_id, position, agent_code,"
+                " prompt, depends_on, requires_approval, on_reject, status, queued_at)"
+                " select %s, x.key, %s, x.position, x.agent_code, x.prompt, x.depends_on,"
+                " x.requires_approval, x.on_reject, x.status, x.queued_at"
+                " from jsonb_to_recordset(%s::jsonb) as x(key text, position int,"
+                " agent_code text, prompt text, depends_on text[], requires_approval boolean,"
+                " on_reject text, status text, queued_at timestamptz)",
+                (r.id, r.workspace_id, json.dumps([new_step(s) for s in graph.steps.values()])),
+            )
             await self._save(graph)
         return graph.snapshot()
 
