@@ -148,6 +148,8 @@ grant execute on function private.apply_ledger(jsonb) to service_role;
 -- client-side prepared statements do not). Both run with the caller's rights: row-level
 -- security applies to every statement inside, as it would to the statements themselves.
 
+-- It returns json, not jsonb: built as text, it costs the database a third less to make
+-- (the client parses the same text either way).
 -- With p_steps (a worker claiming them), the same call also returns, per step, what its
 -- prompt is made of and the workspace's own row of its agent and, under the month's spend
 -- row lock (taken after the run's, as everywhere), the budget figures the steps'
@@ -155,15 +157,15 @@ grant execute on function private.apply_ledger(jsonb) to service_role;
 create or replace function private.load_run_graph(
     p_workspace_id uuid, p_run_id uuid, p_steps text[] default null
 )
-returns jsonb
+returns json
 language plpgsql security invoker set search_path = '' as $$
 declare
-    v_run jsonb;
-    v_steps jsonb;
-    v_claims jsonb;
-    v_budget jsonb;
+    v_run json;
+    v_steps json;
+    v_claims json;
+    v_budget json;
 begin
-    select to_jsonb(r) into v_run
+    select row_to_json(r) into v_run
     from (
         select id, workspace_id, created_by, kind, title, input, status,
                budget_usd::text as budget_usd, output, error, created_at, updated_at,
@@ -179,7 +181,7 @@ begin
     with needed as (
         select distinct unnest(depends_on) as key from public.steps where run_id = p_run_id
     )
-    select coalesce(jsonb_agg(jsonb_build_object(
+    select coalesce(json_agg(json_build_object(
             'key', s.key, 'agent_code', s.agent_code, 'position', s.position,
             'status', s.status, 'depends_on', s.depends_on,
             'requires_approval', s.requires_approval, 'on_reject', s.on_reject,
@@ -189,7 +191,7 @@ begin
             'error', s.error, 'provider', s.provider, 'model', s.model,
             'input_tokens', s.input_tokens, 'output_tokens', s.output_tokens,
             'cost_usd', s.cost_usd::text, 'approval_id', a.id, 'gate', a.status
-        ) order by s.position), '[]'::jsonb)
+        ) order by s.position), '[]'::json)
     into v_steps
     from public.steps s
     left join lateral (
@@ -198,36 +200,36 @@ begin
     ) a on s.requires_approval
     where s.run_id = p_run_id;
     if p_steps is not null then
-        select coalesce(jsonb_object_agg(s.key, jsonb_build_object(
+        select coalesce(json_object_agg(s.key, json_build_object(
             'prompt', s.prompt,
             'handoffs', coalesce((
-                select jsonb_agg(jsonb_build_object(
+                select json_agg(json_build_object(
                     'key', h.step_key, 'agent', d.agent_code, 'content', h.content,
                     'metadata', h.metadata) order by array_position(s.depends_on, h.step_key))
                 from public.handoffs h
                 join public.steps d on d.run_id = h.run_id and d.key = h.step_key
                 where h.run_id = p_run_id and h.step_key = any(s.depends_on)
-            ), '[]'::jsonb),
+            ), '[]'::json),
             'answers', coalesce((
-                select jsonb_agg(jsonb_build_array(q.question, q.answer) order by q.created_at)
+                select json_agg(json_build_array(q.question, q.answer) order by q.created_at)
                 from public.questions q
                 where q.run_id = p_run_id and q.step_key = s.key and q.status = 'answered'
-            ), '[]'::jsonb),
+            ), '[]'::json),
             'agent', (
-                select to_jsonb(a) from public.agents a
+                select row_to_json(a) from public.agents a
                 where a.workspace_id = p_workspace_id and a.code = s.agent_code
             )
-        )), '{}'::jsonb)
+        )), '{}'::json)
         into v_claims
         from public.steps s
         where s.run_id = p_run_id and s.key = any(p_steps);
-        select jsonb_build_object(
+        select json_build_object(
             'monthly_budget_usd', b.monthly_budget_usd::text, 'spent_usd', b.spent_usd::text,
             'held', b.held::text, 'run_held', b.run_held::text, 'run_spent', b.run_spent::text)
         into v_budget
         from private.lock_budget(p_workspace_id, p_run_id) b;
     end if;
-    return jsonb_build_object(
+    return json_build_object(
         'run', v_run, 'steps', v_steps, 'claims', v_claims, 'budget', v_budget);
 end
 $$;
