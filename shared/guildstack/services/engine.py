@@ -297,7 +297,9 @@ class StepEngine:
                         for _, key in entries
                     ]
         except NotFound:
-            return [(None, None)] * len(entries)  # the run (or its workspace) is gone
+            if len(entries) > 1:
+                raise  # the run, or one step's agent: one at a time tells which
+            return [(None, None)]  # the run (or its workspace, or the step's agent) is gone
         return outcomes
 
     async def _claim_one(
