@@ -444,25 +444,30 @@ class FakeRuns:
 
     @asynccontextmanager
     async def claiming(
-        self, workspace_id: UUID, run_id: UUID, step_key: str
-    ) -> AsyncIterator[tuple[RunGraph, StepContext]]:
+        self, workspace_id: UUID, run_id: UUID, step_keys: Sequence[str]
+    ) -> AsyncIterator[tuple[RunGraph, dict[str, StepContext]]]:
         async with self.locked(workspace_id, run_id) as graph:
             stored = self._w.runs[run_id]
-            step = stored.steps.get(step_key)
-            if step is None:
-                raise NotFound("No such run in this workspace.")
-            answers = tuple(
-                (q.question, q.answer or "")
-                for q in sorted(stored.questions.values(), key=lambda q: q.created_at)
-                if q.step_key == step_key and q.status is GateStatus.ANSWERED
-            )
-            inputs = StepInputs(
-                prompt=step.prompt,
-                handoffs=tuple(stored.handoffs[k] for k in step.depends_on if k in stored.handoffs),
-                answers=answers,
-            )
-            agent = self._w.agents.get((workspace_id, step.agent_code))
-            yield graph, StepContext(inputs, agent)
+            contexts: dict[str, StepContext] = {}
+            for step_key in step_keys:
+                step = stored.steps.get(step_key)
+                if step is None:
+                    continue
+                answers = tuple(
+                    (q.question, q.answer or "")
+                    for q in sorted(stored.questions.values(), key=lambda q: q.created_at)
+                    if q.step_key == step_key and q.status is GateStatus.ANSWERED
+                )
+                inputs = StepInputs(
+                    prompt=step.prompt,
+                    handoffs=tuple(
+                        stored.handoffs[k] for k in step.depends_on if k in stored.handoffs
+                    ),
+                    answers=answers,
+                )
+                agent = self._w.agents.get((workspace_id, step.agent_code))
+                contexts[step_key] = StepContext(inputs, agent)
+            yield graph, contexts
 
     def _save(self, graph: RunGraph) -> None:
         stored = self._w.runs[graph.run.id]

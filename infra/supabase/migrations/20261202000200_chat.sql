@@ -17,13 +17,6 @@ alter table public.documents add column if not exists collection text not null
                        'user_preferences')
     );
 
--- A chat turn is a run too (kind `chat`), carrying what the chat area keeps with it: the
--- conversation, the message it answers, the routing and the history the reply was built on.
-alter table public.runs drop constraint if exists runs_kind_check;
-alter table public.runs add constraint runs_kind_check
-    check (kind in ('single', 'pipeline', 'parallel', 'dag', 'chat'));
-alter table public.runs add column if not exists context jsonb not null default '{}';
-
 create table if not exists public.conversations (
     id uuid primary key default gen_random_uuid(),
     workspace_id uuid not null references public.workspaces (id) on delete cascade,

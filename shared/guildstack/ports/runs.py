@@ -6,7 +6,7 @@ changed; it decides nothing. Reads run under whoever the unit of work acts for (
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
@@ -59,9 +59,10 @@ class RunRepository(Protocol):
         ...
 
     def claiming(
-        self, workspace_id: UUID, run_id: UUID, step_key: str
-    ) -> AbstractAsyncContextManager[tuple[RunGraph, StepContext]]:
-        """`locked`, plus the step's context, read in the same round trip (a claim)."""
+        self, workspace_id: UUID, run_id: UUID, step_keys: Sequence[str]
+    ) -> AbstractAsyncContextManager[tuple[RunGraph, Mapping[str, StepContext]]]:
+        """`locked`, plus the context of each of these steps (of those the run has), read in
+        the same round trip: a claim of one step, or of several of the run at once."""
         ...
 
     async def get(self, workspace_id: UUID, run_id: UUID) -> Run: ...

@@ -3,16 +3,22 @@ step's inputs and its agent), call the agent's model (its text appended as `step
 events while it streams), then one transaction records the outcome: the output, handoff,
 events, the dependents released and the call's usage row, together. At-least-once
 delivery, exactly-once effects: a second copy of a message finds the step taken or done.
+
+The steps of one run serialize on its row lock. Claims of one run that arrive while another
+of its claims is in flight in this process wait for it and then go together, in one
+transaction (each step claimed, and its call reserved, as if alone); so do outcomes: a
+fan-out's ten claims take two turns of the lock instead of ten, and so do its outcomes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 from guildstack.domain.agents import AgentSpec
@@ -39,7 +45,7 @@ from guildstack.domain.runs import ASKING_INSTRUCTIONS, parse_question, step_mes
 from guildstack.domain.vocabulary import AgentStatus, EventType
 from guildstack.observability import logger, metrics
 from guildstack.ports.models import LanguageModel
-from guildstack.ports.runs import StepInputs
+from guildstack.ports.runs import StepContext, StepInputs
 from guildstack.ports.uow import UnitOfWork
 from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
@@ -95,6 +101,105 @@ class Claim:
         )
 
 
+ClaimResult = tuple[Claim | None, float | None]
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Together(Generic[T, R]):
+    """Transactions on one run that meet in this process go together. The first of a run
+    starts at once, with those already on their way (the other records of a batch of
+    messages); those that arrive while it is in flight wait for it, then go as one batch,
+    and so on. `run(items)` returns one result per item; should a batch fail, its items
+    run one at a time, so each gets its own result or error."""
+
+    def __init__(self, run: Callable[[Sequence[T]], Awaitable[list[R]]], what: str) -> None:
+        self._run = run
+        self._what = what
+        self._waiting: dict[Hashable, list[tuple[T, asyncio.Future[R]]]] = {}
+        self._batches: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, key: Hashable, item: T) -> R:
+        waiting = self._waiting.get(key)
+        if waiting is not None:
+            result: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+            waiting.append((item, result))
+            return await result
+        self._waiting[key] = []
+        try:
+            await asyncio.sleep(0)  # let those already scheduled join
+            joined, self._waiting[key] = self._waiting[key], []
+            if not joined:
+                return (await self._run([item]))[0]
+            outcomes = await self._outcomes(item, joined)
+        finally:
+            self._next(key)
+        own = outcomes[0]
+        if isinstance(own, BaseException):
+            raise own
+        return own
+
+    def _next(self, key: Hashable) -> None:
+        """The batch in flight ended: those that waited for it go together."""
+        waiting = self._waiting.pop(key)
+        if waiting:
+            self._waiting[key] = []
+            task = asyncio.create_task(self._serve(key, waiting))
+            self._batches.add(task)
+            task.add_done_callback(self._batches.discard)
+
+    async def _serve(self, key: Hashable, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            await self._outcomes(None, batch)
+        finally:
+            self._next(key)
+
+    async def _outcomes(
+        self, own: T | None, batch: list[tuple[T, asyncio.Future[R]]]
+    ) -> list[R | BaseException]:
+        """Each item's outcome (`own` first, when given), handed to those waiting."""
+        items = [item for item, _ in batch]
+        try:
+            outcomes = await self._each(items if own is None else [own, *items])
+        except BaseException:  # cancelled (the loop is closing): so are those waiting
+            for _, result in batch:
+                result.cancel()
+            raise
+        theirs = outcomes if own is None else outcomes[1:]
+        for (_, result), outcome in zip(batch, theirs, strict=True):
+            if result.done():
+                continue  # its caller was cancelled meanwhile
+            if isinstance(outcome, BaseException):
+                result.set_exception(outcome)
+            else:
+                result.set_result(outcome)
+        return outcomes
+
+    async def _each(self, items: Sequence[T]) -> list[R | BaseException]:
+        try:
+            return list(await self._run(items))
+        except Exception:  # noqa: BLE001 - nothing was committed: each alone says what failed
+            logger.info("a batch failed; one at a time", extra={"batch": self._what})
+        outcomes: list[R | BaseException] = []
+        for item in items:
+            try:
+                outcomes.extend(await self._run([item]))
+            except Exception as exc:  # noqa: BLE001 - handed to that item's caller
+                outcomes.append(exc)
+        return outcomes
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """An attempt's outcome to record: its change to the graph, its last streamed text and
+    its unsettled call."""
+
+    claim: Claim
+    change: Callable[[RunGraph, datetime], Verdict]
+    tail: str
+    completion: Completion | None
+
+
 class StepEngine:
     def __init__(
         self,
@@ -116,6 +221,8 @@ class StepEngine:
         self._flush_seconds = flush_seconds
         self._flush_chars = flush_chars
         self._clock = clock
+        self._claims = _Together(self._claim_batch, "claims")
+        self._outcomes = _Together(self._finish_batch, "outcomes")
 
     async def handle(self, message: JobMessage) -> None:
         """Raises `StepAttemptFailed` when the queue should deliver the message again."""
@@ -167,51 +274,73 @@ class StepEngine:
         elif verdict is not Verdict.ACCEPTED:
             metrics.add_metric(name="StepResultsDiscarded", unit="Count", value=1)
 
-    async def _claim(self, message: JobMessage, key: str) -> tuple[Claim | None, float | None]:
+    async def _claim(self, message: JobMessage, key: str) -> ClaimResult:
         """The claim; or None and, when another worker holds the step, its lease's rest.
 
         One transaction: the claim, the step's inputs and agent, and (for an agent that
         needs no memories, whose prompt is complete now) the call's budget reservation. A
-        step the budget cannot pay for fails here, before any model is asked."""
+        step the budget cannot pay for fails here, before any model is asked. Claims of
+        the run that meet here go together (`_Together`)."""
+        return await self._claims((message.workspace_id, message.job_id), (message, key))
+
+    async def _claim_batch(self, entries: Sequence[tuple[JobMessage, str]]) -> list[ClaimResult]:
+        message = entries[0][0]
+        keys = list(dict.fromkeys(key for _, key in entries))
         try:
             async with self._uow.system("claim a step") as tx:
-                async with tx.runs.claiming(message.workspace_id, message.job_id, key) as (
+                async with tx.runs.claiming(message.workspace_id, message.job_id, keys) as (
                     graph,
-                    context,
+                    contexts,
                 ):
-                    step = graph.claim(key, lease_seconds=self._lease, now=tx.now)
-                    if step is None:
-                        return None, graph.lease_left(key, tx.now)
-                    run = graph.run
-                    agent = self._agents.find(context.agent, step.agent_code)
-                    if agent is None:
-                        # Retired from the catalog while the step waited: no retry can help.
-                        error = f"NotFound: agent {step.agent_code!r} no longer exists."
-                        graph.fail(key, step.attempt, error, terminal=True, now=tx.now)
-                        metrics.add_metric(name="StepsFailed", unit="Count", value=1)
-                        return None, None
-                    claim = Claim(
-                        workspace_id=run.workspace_id,
-                        run_id=run.id,
-                        step_key=key,
-                        attempt=step.attempt,
-                        created_by=run.created_by,
-                        run_input=run.input,
-                        run_budget_usd=run.budget_usd,
-                        agent=agent.spec,
-                        agent_status=agent.status,
-                        inputs=context.inputs,
-                    )
-                    if not _needs_memory(claim) and agent.status not in UNAVAILABLE:
-                        try:
-                            claim = await self._reserved(tx.ledger, claim)
-                        except BudgetExceeded as exc:
-                            error = _describe(exc)
-                            graph.fail(key, step.attempt, error, terminal=True, now=tx.now)
-                            metrics.add_metric(name="StepsFailed", unit="Count", value=1)
-                            return None, None
+                    outcomes = [
+                        await self._claim_one(tx.ledger, graph, contexts, key, tx.now)
+                        for _, key in entries
+                    ]
         except NotFound:
-            return None, None  # the run (or its workspace) is gone
+            if len(entries) > 1:
+                raise  # the run, or one step's agent: one at a time tells which
+            return [(None, None)]  # the run (or its workspace, or the step's agent) is gone
+        return outcomes
+
+    async def _claim_one(
+        self,
+        ledger: UsageLedger,
+        graph: RunGraph,
+        contexts: Mapping[str, StepContext],
+        key: str,
+        now: datetime,
+    ) -> ClaimResult:
+        step = graph.claim(key, lease_seconds=self._lease, now=now)
+        if step is None:
+            return None, graph.lease_left(key, now)
+        context = contexts[key]
+        run = graph.run
+        agent = self._agents.find(context.agent, step.agent_code)
+        if agent is None:
+            # Retired from the catalog while the step waited: no retry can help.
+            error = f"NotFound: agent {step.agent_code!r} no longer exists."
+            graph.fail(key, step.attempt, error, terminal=True, now=now)
+            metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+            return None, None
+        claim = Claim(
+            workspace_id=run.workspace_id,
+            run_id=run.id,
+            step_key=key,
+            attempt=step.attempt,
+            created_by=run.created_by,
+            run_input=run.input,
+            run_budget_usd=run.budget_usd,
+            agent=agent.spec,
+            agent_status=agent.status,
+            inputs=context.inputs,
+        )
+        if not _needs_memory(claim) and agent.status not in UNAVAILABLE:
+            try:
+                claim = await self._reserved(ledger, claim)
+            except BudgetExceeded as exc:
+                graph.fail(key, step.attempt, _describe(exc), terminal=True, now=now)
+                metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+                return None, None
         return claim, None
 
     async def _reserved(self, ledger: UsageLedger, claim: Claim) -> Claim:
@@ -297,15 +426,24 @@ class StepEngine:
         completion: Completion | None = None,
     ) -> Verdict:
         """One transaction: the attempt's last tokens, its outcome on the graph and the
-        call's usage row (whether the outcome is kept or discarded: the call was made)."""
+        call's usage row (whether the outcome is kept or discarded: the call was made).
+        Outcomes of the run that meet here go together (`_Together`)."""
+        outcome = _Outcome(claim, change, tail, completion)
+        return await self._outcomes((claim.workspace_id, claim.run_id), outcome)
+
+    async def _finish_batch(self, outcomes: Sequence[_Outcome]) -> list[Verdict]:
+        first = outcomes[0].claim
         async with self._uow.system("record a step's outcome") as tx:
-            async with tx.runs.locked(claim.workspace_id, claim.run_id) as graph:
-                if tail and graph.holds(claim.step_key, claim.attempt):
-                    graph.events.append(_token(claim, tail))
-                verdict = change(graph, tx.now)
-                if completion is not None:
-                    await settle_in(tx.ledger, claim.context(), completion)
-        return verdict
+            async with tx.runs.locked(first.workspace_id, first.run_id) as graph:
+                verdicts = []
+                for outcome in outcomes:
+                    claim = outcome.claim
+                    if outcome.tail and graph.holds(claim.step_key, claim.attempt):
+                        graph.events.append(_token(claim, outcome.tail))
+                    verdicts.append(outcome.change(graph, tx.now))
+                    if outcome.completion is not None:
+                        await settle_in(tx.ledger, claim.context(), outcome.completion)
+        return verdicts
 
     async def _fail(self, claim: Claim, exc: BaseException, *, terminal: bool) -> None:
         error = _describe(exc)

@@ -4,6 +4,13 @@ A transaction begins with one statement that does what PostgREST does on Supabas
 the JWT claims in `request.jwt.claims` and switches to the `authenticated` role (or
 `service_role`, for system work said out loud), so row-level security decides what the
 caller may see and change. The same statement reads the transaction's clock.
+
+A pipelined transaction (libpq's pipeline mode) sends its statements without waiting for
+each one's result: the database still runs them one after another, in order, but the
+client waits only when it reads a result and once at commit. Its `begin` travels with its
+first read, and a statement whose result nobody reads (a write) costs no round trip of its
+own. The price: an error surfaces at the next read or at commit rather than at the
+statement that caused it, and a cursor's `rowcount` is known only after the next read.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -37,6 +44,7 @@ Connection = psycopg.AsyncConnection[DictRow]
 # SQLSTATE our migrations raise for "this would break an invariant" (e.g. the last owner).
 CONFLICT_SQLSTATE = "P0409"
 SERVICE_CLAIMS = json.dumps({"role": "service_role"})
+_IDLE = psycopg.pq.TransactionStatus.IDLE
 # One round trip opens a transaction and sets who it acts for: the claims travel as quoted
 # literals (a multi-statement query cannot take parameters).
 _BEGIN = sql.SQL(
@@ -44,6 +52,14 @@ _BEGIN = sql.SQL(
     " set_config('request.jwt.claim.sub', {sub}, true),"
     " set_config('role', {role}, true), now() as now"
 )
+# The same, as parameters, for a pipelined transaction (which cannot send two statements in
+# one query): its `begin` is a statement of its own, sent without waiting, and its clock is
+# read (as microseconds since the epoch) along with the transaction's first result.
+_SETUP = (
+    "select set_config('request.jwt.claims', %s, true), set_config('request.jwt.claim.sub', %s,"
+    " true), set_config('role', %s, true), (extract(epoch from now()) * 1000000)::int8 as now"
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # A connection used this recently is alive: checking it again would cost a round trip on
 # every transaction. One idle longer (a frozen Lambda, a restarted server) is checked.
 RECENTLY_USED_SECONDS = 30.0
@@ -106,11 +122,7 @@ class PostgresDatabase:
     ) -> AsyncIterator[tuple[Connection, datetime]]:
         """A transaction as the user in `claims` (RLS applies), or as `service_role` when
         `claims` is None; with the transaction's time."""
-        if claims is None:
-            setup: tuple[str, str, str] = (SERVICE_CLAIMS, "", "service_role")
-        else:
-            role = "anon" if claims.get("role") == "anon" else "authenticated"
-            setup = (json.dumps(dict(claims), default=str), str(claims.get("sub") or ""), role)
+        setup = _setup(claims)
         begin = _BEGIN.format(
             claims=sql.Literal(setup[0]), sub=sql.Literal(setup[1]), role=sql.Literal(setup[2])
         )
@@ -119,6 +131,31 @@ class PostgresDatabase:
             cur.nextset()  # past BEGIN's result, to the setup's row
             row = await returned_row(cur)
             yield conn, row["now"]
+
+    @asynccontextmanager
+    async def pipelined(
+        self, claims: Mapping[str, Any] | None
+    ) -> AsyncIterator[tuple[Connection, TxClock]]:
+        """`begin`, in pipeline mode (see the module's docstring). The transaction's time is
+        known once it has read its first result: `clock()` raises before that."""
+        pool = await self._open()
+        try:
+            async with pool.connection() as conn:
+                try:
+                    async with conn.pipeline():
+                        await conn.execute("begin")
+                        clock = TxClock(await conn.execute(_SETUP, _setup(claims)))
+                        yield conn, clock
+                        await conn.execute("commit")
+                except BaseException:
+                    # Leaving the pipeline synced it: what is left is a transaction to end.
+                    if not conn.broken and conn.info.transaction_status != _IDLE:
+                        await conn.execute("rollback")
+                    raise
+        except PoolTimeout as exc:
+            raise Overloaded("Every database connection is busy; try again in a moment.") from exc
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
 
     @asynccontextmanager
     async def transaction(self, claims: Mapping[str, Any]) -> AsyncIterator[Connection]:
@@ -176,6 +213,32 @@ class PostgresDatabase:
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
+
+
+class TxClock:
+    """A pipelined transaction's time, read from its setup statement's result once that has
+    arrived (with the transaction's first read)."""
+
+    def __init__(self, cursor: psycopg.AsyncCursor[DictRow]) -> None:
+        self._cursor = cursor
+        self._value: datetime | None = None
+
+    def __call__(self) -> datetime:
+        if self._value is None:
+            result = self._cursor.pgresult
+            raw = result.get_value(0, 3) if result is not None and result.ntuples else None
+            if raw is None:
+                raise RuntimeError("a pipelined transaction's time is known after its first read")
+            self._value = _EPOCH + timedelta(microseconds=int(raw))
+        return self._value
+
+
+def _setup(claims: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """The claims (JSON), subject and role a transaction acts with."""
+    if claims is None:
+        return (SERVICE_CLAIMS, "", "service_role")
+    role = "anon" if claims.get("role") == "anon" else "authenticated"
+    return (json.dumps(dict(claims), default=str), str(claims.get("sub") or ""), role)
 
 
 async def returned_row(cur: psycopg.AsyncCursor[DictRow]) -> DictRow:

@@ -41,6 +41,7 @@ def graph_of(loaded: dict[str, Any]) -> RunGraph:
         output=r["output"],
         error=r["error"],
         finished_at=_time(r["finished_at"]),
+        context=r["context"],
     )
     steps = {
         s["key"]: StepState(
@@ -136,6 +137,21 @@ def change_of(graph: RunGraph) -> dict[str, Any]:
         ],
         "events": [{"type": e.type.value, "payload": dict(e.payload)} for e in graph.events],
         "close_questions": graph.questions_closed,
+    }
+
+
+def new_step(s: StepState) -> dict[str, Any]:
+    """A step of a new run, as the insert of `RunRepository.add` takes it (JSON)."""
+    return {
+        "key": s.key,
+        "position": s.position,
+        "agent_code": s.agent_code,
+        "prompt": s.prompt,
+        "depends_on": list(s.depends_on),
+        "requires_approval": s.requires_approval,
+        "on_reject": s.on_reject.value,
+        "status": s.status.value,
+        "queued_at": _iso(s.queued_at),
     }
 
 

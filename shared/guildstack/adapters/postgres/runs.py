@@ -11,12 +11,13 @@ the counter would otherwise deadlock with a graph change waiting for the counter
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
 
 from guildstack.adapters.postgres.database import returned_row
 from guildstack.adapters.postgres.paging import fetch_page
@@ -26,13 +27,14 @@ from guildstack.adapters.postgres.run_rows import (
     change_of,
     context_of,
     graph_of,
+    new_step,
     to_approval,
     to_event,
     to_question,
     to_run,
     to_step,
 )
-from guildstack.domain.errors import Conflict, NotFound
+from guildstack.domain.errors import NotFound
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import NewEvent, RunGraph
@@ -55,29 +57,32 @@ class PostgresRunRepository:
     # The graph -----------------------------------------------------------------------------
 
     async def add(self, graph: RunGraph) -> Run:
+        """The run, its event counter, its steps and its first events: sent together, read
+        back once (a pipeline: errors surface at its end, still inside this call)."""
         r = graph.run
-        await self._conn.execute(
-            "insert into public.runs (id, workspace_id, created_by, kind, title, input, status,"
-            " budget_usd, created_at, updated_at) values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (r.id, r.workspace_id, r.created_by, r.kind, r.title, r.input, r.status,
-             r.budget_usd, r.created_at, r.updated_at),
-        )  # fmt: skip
-        await self._conn.execute(
-            "insert into public.event_counters (stream_id, workspace_id) values (%s, %s)",
-            (r.id, r.workspace_id),
-        )
-        async with self._conn.cursor() as cur:
-            await cur.executemany(
+        async with self._conn.pipeline():
+            await self._conn.execute(
+                "insert into public.runs (id, workspace_id, created_by, kind, title, input,"
+                " status, budget_usd, created_at, updated_at, context)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (r.id, r.workspace_id, r.created_by, r.kind, r.title, r.input, r.status,
+                 r.budget_usd, r.created_at, r.updated_at, Jsonb(r.context)),
+            )  # fmt: skip
+            await self._conn.execute(
+                "insert into public.event_counters (stream_id, workspace_id) values (%s, %s)",
+                (r.id, r.workspace_id),
+            )
+            await self._conn.execute(
                 "insert into public.steps (run_id, key, workspace_id, position, agent_code,"
                 " prompt, depends_on, requires_approval, on_reject, status, queued_at)"
-                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                [
-                    (r.id, s.key, r.workspace_id, s.position, s.agent_code, s.prompt,
-                     list(s.depends_on), s.requires_approval, s.on_reject, s.status, s.queued_at)
-                    for s in graph.steps.values()
-                ],
-            )  # fmt: skip
-        await self._save(graph)
+                " select %s, x.key, %s, x.position, x.agent_code, x.prompt, x.depends_on,"
+                " x.requires_approval, x.on_reject, x.status, x.queued_at"
+                " from jsonb_to_recordset(%s::jsonb) as x(key text, position int,"
+                " agent_code text, prompt text, depends_on text[], requires_approval boolean,"
+                " on_reject text, status text, queued_at timestamptz)",
+                (r.id, r.workspace_id, json.dumps([new_step(s) for s in graph.steps.values()])),
+            )
+            await self._save(graph)
         return graph.snapshot()
 
     @asynccontextmanager
@@ -89,33 +94,37 @@ class PostgresRunRepository:
 
     @asynccontextmanager
     async def claiming(
-        self, workspace_id: UUID, run_id: UUID, step_key: str
-    ) -> AsyncIterator[tuple[RunGraph, StepContext]]:
-        loaded = await self._load(workspace_id, run_id, step_key)
+        self, workspace_id: UUID, run_id: UUID, step_keys: Sequence[str]
+    ) -> AsyncIterator[tuple[RunGraph, Mapping[str, StepContext]]]:
+        loaded = await self._load(workspace_id, run_id, list(step_keys))
         graph = graph_of(loaded)
-        yield graph, context_of(loaded["claim"])
+        # The claim also read the budget under its lock: the steps' reservations, made in
+        # this transaction, are checked against these figures without reading them again.
+        self._tx.ledger.holding(workspace_id, run_id, loaded["budget"])
+        yield graph, {key: context_of(claim) for key, claim in loaded["claims"].items()}
         await self._save(graph)
 
-    async def _load(self, workspace_id: UUID, run_id: UUID, step: str | None) -> dict[str, Any]:
+    async def _load(
+        self, workspace_id: UUID, run_id: UUID, steps: list[str] | None
+    ) -> dict[str, Any]:
+        await self._tx.flush()  # a claim reads the ledger
         cur = await self._conn.execute(
-            "select private.load_run_graph(%s, %s, %s) as graph", (workspace_id, run_id, step)
+            "select private.load_run_graph(%s, %s, %s) as graph", (workspace_id, run_id, steps)
         )
         loaded: dict[str, Any] | None = (await returned_row(cur))["graph"]
-        if loaded is None or (step is not None and loaded["claim"] is None):
+        if loaded is None:
             raise NotFound(_NO_RUN)
         return loaded
 
     async def _save(self, graph: RunGraph) -> None:
-        """Write back what the graph changed, in one call; then queue its dispatches."""
-        cur = await self._conn.execute(
-            "select private.save_run_graph(%s::jsonb) as applied",
-            (json.dumps(change_of(graph)),),
-        )
-        applied = (await returned_row(cur))["applied"]
-        if applied["decisions"] < len(graph.decisions):
-            raise Conflict("The approval was already decided.")
-        if applied["answers"] < len(graph.answers):
-            raise Conflict("The question was already answered.")
+        """Write back what the graph changed, in one call; then queue its dispatches. Its
+        result is not read (in a pipelined transaction, not waited for): a gate decided or
+        answered twice raises a conflict in the database."""
+        change = change_of(graph)
+        # The ledger's writes of this transaction (a reservation, a settlement) go with it.
+        change["ledger"], writes = list(self._tx.ledger_writes), self._tx.ledger_writes
+        writes.clear()
+        await self._conn.execute("select private.save_run_graph(%s::jsonb)", (json.dumps(change),))
         run = graph.run
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)
@@ -136,6 +145,7 @@ class PostgresRunRepository:
             select %(ws)s, %(run)s, counter.base + e.ord, e.type, e.payload
             from counter, unnest(%(types)s::text[], %(payloads)s::jsonb[])
                  with ordinality as e(type, payload, ord)
+            returning seq
             """,
             {
                 "n": len(events),
@@ -145,7 +155,7 @@ class PostgresRunRepository:
                 "payloads": [json.dumps(dict(e.payload)) for e in events],
             },
         )
-        return cur.rowcount
+        return len(await cur.fetchall())
 
     async def append_tokens(
         self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str

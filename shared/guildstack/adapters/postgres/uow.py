@@ -3,16 +3,20 @@
 Repositories are made on first use and bound to the transaction's connection. Messages the
 change produced are sent after the commit, grouped by delay; a failed send is logged and
 left to the sweeper (the work is queued in the database, so nothing is lost).
+
+System transactions (the engine's) are pipelined (see `database`): their repositories read
+results only where they need them, so a write costs no round trip of its own, and they never
+rely on a cursor's `rowcount` before a read.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from guildstack.adapters.postgres.database import Connection, PostgresDatabase
 from guildstack.domain.jobs import JobMessage
@@ -33,11 +37,15 @@ if TYPE_CHECKING:
 
 
 class PostgresTx:
-    def __init__(self, conn: Connection, actor: Principal | None, now: datetime) -> None:
+    def __init__(
+        self, conn: Connection, actor: Principal | None, now: datetime | Callable[[], datetime]
+    ) -> None:
         self.conn = conn
         self._actor = actor
         self._now = now
         self.outbox: dict[int, list[JobMessage]] = defaultdict(list)
+        # The ledger's writes not sent yet: with the run graph's save, or before commit.
+        self.ledger_writes: list[dict[str, Any]] = []
 
     @property
     def actor(self) -> Principal | None:
@@ -45,6 +53,8 @@ class PostgresTx:
 
     @property
     def now(self) -> datetime:
+        if not isinstance(self._now, datetime):
+            self._now = self._now()
         return self._now
 
     def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
@@ -72,7 +82,13 @@ class PostgresTx:
     def ledger(self) -> PostgresUsageLedger:
         from guildstack.adapters.postgres.usage import PostgresUsageLedger
 
-        return PostgresUsageLedger(self.conn)
+        return PostgresUsageLedger(self.conn, self.ledger_writes)
+
+    async def flush(self) -> None:
+        """Send what is kept for later (the ledger's writes) before the transaction ends."""
+        from guildstack.adapters.postgres.usage import apply_ledger
+
+        await apply_ledger(self.conn, self.ledger_writes)
 
     @cached_property
     def conversations(self) -> PostgresConversationRepository:
@@ -103,13 +119,25 @@ class PostgresUnitOfWork:
 
     def system(self, reason: str) -> AbstractAsyncContextManager[PostgresTx]:
         logger.debug("system transaction", extra={"reason": reason})
-        return self._transaction(None)
+        return self._system()
 
     @asynccontextmanager
-    async def _transaction(self, actor: Principal | None) -> AsyncIterator[PostgresTx]:
-        async with self._db.begin(actor.claims if actor else None) as (conn, now):
+    async def _transaction(self, actor: Principal) -> AsyncIterator[PostgresTx]:
+        async with self._db.begin(actor.claims) as (conn, now):
             tx = PostgresTx(conn, actor, now)
             yield tx
+            await tx.flush()
+        await self._send_all(tx)
+
+    @asynccontextmanager
+    async def _system(self) -> AsyncIterator[PostgresTx]:
+        async with self._db.pipelined(None) as (conn, clock):
+            tx = PostgresTx(conn, None, clock)
+            yield tx
+            await tx.flush()
+        await self._send_all(tx)
+
+    async def _send_all(self, tx: PostgresTx) -> None:
         for delay, messages in tx.outbox.items():
             await self._send(messages, delay)
 

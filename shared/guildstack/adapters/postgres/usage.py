@@ -3,16 +3,26 @@
 Reservations and settlements run in system transactions (bookkeeping, never a user's
 write); reports run under the caller's RLS. Every reservation first locks the workspace's
 spend row for the month, so concurrent checks in one workspace happen one at a time.
+
+A ledger belongs to one transaction. The budget figures it read under that lock stay true
+until the transaction ends (whoever would change them waits for the lock; a release only
+frees money), so the check before a reservation and the reservation itself read them once.
+Its writes (reserve, settle, release) return nothing to wait for (a reservation's id is
+made here): they are kept in the transaction's list and go to `private.apply_ledger` with
+the run graph's save, or alone before the transaction commits or reads the ledger again.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from guildstack.adapters.postgres.database import Connection, returned_row
+from guildstack.adapters.postgres.database import Connection
 from guildstack.domain.errors import BudgetExceeded, NotFound
 from guildstack.domain.models import CallContext
 from guildstack.domain.usage import (
@@ -47,82 +57,102 @@ _TOTALS = """
 Row = dict[str, Any]
 
 
+@dataclass
+class _Budget:
+    """A workspace's budget figures, read under its spend row's lock."""
+
+    monthly_budget_usd: Decimal | None
+    spent_usd: Decimal
+    held: Decimal
+    run_held: Decimal
+    run_spent: Decimal
+
+
+async def apply_ledger(conn: Connection, writes: list[dict[str, Any]]) -> None:
+    """Send the writes kept (and forget them): one statement, no result to wait for."""
+    if writes:
+        await conn.execute("select private.apply_ledger(%s::jsonb)", (json.dumps(writes),))
+        writes.clear()
+
+
 class PostgresUsageLedger:
-    def __init__(self, conn: Connection, *, reservation_ttl_seconds: int = 900) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        writes: list[dict[str, Any]],
+        *,
+        reservation_ttl_seconds: int = 900,
+    ) -> None:
         self._conn = conn
+        self._writes = writes
         self._ttl = timedelta(seconds=reservation_ttl_seconds)
+        self._locked: dict[tuple[UUID, UUID | None], _Budget] = {}
 
     async def remaining(self, context: CallContext) -> Decimal | None:
-        return _left(await self._budget(context, lock=False), context)
+        return _left(await self._budget(context), context)
 
     async def reserve(self, context: CallContext, amount_usd: Decimal) -> Reservation:
-        left = _left(await self._budget(context, lock=True), context)
+        budget = await self._budget(context)
+        left = _left(budget, context)
         if left is not None and amount_usd > left:
             raise BudgetExceeded(
                 f"The budget cannot cover this model call (USD {left:.4f} left, "
                 f"USD {amount_usd:.4f} needed)."
             )
-        cur = await self._conn.execute(
-            "insert into public.budget_reservations (workspace_id, run_id, amount_usd, expires_at)"
-            " values (%s, %s, %s, now() + %s) returning id",
-            (context.workspace_id, context.run_id, amount_usd, self._ttl),
+        reservation = Reservation(uuid4(), context.workspace_id, amount_usd)
+        self._writes.append(
+            {
+                "op": "reserve",
+                "id": str(reservation.id),
+                "workspace_id": str(context.workspace_id),
+                "run_id": _str(context.run_id),
+                "amount_usd": str(amount_usd),
+                "ttl_seconds": self._ttl.total_seconds(),
+            }
         )
-        row = await returned_row(cur)
-        return Reservation(row["id"], context.workspace_id, amount_usd)
+        budget.held += amount_usd
+        if context.run_id is not None:
+            budget.run_held += amount_usd
+        return reservation
 
     async def settle(self, reservation: Reservation, record: UsageRecord) -> None:
         context, completion = record.context, record.completion
         usage = completion.usage
-        await self._conn.execute(
-            f"""
-            with released as (
-                delete from public.budget_reservations where id = %(reservation)s
-            ),
-            recorded as (
-                insert into public.usage (
-                    workspace_id, user_id, agent_code, run_id, step_key, provider, model,
-                    tier, requested_tier, input_tokens, output_tokens, cache_read_tokens,
-                    cache_write_tokens, cost_usd, latency_ms, attempts, status)
-                values (%(ws)s, %(user)s, %(agent)s, %(run)s, %(step)s, %(provider)s,
-                    %(model)s, %(tier)s, %(requested)s, %(input)s, %(output)s,
-                    %(cache_read)s, %(cache_write)s, %(cost)s, %(latency)s, %(attempts)s,
-                    %(status)s)
-            )
-            insert into public.workspace_spend (workspace_id, month, spent_usd)
-            values (%(ws)s, {_MONTH}, %(cost)s)
-            on conflict (workspace_id, month)
-            do update set spent_usd = public.workspace_spend.spent_usd + excluded.spent_usd
-            """,  # noqa: S608 - constant expression
+        self._forget(reservation.workspace_id)
+        self._writes.append(
             {
-                "reservation": reservation.id,
-                "ws": context.workspace_id,
-                "user": context.user_id,
-                "agent": context.agent_code,
-                "run": context.run_id,
-                "step": context.step_key,
-                "provider": completion.provider,
-                "model": completion.model,
-                "tier": completion.tier,
-                "requested": completion.downgraded_from or completion.tier,
-                "input": usage.input_tokens,
-                "output": usage.output_tokens,
-                "cache_read": usage.cache_read_tokens,
-                "cache_write": usage.cache_write_tokens,
-                "cost": completion.cost_usd,
-                "latency": round(completion.latency_ms),
-                "attempts": completion.attempts,
-                "status": record.status,
-            },
+                "op": "settle",
+                "reservation_id": str(reservation.id),
+                "usage": {
+                    "workspace_id": str(context.workspace_id),
+                    "user_id": _str(context.user_id),
+                    "agent_code": context.agent_code,
+                    "run_id": _str(context.run_id),
+                    "step_key": context.step_key,
+                    "provider": completion.provider,
+                    "model": completion.model,
+                    "tier": _value(completion.tier),
+                    "requested_tier": _value(completion.downgraded_from or completion.tier),
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_read_tokens": usage.cache_read_tokens,
+                    "cache_write_tokens": usage.cache_write_tokens,
+                    "cost_usd": str(completion.cost_usd),
+                    "latency_ms": round(completion.latency_ms),
+                    "attempts": completion.attempts,
+                    "status": _value(record.status),
+                },
+            }
         )
 
     async def release(self, reservation: Reservation) -> None:
-        await self._conn.execute(
-            "delete from public.budget_reservations where id = %s", (reservation.id,)
-        )
+        self._forget(reservation.workspace_id)
+        self._writes.append({"op": "release", "id": str(reservation.id)})
 
     async def report(
         self, workspace_id: UUID, start: datetime, end: datetime, group_by: GroupBy | None
     ) -> UsageReport:
+        await apply_ledger(self._conn, self._writes)
         window = "workspace_id = %(ws)s and created_at >= %(start)s and created_at < %(end)s"
         params = {"ws": workspace_id, "start": start, "end": end}
         cur = await self._conn.execute(
@@ -154,52 +184,63 @@ class PostgresUsageLedger:
         budget = BudgetStatus(row["monthly_budget_usd"], row["spent_usd"])
         return UsageReport(start, end, totals, groups, budget)
 
-    async def _budget(self, context: CallContext, *, lock: bool) -> Row:
+    async def _budget(self, context: CallContext) -> _Budget:
         """The workspace's budget, this month's spend, what is reserved (and, for a capped
-        run, the run's own spend and reservations), in one statement. With `lock`, the
-        month's spend row is locked first, so reservations of one workspace queue up."""
-        params = {"ws": context.workspace_id, "run": context.run_id}
-        query = _BUDGET.format(
-            join="join" if lock else "left join", lock="for update of s" if lock else ""
-        )
-        cur = await self._conn.execute(query, params)
-        row = await cur.fetchone()
-        if row is None and lock:
-            # The month's first reservation: make the spend row to lock, then lock it.
-            await self._conn.execute(
-                f"insert into public.workspace_spend (workspace_id, month)"  # noqa: S608
-                f" values (%(ws)s, {_MONTH}) on conflict do nothing",
-                params,
+        run, the run's own spend and reservations), read once per transaction under the
+        month's spend row lock (`private.lock_budget`)."""
+        key = (context.workspace_id, context.run_id)
+        budget = self._locked.get(key)
+        if budget is None:
+            await apply_ledger(self._conn, self._writes)
+            cur = await self._conn.execute(
+                "select * from private.lock_budget(%s, %s)", (context.workspace_id, context.run_id)
             )
-            cur = await self._conn.execute(query, params)
             row = await cur.fetchone()
-        if row is None:
-            raise NotFound("Workspace not found.")
-        return row
+            if row is None:
+                raise NotFound("Workspace not found.")
+            budget = self._locked[key] = _Budget(**row)
+        return budget
+
+    def holding(
+        self, workspace_id: UUID, run_id: UUID | None, figures: Mapping[str, str | None] | None
+    ) -> None:
+        """What `private.lock_budget` returned (as text) to a statement of this transaction
+        that called it: the spend row stays locked, so the figures hold until commit."""
+        if figures is None:
+            return
+        monthly = figures["monthly_budget_usd"]
+        self._locked[workspace_id, run_id] = _Budget(
+            monthly_budget_usd=Decimal(monthly) if monthly is not None else None,
+            spent_usd=Decimal(figures["spent_usd"] or 0),
+            held=Decimal(figures["held"] or 0),
+            run_held=Decimal(figures["run_held"] or 0),
+            run_spent=Decimal(figures["run_spent"] or 0),
+        )
+
+    def _forget(self, workspace_id: UUID) -> None:
+        """Settling or releasing changes the figures: read them again if needed."""
+        for key in [k for k in self._locked if k[0] == workspace_id]:
+            del self._locked[key]
 
 
-_BUDGET = f"""
-    select w.monthly_budget_usd, coalesce(s.spent_usd, 0) as spent_usd,
-        (select coalesce(sum(amount_usd), 0) from public.budget_reservations
-         where workspace_id = w.id and expires_at > now()) as held,
-        (select coalesce(sum(amount_usd), 0) from public.budget_reservations
-         where workspace_id = w.id and run_id = %(run)s and expires_at > now()) as run_held,
-        (select coalesce(sum(cost_usd), 0) from public.usage
-         where %(run)s::uuid is not null and run_id = %(run)s) as run_spent
-    from public.workspaces w
-    {{join}} public.workspace_spend s on s.workspace_id = w.id and s.month = {_MONTH}
-    where w.id = %(ws)s
-    {{lock}}
-"""  # noqa: S608 - constant expressions
+def _str(value: UUID | None) -> str | None:
+    return str(value) if value is not None else None
 
 
-def _left(row: Row, context: CallContext) -> Decimal | None:
+def _value(value: object) -> str | None:
+    """An enum's value (or a plain string) as JSON takes it."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value))
+
+
+def _left(budget: _Budget, context: CallContext) -> Decimal | None:
     """min(monthly budget, run budget) minus what is spent and reserved; None: no limit."""
     limits: list[Decimal] = []
-    if row["monthly_budget_usd"] is not None:
-        limits.append(row["monthly_budget_usd"] - row["spent_usd"] - row["held"])
+    if budget.monthly_budget_usd is not None:
+        limits.append(budget.monthly_budget_usd - budget.spent_usd - budget.held)
     if context.run_budget_usd is not None and context.run_id is not None:
-        limits.append(context.run_budget_usd - row["run_spent"] - row["run_held"])
+        limits.append(context.run_budget_usd - budget.run_spent - budget.run_held)
     return max(Decimal(0), min(limits)) if limits else None
 
 
