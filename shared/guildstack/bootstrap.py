@@ -15,6 +15,7 @@ from guildstack.domain.errors import DependencyUnavailable
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.database import PostgresDatabase
     from guildstack.adapters.upstash import UpstashClientFactory
+    from guildstack.agents.router import AgentRouter
     from guildstack.domain.agents import AgentSpec
     from guildstack.domain.pricing import ModelBook
     from guildstack.ports.identity import IdentityProvider, TokenVerifier
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agents import AgentRegistry
+    from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
     from guildstack.services.engine import StepEngine
     from guildstack.services.failover import FailoverChain
@@ -86,9 +88,11 @@ class Container:
     def uow(self) -> UnitOfWork:
         """One transaction per use case; messages sent after commit (when a queue exists)."""
         from guildstack.adapters.postgres.uow import PostgresUnitOfWork
+        from guildstack.domain.vocabulary import RunKind
+        from guildstack.services.chat_finish import ChatFinisher
 
         queue = self.step_queue if self.settings.steps_queue_url is not None else None
-        return PostgresUnitOfWork(self.database, queue)
+        return PostgresUnitOfWork(self.database, queue, {RunKind.CHAT: ChatFinisher()})
 
     @cached_property
     def identity(self) -> IdentityProvider:
@@ -287,19 +291,37 @@ class Container:
         return RunService(self.uow, self.agents)
 
     @cached_property
+    def router(self) -> AgentRouter:
+        from guildstack.agents.router import AgentRouter
+
+        return AgentRouter(self.model)
+
+    @cached_property
+    def chat(self) -> ChatTurns:
+        from guildstack.services.chat import ChatTurns
+
+        return ChatTurns(self.uow, self.agents, self.router, self.step_engine, self._memory)
+
+    @property
+    def _memory(self) -> MemoryService | None:
+        try:
+            return self.memory
+        except DependencyUnavailable:  # no embedder here: agents run without memories
+            return None
+
+    @cached_property
     def step_engine(self) -> StepEngine:
+        from guildstack.domain.vocabulary import RunKind
+        from guildstack.services.chat import ChatExecutor
         from guildstack.services.engine import StepEngine
 
-        try:
-            memory = self.memory
-        except DependencyUnavailable:  # no embedder here: agents run without memories
-            memory = None
         return StepEngine(
             self.uow,
             self.agents,
             self.model,
             lease_seconds=self.settings.step_lease_seconds,
-            memory=memory,
+            memory=self._memory,
+            executors={RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model)},
         )
 
     @cached_property

@@ -61,6 +61,7 @@ from guildstack.domain.usage import (
 from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
 from guildstack.ports.memory import CandidateQuery, NewMemory, PendingDocument
 from guildstack.ports.runs import StaleStep, StepContext, StepInputs
+from guildstack.ports.uow import RunFinishers
 
 T = TypeVar("T")
 
@@ -171,8 +172,10 @@ class InMemoryUnitOfWork:
         *,
         clock: Callable[[], datetime] | None = None,
         queue: Any = None,
+        finishers: RunFinishers | None = None,
     ) -> None:
         self.world = world or World()
+        self.finishers = dict(finishers or {})
         self.clock = clock or Clock()
         self.queue = queue
         self.sent: list[tuple[JobMessage, int]] = []
@@ -199,6 +202,10 @@ class InMemoryUnitOfWork:
             tx = FakeTx(self.world, actor, self.clock())
             try:
                 yield tx
+                for graph in tx.ended:
+                    finisher = self.finishers.get(graph.run.kind)
+                    if finisher is not None:
+                        await finisher.finished(tx, graph)
             except BaseException:
                 self.world.__dict__.update(snapshot.__dict__)
                 raise
@@ -219,6 +226,7 @@ class FakeTx:
         self._actor = actor
         self._now = now
         self.outbox: dict[int, list[JobMessage]] = defaultdict(list)
+        self.ended: list[RunGraph] = []
         self.workspaces = FakeWorkspaces(self)
         self.agents = FakeAgents(self)
         self.runs = FakeRuns(self)
@@ -470,6 +478,8 @@ class FakeRuns:
             yield graph, contexts
 
     def _save(self, graph: RunGraph) -> None:
+        if graph.ended:
+            self._tx.ended.append(graph)
         stored = self._w.runs[graph.run.id]
         stored.run = copy.copy(graph.run)
         for key in graph.touched:
@@ -989,7 +999,9 @@ class FakeConversations:
         stored = self._stored(workspace_id, conversation_id)
         return [e for e in stored.events if e.seq > after][:limit]
 
-    async def count_user_messages(self, workspace_id: UUID, user_id: UUID, since: datetime) -> int:
+    async def count_user_messages(
+        self, workspace_id: UUID, user_id: UUID, since: datetime, *, images: bool = False
+    ) -> int:
         return sum(
             1
             for s in self._w.conversations.values()
@@ -998,4 +1010,5 @@ class FakeConversations:
             if m.sender_kind is SenderKind.USER
             and m.sender_id == str(user_id)
             and m.created_at >= since
+            and (not images or m.metadata.get("image_prompt") is True)
         )

@@ -14,10 +14,11 @@ from guildstack.bootstrap import Container, build
 from guildstack.config import Settings
 from guildstack.domain.errors import BudgetExceeded
 from guildstack.domain.models import CallContext, ChatMessage, ModelRequest, Tier
+from guildstack.domain.principal import Principal
 from guildstack.services.failover import FailoverChain
 from tests.fakes import wire
 from tests.fakes.wire import ScriptedTransport
-from tests.fixtures.postgres import MakeUser, create_workspace
+from tests.fixtures.postgres import MakeUser, claims_for, create_workspace
 
 # claude-haiku-4-5: 1.00 in / 5.00 out per million. 1,000 output tokens ≈ USD 0.005 a call.
 REQUEST = ModelRequest(
@@ -128,3 +129,21 @@ async def test_given_a_run_budget_when_it_is_spent_then_the_run_is_refused_but_n
     await container.model.complete(REQUEST, context)  # the workspace still has money
 
     assert len(transport.requests) == 2
+
+
+async def test_given_a_member_then_the_budget_left_is_read_in_their_own_transaction(
+    database: PostgresDatabase, make_user: MakeUser
+) -> None:
+    """A member's look at the budget (before a chat turn) reads it without the system's
+    lock on the month's spend: the row-level security of their transaction applies."""
+    reply = wire.anthropic_message("ok", input_tokens=40, output_tokens=950)
+    container, _, context = await _setup(database, make_user, 0.5, reply)
+    await container.model.complete(REQUEST, context)
+    spent = await _spent(database, context)
+    assert context.user_id is not None
+    member = Principal(context.user_id, None, claims_for(context.user_id))
+
+    async with container.uow(member) as tx:
+        left = await tx.ledger.remaining(context)
+
+    assert left == Decimal("0.5") - spent

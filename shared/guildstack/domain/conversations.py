@@ -89,6 +89,20 @@ class NewMessage:
     usage: Mapping[str, Any] | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
+    def announced(self) -> ConversationEvent:
+        """The `message.new` event that announces it (the store adds its id and number)."""
+        return ConversationEvent(
+            ConversationEventType.MESSAGE_NEW,
+            {
+                "sender_kind": self.sender_kind.value,
+                "sender_id": self.sender_id,
+                "type": self.type.value,
+                "content": self.content,
+                "reply_to": str(self.reply_to) if self.reply_to else None,
+                "requires_user_response": self.requires_user_response,
+            },
+        )
+
 
 @dataclass(frozen=True)
 class Message:

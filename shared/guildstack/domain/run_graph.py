@@ -551,6 +551,13 @@ class RunGraph:
             steps=tuple(step_view(r.id, s) for s in self.steps.values()),
         )
 
+    @property
+    def ended(self) -> bool:
+        """Whether this change ended the run (it finished, and said so)."""
+        return self.run.status.finished and any(
+            e.type is EventType.RUN_FINISHED for e in self.events
+        )
+
     # Rules ---------------------------------------------------------------------------------
 
     def _step(self, key: str) -> StepState:

@@ -25,7 +25,7 @@ STATUS_BY_ERROR: dict[type[errors.GuildstackError], int] = {
     errors.PayloadTooLarge: 413,
     errors.RateLimited: 429,
     # The API's status list has no 402: an exhausted budget is a state conflict.
-    errors.BudgetExceeded: 409,
+    errors.BudgetExceeded: 402,
     errors.ProviderUnavailable: 502,
     errors.ProviderFailed: 502,
     errors.InvalidModelOutput: 502,

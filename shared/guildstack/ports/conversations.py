@@ -77,6 +77,9 @@ class ConversationRepository(Protocol):
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
     ) -> list[Event]: ...
 
-    async def count_user_messages(self, workspace_id: UUID, user_id: UUID, since: datetime) -> int:
-        """How many messages the user sent in the workspace since then."""
+    async def count_user_messages(
+        self, workspace_id: UUID, user_id: UUID, since: datetime, *, images: bool = False
+    ) -> int:
+        """How many messages the user sent in the workspace since then (with `images`: how
+        many of them asked for an image)."""
         ...

@@ -9,12 +9,15 @@ failed send leaves the work queued in the database for the sweeper to send again
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Protocol
 
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.principal import Principal
+from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.vocabulary import RunKind
 from guildstack.ports.agents import AgentRepository
 from guildstack.ports.conversations import ConversationRepository
 from guildstack.ports.memory import DocumentRepository, MemoryRepository
@@ -31,7 +34,8 @@ class Tx(Protocol):
 
     @property
     def now(self) -> datetime:
-        """The transaction's time (the database's clock; one value for the whole change)."""
+        """The transaction's time (the database's clock; one value for the whole change). A
+        system transaction learns it with its first read: read before asking."""
         ...
 
     @property
@@ -58,6 +62,18 @@ class Tx(Protocol):
     def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
         """Queue messages to send once the transaction has committed."""
         ...
+
+
+class RunFinisher(Protocol):
+    async def finished(self, tx: Tx, graph: RunGraph) -> None:
+        """The run just ended (succeeded, failed or was cancelled) in this transaction: what
+        the area that started it does about that, in the same transaction."""
+        ...
+
+
+# The unit of work calls the finisher of a run's kind for each run a transaction ended, just
+# before it commits. Only areas that start runs of their own kind register one (chat).
+RunFinishers = Mapping[RunKind, RunFinisher]
 
 
 class UnitOfWork(Protocol):

@@ -230,7 +230,7 @@ class ConversationService:
                 workspace_id,
                 conversation_id,
                 [message],
-                [ConversationEvent(ConversationEventType.MESSAGE_NEW, _announce(message))],
+                [message.announced()],
             )
             return stored
 
@@ -288,18 +288,6 @@ class ConversationService:
 
         items = await self._poller.until(fetch, bool, min(wait_seconds, MAX_WAIT_SECONDS))
         return EventPage(items, items[-1].seq if items else after)
-
-
-def _announce(message: NewMessage) -> dict[str, Any]:
-    """A `message.new` event's payload (the store adds the message's id and number)."""
-    return {
-        "sender_kind": message.sender_kind.value,
-        "sender_id": message.sender_id,
-        "type": message.type.value,
-        "content": message.content,
-        "reply_to": str(message.reply_to) if message.reply_to else None,
-        "requires_user_response": message.requires_user_response,
-    }
 
 
 def _default_title(mode: ConversationMode, goal: str | None) -> str:

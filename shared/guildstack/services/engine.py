@@ -15,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from guildstack.domain.agents import AgentSpec
@@ -42,7 +42,7 @@ from guildstack.domain.models import (
 )
 from guildstack.domain.run_graph import NewEvent, RunGraph, StepResult, Verdict
 from guildstack.domain.runs import ASKING_INSTRUCTIONS, parse_question, step_messages
-from guildstack.domain.vocabulary import AgentStatus, EventType
+from guildstack.domain.vocabulary import AgentStatus, EventType, RunKind
 from guildstack.observability import logger, metrics
 from guildstack.ports.models import LanguageModel
 from guildstack.ports.runs import StepContext, StepInputs
@@ -64,6 +64,19 @@ class StepAttemptFailed(Exception):
         super().__init__(f"step {step_key} attempt {attempt}: {cause}")
         self.attempt = attempt
         self.retry_after_seconds = retry_after
+
+
+Streamer = Callable[[ModelRequest], Awaitable[tuple[Completion, str]]]
+Deltas = Callable[[str], Awaitable[None]]
+
+
+class StepExecutor(Protocol):
+    """How the steps of one kind of run are done, instead of the engine's one model call: a
+    chat turn consults specialists, then streams the core assistant's reply. `stream` makes
+    the step's streamed call (its tokens recorded and passed on, like the engine's own); the
+    executor returns what it returned. Its steps never ask questions."""
+
+    async def execute(self, claim: Claim, stream: Streamer) -> tuple[Completion, str]: ...
 
 
 class MemoryContext(Protocol):
@@ -89,6 +102,9 @@ class Claim:
     # Built and paid for at claim time when the prompt needs nothing more (no memories).
     request: ModelRequest | None = None
     ticket: Ticket | None = None
+    kind: RunKind = RunKind.DAG
+    # What the area that started the run keeps with it (see `RunState.context`).
+    run_context: Mapping[str, Any] = field(default_factory=dict)
 
     def context(self) -> CallContext:
         return CallContext(
@@ -212,8 +228,10 @@ class StepEngine:
         flush_seconds: float = 0.25,
         flush_chars: int = 400,
         clock: Callable[[], float] = time.monotonic,
+        executors: Mapping[RunKind, StepExecutor] | None = None,
     ) -> None:
         self._uow = uow
+        self._executors = dict(executors or {})
         self._agents = agents
         self._model = model
         self._memory = memory
@@ -224,8 +242,13 @@ class StepEngine:
         self._claims = _Together(self._claim_batch, "claims")
         self._outcomes = _Together(self._finish_batch, "outcomes")
 
-    async def handle(self, message: JobMessage) -> None:
-        """Raises `StepAttemptFailed` when the queue should deliver the message again."""
+    def execute_with(self, kind: RunKind, executor: StepExecutor) -> None:
+        self._executors[kind] = executor
+
+    async def handle(self, message: JobMessage, on_delta: Deltas | None = None) -> None:
+        """Raises `StepAttemptFailed` when the queue should deliver the message again.
+        `on_delta` hears the step's text as it streams (a caller executing a step itself,
+        to stream it on)."""
         key = message.step_key or ""
         claim, busy_for = await self._claim(message, key)
         if claim is None:
@@ -236,7 +259,7 @@ class StepEngine:
             metrics.add_metric(name="StepMessagesDropped", unit="Count", value=1)
             return
         try:
-            completion, tail = await self._execute(claim)
+            completion, tail = await self._execute(claim, on_delta)
         except CircuitOpen as exc:
             # Nothing was tried: give the step back uncounted and come back once a breaker
             # lets calls through, instead of spending one of the message's deliveries.
@@ -258,7 +281,7 @@ class StepEngine:
             )
             await self._fail(claim, exc, terminal=False)
             raise StepAttemptFailed(key, claim.attempt, _describe(exc)) from exc
-        question = parse_question(completion.text)
+        question = None if claim.kind in self._executors else parse_question(completion.text)
         verdict = await self._finish(
             claim,
             lambda g, now: (
@@ -333,8 +356,11 @@ class StepEngine:
             agent=agent.spec,
             agent_status=agent.status,
             inputs=context.inputs,
+            kind=run.kind,
+            run_context=run.context,
         )
-        if not _needs_memory(claim) and agent.status not in UNAVAILABLE:
+        own_call = run.kind not in self._executors
+        if own_call and not _needs_memory(claim) and agent.status not in UNAVAILABLE:
             try:
                 claim = await self._reserved(ledger, claim)
             except BudgetExceeded as exc:
@@ -348,16 +374,19 @@ class StepEngine:
         ticket = await self._model.reserve(ledger, request, claim.context())
         return replace(claim, request=request, ticket=ticket)
 
-    async def _execute(self, claim: Claim) -> tuple[Completion, str]:
+    async def _execute(self, claim: Claim, on_delta: Deltas | None) -> tuple[Completion, str]:
         """The model's answer (settled later, with the step's outcome) and the streamed
         text not yet appended as token events."""
         if claim.agent_status in UNAVAILABLE:
             raise Conflict(f"Agent {claim.agent.code!r} is {claim.agent_status.value}.")
+        executor = self._executors.get(claim.kind)
+        if executor is not None:
+            return await executor.execute(claim, lambda r: self._stream(claim, r, on_delta))
         request = claim.request
         if request is None:
             memories = await self._memories(_run_creator(claim), claim)
             request = self._request(claim, memories)
-        return await self._stream(claim, request)
+        return await self._stream(claim, request, on_delta)
 
     def _request(self, claim: Claim, memories: str | None) -> ModelRequest:
         spec, inputs = claim.agent, claim.inputs
@@ -388,7 +417,9 @@ class StepEngine:
             logger.warning("memory context unavailable for a step", extra={"step": claim.step_key})
             return None
 
-    async def _stream(self, claim: Claim, request: ModelRequest) -> tuple[Completion, str]:
+    async def _stream(
+        self, claim: Claim, request: ModelRequest, on_delta: Deltas | None = None
+    ) -> tuple[Completion, str]:
         """Token events a few times a second while the model streams; what is left when it
         ends goes out with the step's outcome, in the same transaction."""
         pending: list[str] = []
@@ -399,6 +430,8 @@ class StepEngine:
         stream = self._model.stream(request, claim.context(), settle=False, ticket=claim.ticket)
         async for item in stream:
             if isinstance(item, Delta):
+                if on_delta is not None:
+                    await on_delta(item.text)
                 pending.append(item.text)
                 size += len(item.text)
                 due = self._clock() - last_flush >= self._flush_seconds

@@ -238,11 +238,14 @@ class PostgresConversationRepository:
             if r["seq"] is not None
         ]
 
-    async def count_user_messages(self, workspace_id: UUID, user_id: UUID, since: datetime) -> int:
+    async def count_user_messages(
+        self, workspace_id: UUID, user_id: UUID, since: datetime, *, images: bool = False
+    ) -> int:
         cur = await self._conn.execute(
             "select count(*) as n from public.messages where workspace_id = %s"
-            " and sender_kind = %s and sender_id = %s and created_at >= %s",
-            (workspace_id, SenderKind.USER, str(user_id), since),
+            " and sender_kind = %s and sender_id = %s and created_at >= %s"
+            " and (not %s or metadata @> '{\"image_prompt\": true}')",
+            (workspace_id, SenderKind.USER, str(user_id), since, images),
         )
         return int((await returned_row(cur))["n"])
 

@@ -129,6 +129,8 @@ class PostgresRunRepository:
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)
             self._tx.send(message, delay_seconds=dispatch.delay_seconds)
+        if graph.ended:
+            self._tx.ended.append(graph)
 
     async def _append(self, workspace_id: UUID, run_id: UUID, events: Sequence[NewEvent]) -> int:
         """Number and insert events in one statement; the counter row stays locked until

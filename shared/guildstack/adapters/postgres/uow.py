@@ -21,8 +21,11 @@ from typing import TYPE_CHECKING, Any
 from guildstack.adapters.postgres.database import Connection, PostgresDatabase
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.principal import Principal
+from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.vocabulary import RunKind
 from guildstack.observability import logger
 from guildstack.ports.runs import StepQueue
+from guildstack.ports.uow import RunFinisher, RunFinishers
 
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.agents import PostgresAgentRepository
@@ -46,6 +49,8 @@ class PostgresTx:
         self.outbox: dict[int, list[JobMessage]] = defaultdict(list)
         # The ledger's writes not sent yet: with the run graph's save, or before commit.
         self.ledger_writes: list[dict[str, Any]] = []
+        # Runs this transaction ended: their kind's finisher runs before the commit.
+        self.ended: list[RunGraph] = []
 
     @property
     def actor(self) -> Principal | None:
@@ -82,7 +87,7 @@ class PostgresTx:
     def ledger(self) -> PostgresUsageLedger:
         from guildstack.adapters.postgres.usage import PostgresUsageLedger
 
-        return PostgresUsageLedger(self.conn, self.ledger_writes)
+        return PostgresUsageLedger(self.conn, self.ledger_writes, member=self._actor is not None)
 
     async def flush(self) -> None:
         """Send what is kept for later (the ledger's writes) before the transaction ends."""
@@ -110,9 +115,15 @@ class PostgresTx:
 
 
 class PostgresUnitOfWork:
-    def __init__(self, db: PostgresDatabase, queue: StepQueue | None = None) -> None:
+    def __init__(
+        self,
+        db: PostgresDatabase,
+        queue: StepQueue | None = None,
+        finishers: RunFinishers | None = None,
+    ) -> None:
         self._db = db
         self._queue = queue
+        self.finishers: dict[RunKind, RunFinisher] = dict(finishers or {})
 
     def __call__(self, actor: Principal) -> AbstractAsyncContextManager[PostgresTx]:
         return self._transaction(actor)
@@ -126,6 +137,7 @@ class PostgresUnitOfWork:
         async with self._db.begin(actor.claims) as (conn, now):
             tx = PostgresTx(conn, actor, now)
             yield tx
+            await self._finish_runs(tx)
             await tx.flush()
         await self._send_all(tx)
 
@@ -134,8 +146,15 @@ class PostgresUnitOfWork:
         async with self._db.pipelined(None) as (conn, clock):
             tx = PostgresTx(conn, None, clock)
             yield tx
+            await self._finish_runs(tx)
             await tx.flush()
         await self._send_all(tx)
+
+    async def _finish_runs(self, tx: PostgresTx) -> None:
+        for graph in tx.ended:
+            finisher = self.finishers.get(graph.run.kind)
+            if finisher is not None:
+                await finisher.finished(tx, graph)
 
     async def _send_all(self, tx: PostgresTx) -> None:
         for delay, messages in tx.outbox.items():

@@ -68,6 +68,16 @@ class _Budget:
     run_spent: Decimal
 
 
+_LOOK = f"""
+    select w.monthly_budget_usd, coalesce(s.spent_usd, 0) as spent_usd,
+        (select coalesce(sum(cost_usd), 0) from public.usage
+         where %(run)s::uuid is not null and run_id = %(run)s) as run_spent
+    from public.workspaces w
+    left join public.workspace_spend s on s.workspace_id = w.id and s.month = {_MONTH}
+    where w.id = %(ws)s
+"""  # noqa: S608 - constant expressions
+
+
 async def apply_ledger(conn: Connection, writes: list[dict[str, Any]]) -> None:
     """Send the writes kept (and forget them): one statement, no result to wait for."""
     if writes:
@@ -82,14 +92,27 @@ class PostgresUsageLedger:
         writes: list[dict[str, Any]],
         *,
         reservation_ttl_seconds: int = 900,
+        member: bool = False,
     ) -> None:
         self._conn = conn
         self._writes = writes
+        # In a member's transaction the ledger can only be looked at (see `remaining`).
+        self._member = member
         self._ttl = timedelta(seconds=reservation_ttl_seconds)
         self._locked: dict[tuple[UUID, UUID | None], _Budget] = {}
 
     async def remaining(self, context: CallContext) -> Decimal | None:
-        return _left(await self._budget(context), context)
+        """What is left. In a system transaction, read under the month's spend lock (what
+        is reserved included) and held until commit, as a reservation that follows needs.
+        In a member's transaction (a look before a chat turn) without a lock and without
+        the reservations, which are the system's bookkeeping and invisible to members."""
+        if not self._member:
+            return _left(await self._budget(context), context)
+        cur = await self._conn.execute(_LOOK, {"ws": context.workspace_id, "run": context.run_id})
+        row = await cur.fetchone()
+        if row is None:
+            raise NotFound("Workspace not found.")
+        return _left(_Budget(**row, held=Decimal(0), run_held=Decimal(0)), context)
 
     async def reserve(self, context: CallContext, amount_usd: Decimal) -> Reservation:
         budget = await self._budget(context)

@@ -1,0 +1,66 @@
+"""Server-Sent Events: framing, resume points, and the tail of an event log."""
+
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+
+from guildstack.domain.errors import BadRequest
+from guildstack.domain.runs import Event
+
+# A function URL response may stream for up to 15 minutes; end cleanly before that and
+# let the client resume from the last id.
+MAX_STREAM_SECONDS = 14 * 60
+HEARTBEAT_SECONDS = 15
+HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def frame(event: str, data: Any, event_id: int | None = None) -> str:
+    """One SSE message (`id:` only for events a client may resume after)."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def resume_point(last_event_id: str | None, after: int | None) -> int:
+    """Where to start: the `Last-Event-ID` header wins over `?after=`; 0 is the beginning."""
+    if last_event_id is None:
+        return after or 0
+    try:
+        value = int(last_event_id.strip())
+    except ValueError as exc:
+        raise BadRequest("Last-Event-ID must be an event id from this stream.") from exc
+    if value < 0:
+        raise BadRequest("Last-Event-ID must be an event id from this stream.")
+    return value
+
+
+async def tail(
+    read: Callable[[int], Awaitable[list[Event]]],
+    ended: Callable[[list[Event]], Awaitable[bool]],
+    after: int,
+    request: Request,
+) -> AsyncIterator[str]:
+    """The log's events after `after`, as they arrive (`read(after)` long-polls), each with
+    `id:` = its number; stops once `ended` says nothing more will come (after sending what
+    is left), when the client goes, or before the stream's time runs out."""
+    deadline = time.monotonic() + MAX_STREAM_SECONDS
+    yield "retry: 2000\n\n"
+    while time.monotonic() < deadline:
+        items = await read(after)
+        for event in items:
+            data = {
+                "id": event.seq,
+                "type": event.type,
+                "payload": dict(event.payload),
+                "created_at": event.created_at.isoformat(),
+            }
+            yield frame(event.type, data, event.seq)
+            after = event.seq
+        if await ended(items):
+            return
+        if not items:
+            yield ": keep-alive\n\n"
+        if await request.is_disconnected():
+            return

@@ -1,0 +1,84 @@
+"""`ChatFinisher`: what happens when a chat turn's run ends, in the transaction that ended it.
+
+Kept apart from the rest of chat so that every function's unit of work can register it
+without importing the chat turn's machinery (routing, prompts, specialists).
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from guildstack.domain.conversations import (
+    ConversationEvent,
+    ConversationEventType,
+    MessageType,
+    NewMessage,
+    SenderKind,
+)
+from guildstack.domain.jobs import JobMessage
+from guildstack.domain.memory import Collection
+from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.vocabulary import RunStatus
+from guildstack.ports.uow import Tx
+
+
+class ChatFinisher:
+    """When a chat turn's run ends: its reply joins the conversation (with the routing and
+    the usage), or a failure is recorded there; a good exchange is queued to be remembered
+    in the user's core memories. Runs in the transaction that ended the run."""
+
+    async def finished(self, tx: Tx, graph: RunGraph) -> None:
+        run, ctx = graph.run, graph.run.context
+        conversation_id = UUID(ctx["conversation_id"])
+        asked = UUID(ctx["message_id"])
+        step = next(iter(graph.steps.values()))
+        if run.status is RunStatus.SUCCEEDED and run.output:
+            usage = {
+                "provider": step.provider,
+                "model": step.model,
+                "input_tokens": step.input_tokens,
+                "output_tokens": step.output_tokens,
+                "cost_usd": float(step.cost_usd),
+            }
+            reply = NewMessage(
+                SenderKind.AGENT,
+                step.agent_code,
+                MessageType.CHAT,
+                run.output,
+                reply_to=asked,
+                routing=ctx.get("routing"),
+                usage=usage,
+                metadata={"run_id": str(run.id), "memory_hits": ctx.get("memory_hits", [])},
+            )
+            await tx.conversations.append(
+                run.workspace_id,
+                conversation_id,
+                [reply],
+                [
+                    reply.announced(),
+                    ConversationEvent(
+                        ConversationEventType.AGENT_RESPONSE_COMPLETE,
+                        {"agent": step.agent_code, "run_id": str(run.id), "usage": usage},
+                    ),
+                ],
+            )
+            if run.created_by is not None:
+                document = await tx.documents.create(
+                    run.workspace_id,
+                    f"Chat exchange {run.created_at:%Y-%m-%d %H:%M}",
+                    f"The user said: {run.input}\n\nThe assistant answered: {run.output}",
+                    owner_id=run.created_by,
+                    collection=Collection.CORE,
+                )
+                tx.send(JobMessage.document(run.workspace_id, document.id))
+            return
+        await tx.conversations.append(
+            run.workspace_id,
+            conversation_id,
+            events=[
+                ConversationEvent(
+                    ConversationEventType.TURN_FAILED,
+                    {"run_id": str(run.id), "status": run.status.value, "error": run.error},
+                )
+            ],
+        )
