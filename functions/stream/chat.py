@@ -97,15 +97,11 @@ async def _turn(
                 },
             )
         )
-        run = await turns.launch(actor, accepted, planned)
 
         async def on_delta(text: str) -> None:
             await queue.put(frame("token", {"text": text}))
 
-        try:
-            await turns.run(run, on_delta)
-        except Exception:  # noqa: BLE001 - the attempt failed here; its fallback message retries
-            logger.warning("chat turn attempt failed", exc_info=True)
+        run = await turns.respond(actor, accepted, planned, on_delta)
         reply = await turns.reply(actor, accepted, run.id)
         if reply.message is not None:
             usage = dict(reply.message.usage or {})

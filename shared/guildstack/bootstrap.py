@@ -293,8 +293,14 @@ class Container:
     @cached_property
     def router(self) -> AgentRouter:
         from guildstack.agents.router import AgentRouter
+        from guildstack.domain.models import OFFLINE
 
-        return AgentRouter(self.model)
+        real = self.failover.available - {OFFLINE}
+        return AgentRouter(
+            self.model,
+            timeout_seconds=self.settings.router_timeout_seconds,
+            model_routing=bool(real),
+        )
 
     @cached_property
     def chat(self) -> ChatTurns:

@@ -86,6 +86,8 @@ class Settings(BaseModel):
     aws_region: str = "us-east-1"
     # A claimed step is the worker's until its lease ends (keep it above the worker timeout).
     step_lease_seconds: int = Field(default=180, ge=1, le=3600)
+    # How long a chat turn waits for the routing model before routing by keywords.
+    router_timeout_seconds: float = Field(default=2.0, gt=0, le=30)
     # The sweeper re-sends steps queued longer than this (their message may be lost).
     step_resend_after_seconds: int = Field(default=300, ge=0, le=86_400)
     # A failed attempt is retried after attempt × this many seconds (0: the queue's timeout).

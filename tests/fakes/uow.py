@@ -34,6 +34,7 @@ from guildstack.domain.conversations import (
     MessageType,
     NewMessage,
     SenderKind,
+    Standing,
 )
 from guildstack.domain.errors import BudgetExceeded, Conflict, Forbidden, NotFound
 from guildstack.domain.identity import (
@@ -999,16 +1000,24 @@ class FakeConversations:
         stored = self._stored(workspace_id, conversation_id)
         return [e for e in stored.events if e.seq > after][:limit]
 
-    async def count_user_messages(
-        self, workspace_id: UUID, user_id: UUID, since: datetime, *, images: bool = False
-    ) -> int:
-        return sum(
-            1
+    async def standing(
+        self, workspace_id: UUID, day_start: datetime, week_start: datetime
+    ) -> Standing | None:
+        actor = self._tx.actor
+        member = self._w.members.get(workspace_id, {}).get(actor.user_id) if actor else None
+        if member is None:
+            return None
+        mine = [
+            m
             for s in self._w.conversations.values()
             if s.conversation.workspace_id == workspace_id
             for m in s.messages
-            if m.sender_kind is SenderKind.USER
-            and m.sender_id == str(user_id)
-            and m.created_at >= since
-            and (not images or m.metadata.get("image_prompt") is True)
+            if m.sender_kind is SenderKind.USER and m.sender_id == str(member.user_id)
+        ]
+        return Standing(
+            member.role,
+            member.account_kind,
+            sum(1 for m in mine if m.created_at >= day_start),
+            sum(1 for m in mine if m.created_at >= week_start and m.metadata.get("image_prompt")),
+            await self._tx.ledger.remaining(CallContext(workspace_id, member.user_id)),
         )

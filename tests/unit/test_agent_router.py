@@ -92,6 +92,15 @@ async def test_given_the_offline_provider_then_keywords_decide() -> None:
     assert decision.method is RoutingMethod.KEYWORDS and "design_agent" not in decision.codes
 
 
+async def test_given_no_routing_model_then_keywords_decide_without_a_model_call() -> None:
+    model = ScriptedModel([picks(("design_agent", 1.0))])
+
+    decision = await AgentRouter(model, model_routing=False).route(SEO_MESSAGE, CORE, CONTEXT)
+
+    assert decision.method is RoutingMethod.KEYWORDS and "seo_agent" in decision.codes
+    assert model.requests == []
+
+
 async def test_given_explicit_agents_then_no_model_call_and_unknown_codes_dropped() -> None:
     model = ScriptedModel([picks(("seo_agent", 0.9))])
 

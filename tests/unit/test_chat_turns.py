@@ -40,9 +40,15 @@ from guildstack.domain.vocabulary import (
 )
 from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
-from guildstack.services.chat import FALLBACK_SECONDS, ChatExecutor, ChatTurns, Reply
+from guildstack.services.chat import (
+    FALLBACK_SECONDS,
+    LEASE_SECONDS,
+    ChatExecutor,
+    ChatTurns,
+    Reply,
+)
 from guildstack.services.chat_finish import ChatFinisher
-from guildstack.services.engine import StepEngine
+from guildstack.services.engine import StepAttemptFailed, StepEngine
 from tests.fakes.uow import Clock, InMemoryUnitOfWork, StoredConversation, World
 
 START = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
@@ -139,13 +145,12 @@ class Chat:
     async def turn(self, text: str) -> tuple[list[str], Reply]:
         accepted = await self.turns.accept(self.member, self.workspace, text)
         planned = await self.turns.plan(self.member, accepted)
-        run = await self.turns.launch(self.member, accepted, planned)
         deltas: list[str] = []
 
         async def heard(text: str) -> None:
             deltas.append(text)
 
-        await self.turns.run(run, heard)
+        run = await self.turns.respond(self.member, accepted, planned, heard)
         return deltas, await self.turns.reply(self.member, accepted, run.id)
 
 
@@ -211,22 +216,37 @@ async def test_given_a_message_then_specialists_inform_one_streamed_reply_that_i
     assert len(documents) == 1
 
 
+class Died(BaseException):
+    """The function's process ending mid-reply (nothing after it runs)."""
+
+
 async def test_given_the_streaming_function_died_then_the_delayed_message_completes_the_turn() -> (
     None
 ):
     chat = build()
     accepted = await chat.turns.accept(chat.member, chat.workspace, "What should I cook?")
     planned = await chat.turns.plan(chat.member, accepted)
-    run = await chat.turns.launch(chat.member, accepted, planned)
-    # Nothing executed the step here (the function died): only its fallback message is left.
+
+    async def dies(text: str) -> None:
+        raise Died
+
+    with pytest.raises(Died):
+        await chat.turns.respond(chat.member, accepted, planned, dies)
+    # Only the turn's fallback message is left, held back; the step is leased.
     (fallback,) = [(m, d) for m, d in chat.uow.sent if m.kind is JobKind.STEP]
     assert fallback[1] == FALLBACK_SECONDS
+    clock = chat.uow.clock
+    assert isinstance(clock, Clock)
+    clock.advance(FALLBACK_SECONDS)
+    with pytest.raises(StepAttemptFailed):  # the lease still holds: come back later
+        await chat.engine.handle(fallback[0])
+    clock.advance(LEASE_SECONDS)
 
-    await chat.engine.handle(fallback[0])  # the worker, once the delay is over
+    await chat.engine.handle(fallback[0])  # the worker takes over
 
-    reply = await chat.turns.reply(chat.member, accepted, run.id)
-    assert reply.run.status is RunStatus.SUCCEEDED
-    assert reply.message is not None and reply.message.content.startswith("Here is your plan")
+    (stored,) = chat.world.conversations.values()
+    assert [m.sender_kind for m in stored.messages] == [SenderKind.USER, SenderKind.AGENT]
+    assert stored.messages[-1].content.startswith("Here is your plan")
 
 
 async def test_given_the_turn_already_answered_then_its_fallback_message_changes_nothing() -> None:

@@ -246,7 +246,7 @@ begin
 end
 $$;
 
--- p_change: {workspace_id, run_id, run (or null), steps [...], handoffs [...],
+-- p_change: {workspace_id, run_id, run (or null), new_steps [...], steps [...], handoffs [...],
 -- approvals [...], decisions [...], questions [...], answers [...], ledger [...] (the
 -- transaction's ledger writes, see apply_ledger: applied after the run's rows, so the spend
 -- row is locked after the run's and before the event counter), events [...]}.
@@ -272,6 +272,19 @@ begin
             updated_at = (p_change -> 'run' ->> 'updated_at')::timestamptz,
             finished_at = (p_change -> 'run' ->> 'finished_at')::timestamptz
         where id = v_run_id;
+    end if;
+    -- Steps a running run grew (a discussion's next turns), before the updates.
+    if jsonb_array_length(coalesce(p_change -> 'new_steps', '[]'::jsonb)) > 0 then
+        insert into public.steps (run_id, key, workspace_id, position, agent_code, prompt,
+            depends_on, requires_approval, on_reject, status, queued_at, attempt,
+            lease_until, started_at)
+        select v_run_id, x.key, v_ws, x.position, x.agent_code, x.prompt, x.depends_on,
+            x.requires_approval, x.on_reject, x.status, x.queued_at, x.attempt,
+            x.lease_until, x.started_at
+        from jsonb_to_recordset(p_change -> 'new_steps') as x(
+            key text, position int, agent_code text, prompt text, depends_on text[],
+            requires_approval boolean, on_reject text, status text, queued_at timestamptz,
+            attempt int, lease_until timestamptz, started_at timestamptz);
     end if;
     if jsonb_array_length(p_change -> 'steps') > 0 then
         update public.steps t set

@@ -240,3 +240,37 @@ grant update (last_message_seq, last_event_seq, last_message_at)
     on public.conversation_counters to authenticated;
 grant all on public.conversations, public.messages, public.conversation_events,
     public.conversation_counters to service_role;
+
+-- Where the caller stands before sending a chat message, in one read: their role and account
+-- kind in the workspace, how many messages (and image prompts) they sent since the day's and
+-- the week's start, and the workspace's budget left this month (null: no budget; money set
+-- aside for calls in flight is the system's bookkeeping, checked again when a call is
+-- reserved). Only the caller's own rows; no row for a non-member. (A definer function:
+-- counting one's own messages needs no per-row visibility check.)
+create or replace function public.chat_standing(
+    p_workspace_id uuid, p_day timestamptz, p_week timestamptz
+)
+returns table (
+    role text, account_kind text, sent_today integer, images_this_week integer,
+    budget_left numeric
+)
+language sql stable security definer set search_path = '' as $$
+    select m.role, m.account_kind,
+        (select count(*)::integer from public.messages x
+         where x.workspace_id = m.workspace_id and x.sender_kind = 'user'
+           and x.sender_id = m.user_id::text and x.created_at >= p_day),
+        (select count(*)::integer from public.messages x
+         where x.workspace_id = m.workspace_id and x.sender_kind = 'user'
+           and x.sender_id = m.user_id::text and x.created_at >= p_week
+           and x.metadata @> '{"image_prompt": true}'),
+        w.monthly_budget_usd - coalesce((
+            select s.spent_usd from public.workspace_spend s
+            where s.workspace_id = w.id
+              and s.month = date_trunc('month', now() at time zone 'utc')::date), 0)
+    from public.workspace_members m
+    join public.workspaces w on w.id = m.workspace_id
+    where m.workspace_id = p_workspace_id and m.user_id = (select auth.uid())
+$$;
+revoke all on function public.chat_standing(uuid, timestamptz, timestamptz) from public, anon;
+grant execute on function public.chat_standing(uuid, timestamptz, timestamptz)
+    to authenticated, service_role;

@@ -60,8 +60,12 @@ class AgentRouter:
         timeout_seconds: float = 2.0,
         core: str = CORE_AGENT,
         clock: Callable[[], float] = time.perf_counter,
+        model_routing: bool = True,
     ) -> None:
         self._model = model
+        # False when only the offline provider is configured: its answer would be thrown
+        # away for keywords anyway, so it is not asked (nor metered).
+        self._model_routing = model_routing
         self._timeout = timeout_seconds
         self._core = core
         self._clock = clock
@@ -83,6 +87,8 @@ class AgentRouter:
         specialists = [c for c in candidates if c.code != self._core]
         if not specialists:
             return self._fallback(message, candidates, started, "no specialists")
+        if not self._model_routing:
+            return self._fallback(message, candidates, started, "offline provider")
         try:
             async with asyncio.timeout(self._timeout):
                 result = await complete_json(

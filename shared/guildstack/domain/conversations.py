@@ -7,10 +7,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 from guildstack.domain.errors import Conflict, InvalidInput
+from guildstack.domain.identity import AccountKind, Role
 from guildstack.domain.vocabulary import (
     ConversationEventType,
     ConversationMode,
@@ -47,6 +49,19 @@ STATUS_TRANSITIONS: dict[ConversationStatus, frozenset[ConversationStatus]] = {
     ConversationStatus.PAUSED: frozenset({ConversationStatus.ACTIVE, ConversationStatus.COMPLETED}),
     ConversationStatus.COMPLETED: frozenset(),
 }
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where a member stands before sending a chat message: their role and account kind,
+    what they sent today and (image prompts) this week, and the workspace's budget left
+    this month (None: no budget)."""
+
+    role: Role
+    account_kind: AccountKind
+    sent_today: int
+    images_this_week: int
+    budget_left: Decimal | None = None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ Guarantees the methods keep (and the property test checks):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -45,6 +45,7 @@ __all__ = [
     "NewEvent",
     "NewHandoff",
     "NewQuestion",
+    "NewStep",
     "QuestionAnswer",
     "RunGraph",
     "RunState",
@@ -168,6 +169,16 @@ class QuestionAnswer:
 
 
 @dataclass(frozen=True)
+class NewStep:
+    """A step added to a running run."""
+
+    key: str
+    agent_code: str
+    prompt: str | None = None
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class NewHandoff:
     step_key: str
     content: str
@@ -213,6 +224,8 @@ class RunGraph:
     handoffs: list[NewHandoff] = field(default_factory=list)
     # The run was cancelled: its unanswered questions are closed (nobody can answer them).
     questions_closed: bool = False
+    # Steps added to the run by this change (in order).
+    added: list[str] = field(default_factory=list)
 
     # Creating ------------------------------------------------------------------------------
 
@@ -312,9 +325,18 @@ class RunGraph:
             and self.run.status is not RunStatus.CANCELLED
         )
 
-    def succeed(self, key: str, attempt: int, result: StepResult, *, now: datetime) -> Verdict:
+    def succeed(
+        self,
+        key: str,
+        attempt: int,
+        result: StepResult,
+        *,
+        now: datetime,
+        then: Sequence[NewStep] = (),
+    ) -> Verdict:
         """Record the attempt's output and hand it to the dependents, releasing each whose
-        dependencies have now all settled."""
+        dependencies have now all settled. `then` adds steps to the run (a discussion's
+        next turns), queued when their dependencies have settled."""
         step = self._attempt(key, attempt)
         if step is None:
             return Verdict.LOST
@@ -351,6 +373,8 @@ class RunGraph:
             cost_usd=float(result.cost_usd),
         )
         self._release_dependents(key, now)
+        for new in then:
+            self._add(new, now)
         self._refresh(now)
         return Verdict.ACCEPTED
 
@@ -637,6 +661,27 @@ class RunGraph:
     ) -> None:
         step.gate = status
         self.decisions.append(ApprovalDecision(approval_id, status, comment, by))
+
+    def _add(self, new: NewStep, now: datetime) -> None:
+        if new.key in self.steps:
+            raise Conflict(f"The run already has a step {new.key!r}.")
+        unknown = [d for d in new.depends_on if d not in self.steps]
+        if unknown:
+            raise NotFound(f"No step {unknown[0]!r} in this run.")
+        step = StepState(
+            key=new.key,
+            agent_code=new.agent_code,
+            position=len(self.steps),
+            status=S.PENDING,
+            depends_on=tuple(new.depends_on),
+            prompt=new.prompt,
+        )
+        self.steps[new.key] = step
+        self.added.append(new.key)
+        self.touched.add(new.key)
+        self._emit(EventType.STEP_ADDED, step=new.key, agent=new.agent_code)
+        if all(self.steps[d].status in SETTLED for d in step.depends_on):
+            self._make_ready([new.key], now)
 
     def _make_ready(self, keys: Iterable[str], now: datetime) -> None:
         for step in sorted((self.steps[k] for k in keys), key=lambda s: s.position):

@@ -73,14 +73,15 @@ class GroupBy(StrEnum):
 
 
 class RunKind(StrEnum):
-    """Workflow shapes. A client starts the first four through POST /runs; a chat turn is a
-    run the chat area starts itself."""
+    """Workflow shapes. A client starts the first four through POST /runs; a chat turn and a
+    team discussion are runs the chat area starts itself."""
 
     SINGLE = "single"
     PIPELINE = "pipeline"
     PARALLEL = "parallel"
     DAG = "dag"
     CHAT = "chat"
+    DISCUSSION = "discussion"
 
 
 class RunStatus(StrEnum):
@@ -115,6 +116,7 @@ class EventType(StrEnum):
     RUN_CREATED = "run.created"
     RUN_STATUS = "run.status"
     RUN_FINISHED = "run.finished"
+    STEP_ADDED = "step.added"  # a running run grew a step (a discussion's next turn)
     STEP_QUEUED = "step.queued"
     STEP_STARTED = "step.started"
     # Streamed text of one attempt; every token event names its attempt, so a reader can

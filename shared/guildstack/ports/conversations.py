@@ -15,6 +15,7 @@ from guildstack.domain.conversations import (
     ConversationStatus,
     Message,
     NewMessage,
+    Standing,
 )
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.runs import Event
@@ -77,9 +78,8 @@ class ConversationRepository(Protocol):
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
     ) -> list[Event]: ...
 
-    async def count_user_messages(
-        self, workspace_id: UUID, user_id: UUID, since: datetime, *, images: bool = False
-    ) -> int:
-        """How many messages the user sent in the workspace since then (with `images`: how
-        many of them asked for an image)."""
+    async def standing(
+        self, workspace_id: UUID, day_start: datetime, week_start: datetime
+    ) -> Standing | None:
+        """The actor's standing in the workspace (None when not a member): one read."""
         ...

@@ -21,7 +21,7 @@ from guildstack.agents.chat_prompts import Turn, core_request, specialist_reques
 from guildstack.agents.router import AgentRouter
 from guildstack.domain.accounts import RULES, check_limits, day_start, is_image_prompt, week_start
 from guildstack.domain.agents import AgentSpec
-from guildstack.domain.authorization import Action
+from guildstack.domain.authorization import Action, authorize
 from guildstack.domain.conversations import (
     Conversation,
     ConversationEvent,
@@ -36,24 +36,24 @@ from guildstack.domain.conversations import (
 )
 from guildstack.domain.errors import BudgetExceeded, Conflict, InvalidInput
 from guildstack.domain.identity import AccountKind, Principal
-from guildstack.domain.jobs import JobMessage
 from guildstack.domain.models import CallContext, Completion, ModelRequest
 from guildstack.domain.routing import CORE_AGENT, RoutingDecision, routing_json
-from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.run_graph import NewStep, RunGraph
 from guildstack.domain.runs import Node, Run, Workflow
 from guildstack.domain.vocabulary import AgentStatus, Guild, RunKind, RunStatus
 from guildstack.observability import logger, metrics
 from guildstack.ports.models import LanguageModel
 from guildstack.ports.uow import Tx, UnitOfWork
-from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
-from guildstack.services.engine import Claim, StepEngine
+from guildstack.services.engine import Claim, StepEngine, Streamer
 from guildstack.services.memory import MemoryService
 
 HISTORY_MESSAGES = 30
 # The turn's queue message waits this long: the Stream function runs the step at once, and
 # the worker takes over only if that function died.
 FALLBACK_SECONDS = 30
+# A turn's step lease: how long a worker waits before taking over from a function that died.
+LEASE_SECONDS = 60
 SPECIALIST_SECONDS = 25.0
 UNAVAILABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
 Deltas = Callable[[str], Awaitable[None]]
@@ -70,6 +70,8 @@ class Accepted:
     kind: AccountKind
     # The agents the client named instead of routing (checked against the candidates).
     explicit: tuple[str, ...] = ()
+    # The memories relevant to the message, looked up while it was being accepted.
+    recalled: asyncio.Future[list[Any]] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,30 +116,50 @@ class ChatTurns:
         byte of the reply, and store nothing."""
         text = check_content(content)
         image = is_image_prompt(text)
+        # Memories are looked up meanwhile: the search needs only the text.
+        recalled = asyncio.ensure_future(self._recall(actor, workspace_id, text))
+        try:
+            return await self._accept(
+                actor, workspace_id, text, image, conversation_id, agents, recalled
+            )
+        except BaseException:
+            recalled.cancel()
+            raise
+
+    async def _accept(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        text: str,
+        image: bool,
+        conversation_id: UUID | None,
+        agents: Sequence[str],
+        recalled: asyncio.Future[list[Any]],
+    ) -> Accepted:
         async with self._uow(actor) as tx:
-            await authorized(tx, workspace_id, Action.CHAT)
-            remaining = await tx.ledger.remaining(CallContext(workspace_id, actor.user_id))
-            if remaining is not None and remaining <= 0:
+            standing = await tx.conversations.standing(
+                workspace_id, day_start(tx.now), week_start(tx.now)
+            )
+            authorize(standing.role if standing else None, Action.CHAT)
+            assert standing is not None  # noqa: S101 - authorize refused non-members
+            if standing.budget_left is not None and standing.budget_left <= 0:
                 raise BudgetExceeded(
                     "The workspace's monthly budget is spent; raise it to chat again."
                 )
-            member = await tx.workspaces.member(workspace_id, actor.user_id)
-            kind = member.account_kind if member else AccountKind.STANDARD
+            kind = standing.account_kind
             check_limits(
                 kind,
                 tx.now,
-                sent_today=await tx.conversations.count_user_messages(
-                    workspace_id, actor.user_id, day_start(tx.now)
-                ),
-                images_this_week=await tx.conversations.count_user_messages(
-                    workspace_id, actor.user_id, week_start(tx.now), images=True
-                )
-                if image
-                else 0,
+                sent_today=standing.sent_today,
+                images_this_week=standing.images_this_week,
                 image=image,
             )
             conversation = await self._conversation(tx, actor, workspace_id, conversation_id, text)
-            earlier = await tx.conversations.recent(workspace_id, conversation.id, HISTORY_MESSAGES)
+            earlier = (
+                await tx.conversations.recent(workspace_id, conversation.id, HISTORY_MESSAGES)
+                if conversation_id is not None
+                else []
+            )
             new = NewMessage(
                 SenderKind.USER,
                 str(actor.user_id),
@@ -157,7 +179,9 @@ class ChatTurns:
             candidates = await self._candidates(tx, workspace_id, conversation)
             _check_named(agents, candidates)
         metrics.add_metric(name="ChatMessages", unit="Count", value=1)
-        return Accepted(conversation, message, _history(earlier), candidates, kind, tuple(agents))
+        return Accepted(
+            conversation, message, _history(earlier), candidates, kind, tuple(agents), recalled
+        )
 
     async def _conversation(
         self,
@@ -204,16 +228,15 @@ class ChatTurns:
         )
 
     async def plan(self, actor: Principal, accepted: Accepted) -> Planned:
-        """Route (a fast model call, or keywords) and recall memories, side by side."""
+        """Route (a fast model call, or keywords) while the memories' lookup, started when
+        the message arrived, completes."""
         conversation = accepted.conversation
         context = CallContext(conversation.workspace_id, actor.user_id, agent_code="router")
         explicit = accepted.explicit or tuple(conversation.agents)
-        routing, recalled = await asyncio.gather(
-            self._router.route(
-                accepted.message.content, accepted.candidates, context, explicit=explicit
-            ),
-            self._recall(actor, conversation.workspace_id, accepted.message.content),
+        routing = await self._router.route(
+            accepted.message.content, accepted.candidates, context, explicit=explicit
         )
+        recalled = await accepted.recalled if accepted.recalled is not None else []
         memories = "\n".join(f"- [{h.memory.collection}] {h.memory.content}" for h in recalled)
         hits = tuple(
             {"id": str(h.memory.id), "collection": h.memory.collection.value, "score": h.score}
@@ -230,8 +253,12 @@ class ChatTurns:
             logger.warning("memory unavailable for a chat turn")
             return []
 
-    async def launch(self, actor: Principal, accepted: Accepted, planned: Planned) -> Run:
-        """The turn as a one-step `chat` run, its message delayed as the fallback."""
+    async def respond(
+        self, actor: Principal, accepted: Accepted, planned: Planned, on_delta: Deltas | None = None
+    ) -> Run:
+        """The turn as a one-step `chat` run, executed here, at once, its reply's tokens
+        streamed to `on_delta`. Its queue message is held back `FALLBACK_SECONDS`: should
+        this process die mid-reply, a worker completes the turn once the lease ends."""
         conversation, message = accepted.conversation, accepted.message
         workflow = Workflow(
             RunKind.CHAT,
@@ -248,27 +275,18 @@ class ChatTurns:
             "memory_hits": list(planned.memory_hits),
             "history": [t.as_json() for t in accepted.history],
         }
-        # A system transaction: `accept` checked, moments ago in this request, that the
-        # member may chat; analysts chat, but starting runs of their own is for operators.
-        async with self._uow.system("start a chat turn") as tx:
-            current = await tx.conversations.get(conversation.workspace_id, conversation.id)
-            if current.status is not ConversationStatus.ACTIVE:
-                raise Conflict(f"The conversation is {current.status.value} now.")
-            graph = RunGraph.start(
-                conversation.workspace_id,
-                actor.user_id,
-                workflow,
-                now=tx.now,
-                context=context,
-                dispatch_delay_seconds=FALLBACK_SECONDS,
-            )
-            return await tx.runs.add(graph)
 
-    async def run(self, run: Run, on_delta: Deltas | None = None) -> None:
-        """Execute the turn's step here, streaming its tokens to `on_delta`."""
-        step = run.steps[0]
-        await self._engine.handle(
-            JobMessage.step(run.workspace_id, run.id, step.key), on_delta=on_delta
+        # A system transaction: `accept` checked, moments ago in this request, that the member
+        # may chat; analysts chat, but starting runs of their own is for operators.
+        return await self._engine.start(
+            conversation.workspace_id,
+            actor.user_id,
+            workflow,
+            "reply",
+            on_delta,
+            context=context,
+            dispatch_delay_seconds=FALLBACK_SECONDS,
+            lease_seconds=LEASE_SECONDS,
         )
 
     async def reply(self, actor: Principal, accepted: Accepted, run_id: UUID) -> Reply:
@@ -293,39 +311,47 @@ class ChatExecutor:
         self._agents = agents
         self._model = model
 
-    async def execute(
+    asks = False  # a reply is what the user reads, even one that asks something
+
+    async def follow(
         self,
+        tx: Tx,
+        graph: RunGraph,
         claim: Claim,
-        stream: Callable[[ModelRequest], Awaitable[tuple[Completion, str]]],
-    ) -> tuple[Completion, str]:
-        ctx = claim.run_context
-        history = [Turn.of(t) for t in ctx.get("history", [])]
-        memories = ctx.get("memories")
-        codes = [
-            a["code"]
-            for a in ctx.get("routing", {}).get("agents", [])
-            if a["code"] != claim.agent.code
-        ]
-        specs = await self._specs(claim.workspace_id, codes)
-        findings = dict(
-            zip(
-                [s.code for s in specs],
-                await asyncio.gather(
-                    *(self._consult(claim, spec, history, memories) for spec in specs)
-                ),
-                strict=True,
-            )
+        completion: Completion,
+        question: str | None,
+    ) -> Sequence[NewStep]:
+        return ()  # the reply is stored when the run ends (`ChatFinisher`)
+
+    def prepare(self, claim: Claim) -> ModelRequest | None:
+        """With no specialist to consult, the reply's request is known when the step is
+        claimed (and its call reserved with the claim)."""
+        if _specialists(claim):
+            return None
+        return self._core_request(claim, {})
+
+    async def execute(self, claim: Claim, stream: Streamer) -> tuple[Completion, str]:
+        if claim.request is not None:
+            return await stream(claim.request)
+        history = _turns(claim)
+        memories = claim.run_context.get("memories")
+        specs = await self._specs(claim.workspace_id, _specialists(claim))
+        answers = await asyncio.gather(
+            *(self._consult(claim, spec, history, memories) for spec in specs)
         )
-        kind = AccountKind(ctx.get("account_kind", AccountKind.STANDARD))
-        request = core_request(
+        findings = {spec.code: text for spec, text in zip(specs, answers, strict=True) if text}
+        return await stream(self._core_request(claim, findings))
+
+    def _core_request(self, claim: Claim, findings: Mapping[str, str]) -> ModelRequest:
+        kind = AccountKind(claim.run_context.get("account_kind", AccountKind.STANDARD))
+        return core_request(
             claim.agent,
             claim.run_input,
-            history,
-            memories,
-            {code: text for code, text in findings.items() if text},
+            _turns(claim),
+            claim.run_context.get("memories"),
+            findings,
             RULES[kind].guidance,
         )
-        return await stream(request)
 
     async def _specs(self, workspace_id: UUID, codes: Sequence[str]) -> list[AgentSpec]:
         if not codes:
@@ -357,6 +383,16 @@ class ChatExecutor:
             metrics.add_metric(name="SpecialistFailures", unit="Count", value=1)
             return None
         return completion.text
+
+
+def _specialists(claim: Claim) -> list[str]:
+    """The agents the turn's routing picked besides the one answering."""
+    routed = claim.run_context.get("routing", {}).get("agents", [])
+    return [a["code"] for a in routed if a["code"] != claim.agent.code]
+
+
+def _turns(claim: Claim) -> list[Turn]:
+    return [Turn.of(t) for t in claim.run_context.get("history", [])]
 
 
 def _check_named(codes: Sequence[str], candidates: Sequence[AgentSpec]) -> None:

@@ -21,7 +21,7 @@ from decimal import Decimal
 from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
-from guildstack.domain.agents import AgentSpec
+from guildstack.domain.agents import Agent, AgentSpec
 from guildstack.domain.errors import (
     BudgetExceeded,
     CircuitOpen,
@@ -40,13 +40,19 @@ from guildstack.domain.models import (
     ModelRequest,
     Ticket,
 )
-from guildstack.domain.run_graph import NewEvent, RunGraph, StepResult, Verdict
-from guildstack.domain.runs import ASKING_INSTRUCTIONS, parse_question, step_messages
+from guildstack.domain.run_graph import NewEvent, NewStep, RunGraph, StepResult, Verdict
+from guildstack.domain.runs import (
+    ASKING_INSTRUCTIONS,
+    Run,
+    Workflow,
+    parse_question,
+    step_messages,
+)
 from guildstack.domain.vocabulary import AgentStatus, EventType, RunKind
 from guildstack.observability import logger, metrics
 from guildstack.ports.models import LanguageModel
 from guildstack.ports.runs import StepContext, StepInputs
-from guildstack.ports.uow import UnitOfWork
+from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.models import settle_in
@@ -74,9 +80,30 @@ class StepExecutor(Protocol):
     """How the steps of one kind of run are done, instead of the engine's one model call: a
     chat turn consults specialists, then streams the core assistant's reply. `stream` makes
     the step's streamed call (its tokens recorded and passed on, like the engine's own); the
-    executor returns what it returned. Its steps never ask questions."""
+    executor returns what it returned (or a call it made and settled itself). Its steps ask
+    the user questions (`QUESTION: ...`) only when `asks` says so."""
+
+    asks: bool
+
+    def prepare(self, claim: Claim) -> ModelRequest | None:
+        """The step's streamed request when it is known at claim time (it is then reserved
+        with the claim, and found in `claim.request`); None when it is built later."""
+        ...
 
     async def execute(self, claim: Claim, stream: Streamer) -> tuple[Completion, str]: ...
+
+    async def follow(
+        self,
+        tx: Tx,
+        graph: RunGraph,
+        claim: Claim,
+        completion: Completion,
+        question: str | None,
+    ) -> Sequence[NewStep]:
+        """In the transaction that records the step's outcome (the run locked; the attempt
+        still holds the step): record it where the kind keeps it, and return the steps to
+        add to the run after it (a discussion's next turns)."""
+        ...
 
 
 class MemoryContext(Protocol):
@@ -211,9 +238,10 @@ class _Outcome:
     its unsettled call."""
 
     claim: Claim
-    change: Callable[[RunGraph, datetime], Verdict]
+    change: Callable[[RunGraph, datetime, Sequence[NewStep]], Verdict]
     tail: str
     completion: Completion | None
+    follow: Callable[[Tx, RunGraph], Awaitable[Sequence[NewStep]]] | None = None
 
 
 class StepEngine:
@@ -258,6 +286,55 @@ class StepEngine:
                 raise StepAttemptFailed(key, 0, "step is leased by another worker", busy_for + 1)
             metrics.add_metric(name="StepMessagesDropped", unit="Count", value=1)
             return
+        await self._attempt(claim, on_delta)
+
+    async def start(
+        self,
+        workspace_id: UUID,
+        created_by: UUID | None,
+        workflow: Workflow,
+        key: str,
+        on_delta: Deltas | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        dispatch_delay_seconds: int = 0,
+        lease_seconds: int | None = None,
+    ) -> Run:
+        """Start a run and execute its root step `key` here, at once (a chat turn streams
+        its reply so). One transaction makes the run, claims the step and reserves its call
+        when the prompt is complete; the attempt then goes as `handle`'s does. The step's
+        queue message, held back `dispatch_delay_seconds`, is the fallback should this
+        process die: it finds the lease, and takes over when the lease (`lease_seconds`)
+        ends."""
+        node = next(n for n in workflow.nodes if n.key == key)
+        async with self._uow.system("start a run and claim its step") as tx:
+            agent = await self._agents.resolve(tx, workspace_id, node.agent)
+            graph = RunGraph.start(
+                workspace_id,
+                created_by,
+                workflow,
+                now=tx.now,
+                context=context,
+                dispatch_delay_seconds=dispatch_delay_seconds,
+            )
+            step = graph.claim(key, lease_seconds=lease_seconds or self._lease, now=tx.now)
+            if step is None:
+                raise Conflict(f"Step {key!r} of a new run cannot be claimed.")
+            inputs = StepInputs(prompt=step.prompt, handoffs=(), answers=())
+            claim = await self._prepared(
+                tx.ledger, graph, self._claim_of(graph, key, step.attempt, agent, inputs), tx.now
+            )
+            run = await tx.runs.add(graph)
+        if claim is not None:
+            try:
+                await self._attempt(claim, on_delta)
+            except StepAttemptFailed:
+                logger.info("an inline attempt failed; the step's message will retry it")
+        return run
+
+    async def _attempt(self, claim: Claim, on_delta: Deltas | None) -> None:
+        """Execute a claimed step and record its outcome."""
+        key = claim.step_key
         try:
             completion, tail = await self._execute(claim, on_delta)
         except CircuitOpen as exc:
@@ -266,7 +343,7 @@ class StepEngine:
             seconds, reason = int(exc.retry_after_seconds) + 1, exc.detail
             await self._finish(
                 claim,
-                lambda g, now: g.defer(key, claim.attempt, reason, seconds=seconds, now=now),
+                lambda g, now, _: g.defer(key, claim.attempt, reason, seconds=seconds, now=now),
             )
             metrics.add_metric(name="StepsDeferred", unit="Count", value=1)
             return
@@ -281,16 +358,23 @@ class StepEngine:
             )
             await self._fail(claim, exc, terminal=False)
             raise StepAttemptFailed(key, claim.attempt, _describe(exc)) from exc
-        question = None if claim.kind in self._executors else parse_question(completion.text)
+        executor = self._executors.get(claim.kind)
+        asks = executor is None or executor.asks
+        question = parse_question(completion.text) if asks else None
         verdict = await self._finish(
             claim,
-            lambda g, now: (
+            lambda g, now, then: (
                 g.ask(key, claim.attempt, question, now=now)
                 if question is not None
-                else g.succeed(key, claim.attempt, _result(completion), now=now)
+                else g.succeed(key, claim.attempt, _result(completion), now=now, then=then)
             ),
             tail=tail,
             completion=completion,
+            follow=(
+                (lambda tx, g: executor.follow(tx, g, claim, completion, question))
+                if executor is not None
+                else None
+            ),
         )
         if verdict is Verdict.ACCEPTED and question is None:
             metrics.add_metric(name="StepsSucceeded", unit="Count", value=1)
@@ -337,7 +421,6 @@ class StepEngine:
         if step is None:
             return None, graph.lease_left(key, now)
         context = contexts[key]
-        run = graph.run
         agent = self._agents.find(context.agent, step.agent_code)
         if agent is None:
             # Retired from the catalog while the step waited: no retry can help.
@@ -345,33 +428,49 @@ class StepEngine:
             graph.fail(key, step.attempt, error, terminal=True, now=now)
             metrics.add_metric(name="StepsFailed", unit="Count", value=1)
             return None, None
-        claim = Claim(
+        claim = self._claim_of(graph, key, step.attempt, agent, context.inputs)
+        return await self._prepared(ledger, graph, claim, now), None
+
+    def _claim_of(
+        self, graph: RunGraph, key: str, attempt: int, agent: Agent, inputs: StepInputs
+    ) -> Claim:
+        run = graph.run
+        return Claim(
             workspace_id=run.workspace_id,
             run_id=run.id,
             step_key=key,
-            attempt=step.attempt,
+            attempt=attempt,
             created_by=run.created_by,
             run_input=run.input,
             run_budget_usd=run.budget_usd,
             agent=agent.spec,
             agent_status=agent.status,
-            inputs=context.inputs,
+            inputs=inputs,
             kind=run.kind,
             run_context=run.context,
         )
-        own_call = run.kind not in self._executors
-        if own_call and not _needs_memory(claim) and agent.status not in UNAVAILABLE:
-            try:
-                claim = await self._reserved(ledger, claim)
-            except BudgetExceeded as exc:
-                graph.fail(key, step.attempt, _describe(exc), terminal=True, now=now)
-                metrics.add_metric(name="StepsFailed", unit="Count", value=1)
-                return None, None
-        return claim, None
 
-    async def _reserved(self, ledger: UsageLedger, claim: Claim) -> Claim:
-        request = self._request(claim, memories=None)
-        ticket = await self._model.reserve(ledger, request, claim.context())
+    async def _prepared(
+        self, ledger: UsageLedger, graph: RunGraph, claim: Claim, now: datetime
+    ) -> Claim | None:
+        """The claim with its call reserved when its prompt is complete now (no memories to
+        look up; for another kind's executor, when it says so). A step the budget cannot
+        pay for fails here, terminally: None."""
+        if claim.agent_status in UNAVAILABLE:
+            return claim
+        executor = self._executors.get(claim.kind)
+        if executor is not None:
+            request = executor.prepare(claim)
+        else:
+            request = None if _needs_memory(claim) else self._request(claim, memories=None)
+        if request is None:
+            return claim
+        try:
+            ticket = await self._model.reserve(ledger, request, claim.context())
+        except BudgetExceeded as exc:
+            graph.fail(claim.step_key, claim.attempt, _describe(exc), terminal=True, now=now)
+            metrics.add_metric(name="StepsFailed", unit="Count", value=1)
+            return None
         return replace(claim, request=request, ticket=ticket)
 
     async def _execute(self, claim: Claim, on_delta: Deltas | None) -> tuple[Completion, str]:
@@ -453,15 +552,16 @@ class StepEngine:
     async def _finish(
         self,
         claim: Claim,
-        change: Callable[[RunGraph, datetime], Verdict],
+        change: Callable[[RunGraph, datetime, Sequence[NewStep]], Verdict],
         *,
         tail: str = "",
         completion: Completion | None = None,
+        follow: Callable[[Tx, RunGraph], Awaitable[Sequence[NewStep]]] | None = None,
     ) -> Verdict:
         """One transaction: the attempt's last tokens, its outcome on the graph and the
         call's usage row (whether the outcome is kept or discarded: the call was made).
         Outcomes of the run that meet here go together (`_Together`)."""
-        outcome = _Outcome(claim, change, tail, completion)
+        outcome = _Outcome(claim, change, tail, completion, follow)
         return await self._outcomes((claim.workspace_id, claim.run_id), outcome)
 
     async def _finish_batch(self, outcomes: Sequence[_Outcome]) -> list[Verdict]:
@@ -471,9 +571,13 @@ class StepEngine:
                 verdicts = []
                 for outcome in outcomes:
                     claim = outcome.claim
-                    if outcome.tail and graph.holds(claim.step_key, claim.attempt):
+                    holds = graph.holds(claim.step_key, claim.attempt)
+                    if outcome.tail and holds:
                         graph.events.append(_token(claim, outcome.tail))
-                    verdicts.append(outcome.change(graph, tx.now))
+                    then: Sequence[NewStep] = ()
+                    if outcome.follow is not None and holds:
+                        then = await outcome.follow(tx, graph)
+                    verdicts.append(outcome.change(graph, tx.now, then))
                     if outcome.completion is not None:
                         await settle_in(tx.ledger, claim.context(), outcome.completion)
         return verdicts
@@ -482,7 +586,9 @@ class StepEngine:
         error = _describe(exc)
         await self._finish(
             claim,
-            lambda g, now: g.fail(claim.step_key, claim.attempt, error, terminal=terminal, now=now),
+            lambda g, now, _: g.fail(
+                claim.step_key, claim.attempt, error, terminal=terminal, now=now
+            ),
         )
 
 

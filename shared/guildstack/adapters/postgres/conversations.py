@@ -7,9 +7,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
-from guildstack.adapters.postgres.database import Connection, returned_row
+from guildstack.adapters.postgres.database import Connection
 from guildstack.adapters.postgres.paging import fetch_page
 from guildstack.domain.conversations import (
     Conversation,
@@ -21,8 +21,10 @@ from guildstack.domain.conversations import (
     MessageType,
     NewMessage,
     SenderKind,
+    Standing,
 )
 from guildstack.domain.errors import Forbidden, NotFound
+from guildstack.domain.identity import AccountKind, Role
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.runs import Event
 
@@ -41,11 +43,41 @@ _MESSAGE_COLUMNS = (
     " requires_user_response, routing, usage, metadata, created_at"
 )
 
-_INSERT_MESSAGE = f"""
-    insert into public.messages (workspace_id, conversation_id, seq, sender_kind, sender_id,
-        type, content, reply_to, requires_user_response, routing, usage, metadata)
-    values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-    returning {_MESSAGE_COLUMNS}
+# One statement for a change to a conversation: the counter row (locked until commit, so
+# messages and events commit in number order) numbers the new messages and events.
+_APPEND = f"""
+    with counter as (
+        update public.conversation_counters set
+            last_message_seq = last_message_seq + %(n)s,
+            last_event_seq = last_event_seq + %(e)s,
+            last_message_at = case when %(n)s > 0 then now() else last_message_at end
+        where conversation_id = %(c)s and workspace_id = %(ws)s
+        returning last_message_seq - %(n)s as message_base, last_event_seq - %(e)s as event_base
+    ),
+    added as (
+        insert into public.messages (id, workspace_id, conversation_id, seq, sender_kind,
+            sender_id, type, content, reply_to, requires_user_response, routing, usage,
+            metadata)
+        select x.id, %(ws)s, %(c)s, counter.message_base + x.ord, x.sender_kind, x.sender_id,
+            x.type, x.content, x.reply_to, x.requires_user_response, x.routing, x.usage,
+            coalesce(x.metadata, '{{}}')
+        from counter, jsonb_to_recordset(%(messages)s::jsonb) as x(
+            id uuid, ord int, sender_kind text, sender_id text, type text, content text,
+            reply_to uuid, requires_user_response boolean, routing jsonb, usage jsonb,
+            metadata jsonb)
+        returning {_MESSAGE_COLUMNS}
+    ),
+    logged as (
+        insert into public.conversation_events (workspace_id, conversation_id, seq, type,
+            payload)
+        select %(ws)s, %(c)s, counter.event_base + y.ord, y.type,
+            case when y.message_ord is null then y.payload
+                 else y.payload || jsonb_build_object('seq', counter.message_base + y.message_ord)
+            end
+        from counter, jsonb_to_recordset(%(events)s::jsonb) as y(
+            ord int, type text, payload jsonb, message_ord int)
+    )
+    select added.* from counter left join added on true order by added.seq
 """  # noqa: S608 - constant column list
 
 
@@ -55,19 +87,22 @@ class PostgresConversationRepository:
 
     async def create(self, conversation: Conversation) -> Conversation:
         c = conversation
-        await self._conn.execute(
-            "insert into public.conversations (id, workspace_id, created_by, title, goal, mode,"
-            " status, shared, agents, settings, created_at, updated_at)"
-            " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (c.id, c.workspace_id, c.created_by, c.title, c.goal, c.mode, c.status, c.shared,
-             list(c.agents), json.dumps(dict(c.settings)), c.created_at, c.updated_at),
-        )  # fmt: skip
-        await self._conn.execute(
-            "insert into public.conversation_counters (conversation_id, workspace_id)"
-            " values (%s, %s)",
-            (c.id, c.workspace_id),
-        )
-        return await self.get(c.workspace_id, c.id)
+        # One round trip; two statements, as the counter's policy must see the conversation.
+        async with self._conn.pipeline():
+            await self._conn.execute(
+                "insert into public.conversations (id, workspace_id, created_by, title, goal,"
+                " mode, status, shared, agents, settings, created_at, updated_at)"
+                " values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (c.id, c.workspace_id, c.created_by, c.title, c.goal, c.mode, c.status,
+                 c.shared, list(c.agents), json.dumps(dict(c.settings)), c.created_at,
+                 c.updated_at),
+            )  # fmt: skip
+            await self._conn.execute(
+                "insert into public.conversation_counters (conversation_id, workspace_id)"
+                " values (%s, %s)",
+                (c.id, c.workspace_id),
+            )
+        return c
 
     async def get(self, workspace_id: UUID, conversation_id: UUID) -> Conversation:
         cur = await self._conn.execute(
@@ -130,47 +165,50 @@ class PostgresConversationRepository:
         messages: Sequence[NewMessage] = (),
         events: Sequence[ConversationEvent] = (),
     ) -> list[Message]:
-        cur = await self._conn.execute(
-            "update public.conversation_counters set"
-            " last_message_seq = last_message_seq + %s, last_event_seq = last_event_seq + %s,"
-            " last_message_at = case when %s > 0 then now() else last_message_at end"
-            " where conversation_id = %s and workspace_id = %s"
-            " returning last_message_seq - %s as message_base, last_event_seq - %s as event_base",
-            (len(messages), len(events), len(messages), conversation_id, workspace_id,
-             len(messages), len(events)),
-        )  # fmt: skip
-        counter = await cur.fetchone()
-        if counter is None:
-            raise NotFound(_NOT_FOUND)
-        stored = [
-            await self._insert(workspace_id, conversation_id, counter["message_base"] + i, m)
+        ids = [uuid4() for _ in messages]
+        rows = [
+            {
+                "id": str(ids[i - 1]),
+                "ord": i,
+                "sender_kind": m.sender_kind.value,
+                "sender_id": m.sender_id,
+                "type": m.type.value,
+                "content": m.content,
+                "reply_to": str(m.reply_to) if m.reply_to else None,
+                "requires_user_response": m.requires_user_response,
+                "routing": dict(m.routing) if m.routing is not None else None,
+                "usage": dict(m.usage) if m.usage is not None else None,
+                "metadata": dict(m.metadata),
+            }
             for i, m in enumerate(messages, 1)
         ]
-        by_order = iter(stored)
+        logged, announced = [], 0
         for i, event in enumerate(events, 1):
-            payload = dict(event.payload)
+            payload, message_ord = dict(event.payload), None
+            # A `message.new` event names the message it announces (in order).
             if event.type is ConversationEventType.MESSAGE_NEW and "message_id" not in payload:
-                message = next(by_order, None)
-                if message is not None:
-                    payload |= {"message_id": str(message.id), "seq": message.seq}
-            await self._conn.execute(
-                "insert into public.conversation_events"
-                " (workspace_id, conversation_id, seq, type, payload) values (%s, %s, %s, %s, %s)",
-                (workspace_id, conversation_id, counter["event_base"] + i, event.type,
-                 json.dumps(payload, default=str)),
-            )  # fmt: skip
-        return stored
-
-    async def _insert(
-        self, workspace_id: UUID, conversation_id: UUID, seq: int, m: NewMessage
-    ) -> Message:
+                if announced < len(ids):
+                    payload["message_id"] = str(ids[announced])
+                    announced += 1
+                    message_ord = announced
+            logged.append(
+                {"ord": i, "type": event.type.value, "payload": payload, "message_ord": message_ord}
+            )
         cur = await self._conn.execute(
-            _INSERT_MESSAGE,
-            (workspace_id, conversation_id, seq, m.sender_kind, m.sender_id, m.type, m.content,
-             m.reply_to, m.requires_user_response, _json(m.routing), _json(m.usage),
-             json.dumps(dict(m.metadata), default=str)),
-        )  # fmt: skip
-        return _message(await returned_row(cur))
+            _APPEND,
+            {
+                "ws": workspace_id,
+                "c": conversation_id,
+                "n": len(messages),
+                "e": len(events),
+                "messages": json.dumps(rows, default=str),
+                "events": json.dumps(logged, default=str),
+            },
+        )
+        found = await cur.fetchall()
+        if not found:
+            raise NotFound(_NOT_FOUND)
+        return [_message(r) for r in found if r["id"] is not None]
 
     async def messages(
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
@@ -238,16 +276,22 @@ class PostgresConversationRepository:
             if r["seq"] is not None
         ]
 
-    async def count_user_messages(
-        self, workspace_id: UUID, user_id: UUID, since: datetime, *, images: bool = False
-    ) -> int:
+    async def standing(
+        self, workspace_id: UUID, day_start: datetime, week_start: datetime
+    ) -> Standing | None:
         cur = await self._conn.execute(
-            "select count(*) as n from public.messages where workspace_id = %s"
-            " and sender_kind = %s and sender_id = %s and created_at >= %s"
-            " and (not %s or metadata @> '{\"image_prompt\": true}')",
-            (workspace_id, SenderKind.USER, str(user_id), since, images),
+            "select * from public.chat_standing(%s, %s, %s)", (workspace_id, day_start, week_start)
         )
-        return int((await returned_row(cur))["n"])
+        row = await cur.fetchone()
+        if row is None:
+            return None
+        return Standing(
+            Role(row["role"]),
+            AccountKind(row["account_kind"]),
+            row["sent_today"],
+            row["images_this_week"],
+            row["budget_left"],
+        )
 
 
 def _json(value: Any) -> str | None:

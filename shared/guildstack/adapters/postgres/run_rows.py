@@ -112,6 +112,7 @@ def change_of(graph: RunGraph) -> dict[str, Any]:
         "workspace_id": str(r.workspace_id),
         "run_id": str(r.id),
         "run": run,
+        "new_steps": [] if graph.created else [new_step(graph.steps[k]) for k in graph.added],
         "steps": [_step_change(graph.steps[k]) for k in touched],
         "approvals": [{"id": str(a.id), "step_key": a.step_key} for a in graph.approvals],
         "decisions": [
@@ -152,6 +153,10 @@ def new_step(s: StepState) -> dict[str, Any]:
         "on_reject": s.on_reject.value,
         "status": s.status.value,
         "queued_at": _iso(s.queued_at),
+        # A step its run's creator claims in the same transaction starts out running.
+        "attempt": s.attempt,
+        "lease_until": _iso(s.lease_until),
+        "started_at": _iso(s.started_at),
     }
 
 

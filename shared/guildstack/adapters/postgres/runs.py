@@ -74,12 +74,15 @@ class PostgresRunRepository:
             )
             await self._conn.execute(
                 "insert into public.steps (run_id, key, workspace_id, position, agent_code,"
-                " prompt, depends_on, requires_approval, on_reject, status, queued_at)"
+                " prompt, depends_on, requires_approval, on_reject, status, queued_at,"
+                " attempt, lease_until, started_at)"
                 " select %s, x.key, %s, x.position, x.agent_code, x.prompt, x.depends_on,"
-                " x.requires_approval, x.on_reject, x.status, x.queued_at"
+                " x.requires_approval, x.on_reject, x.status, x.queued_at, x.attempt,"
+                " x.lease_until, x.started_at"
                 " from jsonb_to_recordset(%s::jsonb) as x(key text, position int,"
                 " agent_code text, prompt text, depends_on text[], requires_approval boolean,"
-                " on_reject text, status text, queued_at timestamptz)",
+                " on_reject text, status text, queued_at timestamptz, attempt int,"
+                " lease_until timestamptz, started_at timestamptz)",
                 (r.id, r.workspace_id, json.dumps([new_step(s) for s in graph.steps.values()])),
             )
             await self._save(graph)
