@@ -1,7 +1,7 @@
 """ChatFunction: conversations and their messages (the HTTP API's Chat routes). Replies
 stream from the Stream function (`POST /chat/message`)."""
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
@@ -12,6 +12,8 @@ from functions.chat.schemas import (
     MessageResponse,
     MessagesResponse,
     PostMessageRequest,
+    StartDiscussionRequest,
+    StartedDiscussionResponse,
     UpdateConversationRequest,
 )
 from guildstack.bootstrap import Container, build
@@ -24,10 +26,12 @@ from guildstack.observability import metrics
 
 if TYPE_CHECKING:
     from guildstack.services.conversations import ConversationService
+    from guildstack.services.discussions import DiscussionService
 
 Conversations = Annotated[
     "Scoped[ConversationService]", Depends(in_workspace(lambda c: c.conversations))
 ]
+Discussions = Annotated["Scoped[DiscussionService]", Depends(in_workspace(lambda c: c.discussions))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
@@ -45,6 +49,7 @@ async def create_conversation(
         goal=body.goal,
         agents=body.agents,
         shared=body.shared,
+        settings=body.settings,
     )
     response.headers["Location"] = f"/conversations/{conversation.id}"
     metrics.add_metric(name="ConversationsStarted", unit="Count", value=1)
@@ -140,6 +145,28 @@ async def export_conversation(
     extension = "md" if format == "markdown" else "json"
     disposition = f'attachment; filename="conversation-{conversation_id}.{extension}"'
     return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
+
+
+@router.post("/conversations/{conversation_id}/start", status_code=202)
+async def start_discussion(
+    conversation_id: UUID,
+    ws: Discussions,
+    response: Response,
+    body: StartDiscussionRequest | None = None,
+) -> StartedDiscussionResponse:
+    """A discussion's run: its turns are steps on the durable engine (follow them on the
+    conversation's stream)."""
+    budget = body.budget_usd if body else None
+    run = await ws.service.start(ws.principal, ws.workspace_id, conversation_id, budget)
+    response.headers["Location"] = f"/runs/{run.id}"
+    metrics.add_metric(name="DiscussionsStarted", unit="Count", value=1)
+    return StartedDiscussionResponse(run_id=str(run.id), conversation_id=str(conversation_id))
+
+
+@router.get("/conversations/{conversation_id}/analytics")
+async def discussion_analytics(conversation_id: UUID, ws: Discussions) -> dict[str, Any]:
+    """Turns, tokens and cost per persona, rounds, votes, time to consensus."""
+    return await ws.service.analytics(ws.principal, ws.workspace_id, conversation_id)
 
 
 def create(container: Container) -> FastAPI:

@@ -1,6 +1,7 @@
 """Request and response models of the Chat function (/conversations*)."""
 
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -25,6 +26,21 @@ class CreateConversationRequest(BaseModel):
     goal: Text | None = None
     agents: Annotated[list[AgentCode], Field(max_length=50)] = Field(default_factory=list)
     shared: bool = False
+    # A discussion's rules: consensus_rule (majority, two_thirds, unanimous), summary_every,
+    # max_turns, max_rounds, stuck_turns, similarity_threshold, max_minutes.
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class StartDiscussionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The discussion's own budget (US dollars), within the workspace's.
+    budget_usd: Annotated[Decimal, Field(gt=0, le=10_000)] | None = None
+
+
+class StartedDiscussionResponse(BaseModel):
+    run_id: str
+    conversation_id: str
 
 
 class UpdateConversationRequest(BaseModel):
@@ -57,6 +73,8 @@ class ConversationResponse(BaseModel):
     agents: list[str]
     settings: dict[str, Any]
     final_summary: str | None
+    # A discussion's result: reason, consensus, proposal, tallies, dissent, turns, rounds.
+    result: dict[str, Any] | None
     run_id: str | None
     created_by: str | None
     message_count: int
@@ -76,6 +94,7 @@ class ConversationResponse(BaseModel):
             agents=list(c.agents),
             settings=dict(c.settings),
             final_summary=c.final_summary,
+            result=dict(c.result) if c.result is not None else None,
             run_id=str(c.run_id) if c.run_id else None,
             created_by=str(c.created_by) if c.created_by else None,
             message_count=c.message_count,

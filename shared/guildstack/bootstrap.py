@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
+    from guildstack.services.discussions import DiscussionService
     from guildstack.services.engine import StepEngine
     from guildstack.services.failover import FailoverChain
     from guildstack.services.health import HealthService
@@ -89,10 +90,15 @@ class Container:
         """One transaction per use case; messages sent after commit (when a queue exists)."""
         from guildstack.adapters.postgres.uow import PostgresUnitOfWork
         from guildstack.domain.vocabulary import RunKind
-        from guildstack.services.chat_finish import ChatFinisher
+        from guildstack.ports.uow import RunFinisher
+        from guildstack.services.run_finishers import ChatFinisher, DiscussionFinisher
 
         queue = self.step_queue if self.settings.steps_queue_url is not None else None
-        return PostgresUnitOfWork(self.database, queue, {RunKind.CHAT: ChatFinisher()})
+        finishers: dict[RunKind, RunFinisher] = {
+            RunKind.CHAT: ChatFinisher(),
+            RunKind.DISCUSSION: DiscussionFinisher(),
+        }
+        return PostgresUnitOfWork(self.database, queue, finishers)
 
     @cached_property
     def identity(self) -> IdentityProvider:
@@ -268,7 +274,13 @@ class Container:
     def conversations(self) -> ConversationService:
         from guildstack.services.conversations import ConversationService
 
-        return ConversationService(self.uow, self.agents)
+        return ConversationService(self.uow, self.agents, discussions=self.discussions)
+
+    @cached_property
+    def discussions(self) -> DiscussionService:
+        from guildstack.services.discussions import DiscussionService
+
+        return DiscussionService(self.uow, self.agents)
 
     # Durable runs ------------------------------------------------------------------------
 
@@ -309,6 +321,13 @@ class Container:
         return ChatTurns(self.uow, self.agents, self.router, self.step_engine, self._memory)
 
     @property
+    def _embedder(self) -> Embedder | None:
+        try:
+            return self.embedder
+        except DependencyUnavailable:  # no embedder here: repeats go unnoticed
+            return None
+
+    @property
     def _memory(self) -> MemoryService | None:
         try:
             return self.memory
@@ -319,6 +338,7 @@ class Container:
     def step_engine(self) -> StepEngine:
         from guildstack.domain.vocabulary import RunKind
         from guildstack.services.chat import ChatExecutor
+        from guildstack.services.discussion_turns import DiscussionTurns
         from guildstack.services.engine import StepEngine
 
         return StepEngine(
@@ -327,7 +347,10 @@ class Container:
             self.model,
             lease_seconds=self.settings.step_lease_seconds,
             memory=self._memory,
-            executors={RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model)},
+            executors={
+                RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model),
+                RunKind.DISCUSSION: DiscussionTurns(self.uow, self.model, self._embedder),
+            },
         )
 
     @cached_property

@@ -47,8 +47,8 @@ from guildstack.services.chat import (
     ChatTurns,
     Reply,
 )
-from guildstack.services.chat_finish import ChatFinisher
 from guildstack.services.engine import StepAttemptFailed, StepEngine
+from guildstack.services.run_finishers import ChatFinisher
 from tests.fakes.uow import Clock, InMemoryUnitOfWork, StoredConversation, World
 
 START = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)

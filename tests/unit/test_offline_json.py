@@ -170,3 +170,11 @@ def test_given_an_enum_then_offline_choices_vary_with_the_request_only() -> None
 
     assert picks == {"accept", "reject", "abstain"}
     assert example_for(schema, "same") == example_for(schema, "same")
+
+
+def test_given_a_valid_default_then_it_is_the_offline_answer_and_an_invalid_one_is_not() -> None:
+    chosen = {"enum": ["accept", "reject", "abstain"], "default": "accept"}
+    invalid = {"enum": ["accept", "reject"], "default": "maybe"}
+
+    assert {example_for(chosen, f"request-{i}") for i in range(30)} == {"accept"}
+    assert {example_for(invalid, f"request-{i}") for i in range(30)} <= {"accept", "reject"}

@@ -36,6 +36,7 @@ __all__ = [
     "export_json",
     "export_markdown",
     "moved_to",
+    "status_changed",
 ]
 
 MAX_MESSAGE_CHARS = 20_000
@@ -86,6 +87,8 @@ class Conversation:
     settings: Mapping[str, Any] = field(default_factory=dict)
     final_summary: str | None = None
     run_id: UUID | None = None
+    # A discussion's result: why it ended, the proposal chosen, every tally, the dissent.
+    result: Mapping[str, Any] | None = None
     message_count: int = 0
     last_message_at: datetime | None = None
 
@@ -136,6 +139,13 @@ class Message:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
+def status_changed(before: ConversationStatus, after: ConversationStatus) -> ConversationEvent:
+    """The `status.changed` event of a conversation's move."""
+    return ConversationEvent(
+        ConversationEventType.STATUS_CHANGED, {"from": before.value, "to": after.value}
+    )
+
+
 def moved_to(conversation: Conversation, target: ConversationStatus) -> ConversationStatus:
     """`target`, if the lifecycle allows it from the conversation's status (409 otherwise)."""
     current = conversation.status
@@ -172,6 +182,7 @@ def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
                 "goal": conversation.goal,
                 "agents": list(conversation.agents),
                 "final_summary": conversation.final_summary,
+                "result": conversation.result,
                 "created_at": _iso(conversation.created_at),
             },
             "messages": [
@@ -209,7 +220,24 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
         lines += [f"## {who}{kind} · {_iso(m.created_at)}", "", m.content.strip(), ""]
     if conversation.final_summary:
         lines += ["## Final summary", "", conversation.final_summary.strip(), ""]
+    lines += _result_lines(conversation.result)
     return "\n".join(lines)
+
+
+def _result_lines(result: Mapping[str, Any] | None) -> list[str]:
+    if not result:
+        return []
+    lines = ["## Result", "", f"- Ended: {result.get('reason') or 'unknown'}"]
+    proposal = result.get("proposal")
+    if proposal:
+        lines.append(f"- Proposal {proposal.get('number')}: {proposal.get('title')}")
+    for t in result.get("tallies", []):
+        votes = ", ".join(f"{who} {vote}" for who, vote in t.get("votes", {}).items())
+        verdict = "accepted" if t.get("accepted") else "rejected"
+        lines.append(f"- Proposal {t.get('proposal')} {verdict}: {votes}")
+    if result.get("dissent"):
+        lines.append(f"- Dissent: {', '.join(result['dissent'])}")
+    return [*lines, ""]
 
 
 def _iso(moment: datetime) -> str:

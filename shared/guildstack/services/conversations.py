@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from guildstack.domain.authorization import Action, authorize
@@ -22,7 +22,6 @@ from guildstack.domain.conversations import (
     MAX_GOAL_CHARS,
     Conversation,
     ConversationEvent,
-    ConversationEventType,
     ConversationMode,
     ConversationStatus,
     Message,
@@ -33,7 +32,9 @@ from guildstack.domain.conversations import (
     export_json,
     export_markdown,
     moved_to,
+    status_changed,
 )
+from guildstack.domain.discussions import DiscussionSettings
 from guildstack.domain.errors import Conflict, InvalidInput
 from guildstack.domain.identity import Principal
 from guildstack.domain.limits import MAX_WAIT_SECONDS
@@ -45,6 +46,9 @@ from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.polling import Poller, Sleep
 from guildstack.services.runs import EventPage
+
+if TYPE_CHECKING:
+    from guildstack.services.discussions import DiscussionService
 
 UNAVAILABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
 
@@ -62,9 +66,11 @@ class ConversationService:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll_seconds: tuple[float, float] = (0.05, 0.5),
+        discussions: DiscussionService | None = None,
     ) -> None:
         self._uow = uow
         self._agents = agents
+        self._discussions = discussions
         self._poller = Poller(sleep, clock, *poll_seconds)
 
     async def create(
@@ -87,6 +93,10 @@ class ConversationService:
             raise _invalid("goal", f"goal is over {MAX_GOAL_CHARS} characters", "too_long")
         if len(set(agents)) > MAX_CONVERSATION_AGENTS:
             raise _invalid("agents", f"at most {MAX_CONVERSATION_AGENTS} agents", "too_many")
+        if mode is ConversationMode.DISCUSSION:
+            settings = DiscussionSettings.of(settings).as_json()
+        elif settings:
+            raise _invalid("settings", "a chat takes no settings", "unexpected")
         title = (title or "").strip() or _default_title(mode, goal)
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.CHAT)
@@ -169,7 +179,7 @@ class ConversationService:
     ) -> Conversation:
         """Rename, pause or resume (409 for a move the lifecycle forbids), share."""
         async with self._uow(actor) as tx:
-            conversation = await self._changeable(tx, actor, workspace_id, conversation_id)
+            conversation = await changeable(tx, actor, workspace_id, conversation_id)
             changed = conversation
             if title is not None:
                 if not title.strip():
@@ -180,12 +190,7 @@ class ConversationService:
             events: list[ConversationEvent] = []
             if status is not None and status is not conversation.status:
                 changed = replace(changed, status=moved_to(conversation, status))
-                events.append(
-                    ConversationEvent(
-                        ConversationEventType.STATUS_CHANGED,
-                        {"from": conversation.status.value, "to": status.value},
-                    )
-                )
+                events.append(status_changed(conversation.status, status))
             saved = await tx.conversations.save(changed)
             if events:
                 await tx.conversations.append(workspace_id, conversation_id, events=events)
@@ -194,23 +199,14 @@ class ConversationService:
     async def delete(self, actor: Principal, workspace_id: UUID, conversation_id: UUID) -> None:
         """The conversation, its messages and its events."""
         async with self._uow(actor) as tx:
-            await self._changeable(tx, actor, workspace_id, conversation_id)
+            await changeable(tx, actor, workspace_id, conversation_id)
             await tx.conversations.delete(workspace_id, conversation_id)
-
-    async def _changeable(
-        self, tx: Tx, actor: Principal, workspace_id: UUID, conversation_id: UUID
-    ) -> Conversation:
-        role = await authorized(tx, workspace_id, Action.VIEW)
-        conversation = await tx.conversations.get(workspace_id, conversation_id)
-        own = conversation.created_by == actor.user_id
-        authorize(role, Action.CHAT if own else Action.MODERATE_CONVERSATIONS)
-        return conversation
 
     async def post(
         self, actor: Principal, workspace_id: UUID, conversation_id: UUID, content: str
     ) -> Message:
         """The user's message, stored and announced (`message.new`). A message to a
-        discussion waiting on a question answers that question."""
+        discussion waiting on a question answers that question, and the discussion goes on."""
         text = check_content(content)
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.CHAT)
@@ -219,20 +215,36 @@ class ConversationService:
                 raise Conflict("The conversation is completed.")
             pending = await tx.conversations.pending(workspace_id, conversation_id)
             question = pending[0] if pending else None
-            message = NewMessage(
-                SenderKind.USER,
-                str(actor.user_id),
-                MessageType.USER_RESPONSE if question else MessageType.CHAT,
-                text,
-                reply_to=question.id if question else None,
+            answers_run = (
+                question is not None
+                and conversation.run_id is not None
+                and self._discussions is not None
             )
-            (stored,) = await tx.conversations.append(
-                workspace_id,
-                conversation_id,
-                [message],
-                [message.announced()],
-            )
-            return stored
+            if not answers_run:
+                return await self._store(tx, conversation, actor, text, question)
+        assert self._discussions is not None and question is not None  # noqa: S101
+        return await self._discussions.answer(actor, conversation, question, text)
+
+    async def _store(
+        self,
+        tx: Tx,
+        conversation: Conversation,
+        actor: Principal,
+        text: str,
+        question: Message | None,
+    ) -> Message:
+        workspace_id, conversation_id = conversation.workspace_id, conversation.id
+        message = NewMessage(
+            SenderKind.USER,
+            str(actor.user_id),
+            MessageType.USER_RESPONSE if question else MessageType.CHAT,
+            text,
+            reply_to=question.id if question else None,
+        )
+        (stored,) = await tx.conversations.append(
+            workspace_id, conversation_id, [message], [message.announced()]
+        )
+        return stored
 
     async def messages(
         self,
@@ -288,6 +300,18 @@ class ConversationService:
 
         items = await self._poller.until(fetch, bool, min(wait_seconds, MAX_WAIT_SECONDS))
         return EventPage(items, items[-1].seq if items else after)
+
+
+async def changeable(
+    tx: Tx, actor: Principal, workspace_id: UUID, conversation_id: UUID
+) -> Conversation:
+    """The conversation, when the actor may change it: its creator (an analyst or up), or
+    an admin for a shared one."""
+    role = await authorized(tx, workspace_id, Action.VIEW)
+    conversation = await tx.conversations.get(workspace_id, conversation_id)
+    own = conversation.created_by == actor.user_id
+    authorize(role, Action.CHAT if own else Action.MODERATE_CONVERSATIONS)
+    return conversation
 
 
 def _default_title(mode: ConversationMode, goal: str | None) -> str:

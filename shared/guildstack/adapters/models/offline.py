@@ -71,10 +71,13 @@ def example_for(schema: Mapping[str, Any] | bool, seed: str) -> Any:
     Every property is filled (optional ones too, to show the whole shape), arrays get
     `minItems` items (at least one, at most `maxItems`), numbers sit mid-range, lengths
     stay within their bounds, and the choice of enum values, alternatives and words
-    depends only on `seed`: the same request gives the same JSON. An unsatisfiable schema
-    gets a best effort rather than an error."""
+    depends only on `seed`: the same request gives the same JSON. A schema's `default`,
+    when it is valid, is the answer. An unsatisfiable schema gets a best effort rather than
+    an error."""
     if isinstance(schema, bool):
         return _text(seed) if schema else None
+    if "default" in schema and not validate(schema["default"], schema):
+        return schema["default"]
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):

@@ -31,7 +31,7 @@ from guildstack.domain.runs import Event
 _NOT_FOUND = "No such conversation in this workspace."
 _COLUMNS = (
     "c.id, c.workspace_id, c.created_by, c.title, c.goal, c.mode, c.status, c.shared,"
-    " c.agents, c.settings, c.final_summary, c.run_id, c.created_at, c.updated_at,"
+    " c.agents, c.settings, c.final_summary, c.result, c.run_id, c.created_at, c.updated_at,"
     " k.last_message_seq, k.last_message_at"
 )
 _FROM = (
@@ -142,12 +142,12 @@ class PostgresConversationRepository:
         c = conversation
         cur = await self._conn.execute(
             "update public.conversations set title = %s, status = %s, shared = %s,"
-            " settings = %s, final_summary = %s, run_id = %s, updated_at = now()"
-            " where id = %s and workspace_id = %s",
+            " settings = %s, final_summary = %s, result = %s, run_id = %s, updated_at = now()"
+            " where id = %s and workspace_id = %s returning id",
             (c.title, c.status, c.shared, json.dumps(dict(c.settings)), c.final_summary,
-             c.run_id, c.id, c.workspace_id),
+             _json(c.result), c.run_id, c.id, c.workspace_id),
         )  # fmt: skip
-        if cur.rowcount != 1:
+        if await cur.fetchone() is None:  # the row is not the actor's to change
             raise Forbidden("Only its creator (or an admin, if it is shared) may change it.")
         return await self.get(c.workspace_id, c.id)
 
@@ -313,6 +313,7 @@ def _conversation(row: dict[str, Any]) -> Conversation:
         agents=tuple(row["agents"]),
         settings=row["settings"],
         final_summary=row["final_summary"],
+        result=row["result"],
         run_id=row["run_id"],
         message_count=row["last_message_seq"] or 0,
         last_message_at=row["last_message_at"],

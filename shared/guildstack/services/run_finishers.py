@@ -1,19 +1,23 @@
-"""`ChatFinisher`: what happens when a chat turn's run ends, in the transaction that ended it.
+"""What happens when a chat turn's or a discussion's run ends, in the transaction that
+ended it (`RunFinishers`, registered with every function's unit of work).
 
-Kept apart from the rest of chat so that every function's unit of work can register it
-without importing the chat turn's machinery (routing, prompts, specialists).
+Kept apart from the rest of chat and discussions so that registering them imports none of
+their machinery (routing, prompts, specialists, personas).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from uuid import UUID
 
 from guildstack.domain.conversations import (
     ConversationEvent,
     ConversationEventType,
+    ConversationStatus,
     MessageType,
     NewMessage,
     SenderKind,
+    status_changed,
 )
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.memory import Collection
@@ -82,3 +86,32 @@ class ChatFinisher:
                 )
             ],
         )
+
+
+class DiscussionFinisher:
+    """A discussion whose run ended without its conclusion (it failed, or was cancelled)
+    completes with a summary saying why."""
+
+    async def finished(self, tx: Tx, graph: RunGraph) -> None:
+        run = graph.run
+        conversation_id = UUID(run.context["conversation_id"])
+        conversation = await tx.conversations.get(run.workspace_id, conversation_id)
+        if conversation.status is ConversationStatus.COMPLETED or conversation.run_id != run.id:
+            return
+        cancelled = run.status is RunStatus.CANCELLED
+        why = "it was cancelled" if cancelled else (run.error or "it failed")
+        summary = f"The discussion ended before a conclusion: {why}."
+        changed = replace(
+            conversation,
+            status=ConversationStatus.COMPLETED,
+            final_summary=summary,
+            result={"reason": why, "consensus": False, "run_status": run.status.value},
+        )
+        note = NewMessage(SenderKind.SYSTEM, "discussion", MessageType.SUMMARY, summary)
+        await tx.conversations.append(
+            run.workspace_id,
+            conversation_id,
+            [note],
+            [note.announced(), status_changed(conversation.status, changed.status)],
+        )
+        await tx.conversations.save(changed)
