@@ -62,3 +62,6 @@ build-MemoryFunction:
 
 build-ChatFunction:
 	$(call function_build,chat)
+
+build-RetentionFunction:
+	$(call function_build,retention)

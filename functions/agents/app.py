@@ -11,6 +11,8 @@ from functions.agents.schemas import (
     AgentCode,
     AgentResponse,
     AgentTemplateResponse,
+    AgentTrialRequest,
+    AgentTrialResponse,
     CreateAgentRequest,
     UpdateAgentRequest,
     UsageResponse,
@@ -24,12 +26,14 @@ from guildstack.http.pagination import ListResponse, key_page
 from guildstack.observability import metrics
 
 if TYPE_CHECKING:
+    from guildstack.services.agent_trials import AgentTrials
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.usage import UsageService
 
 Agents = Annotated["Scoped[AgentRegistry]", Depends(in_workspace(lambda c: c.agents))]
 Catalog = Annotated["AgentRegistry", Depends(service(lambda c: c.agents))]
 Usage = Annotated["Scoped[UsageService]", Depends(in_workspace(lambda c: c.usage))]
+Trials = Annotated["Scoped[AgentTrials]", Depends(in_workspace(lambda c: c.agent_trials))]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
@@ -87,6 +91,24 @@ async def update_agent(code: AgentCode, body: UpdateAgentRequest, ws: Agents) ->
     status = AgentStatus(body.status) if body.status else None
     agent = await ws.service.update(ws.principal, ws.workspace_id, code, body.changes(), status)
     return AgentResponse.of_agent(agent)
+
+
+@router.post("/agents/{code}/test")
+async def try_agent(code: AgentCode, body: AgentTrialRequest, ws: Trials) -> AgentTrialResponse:
+    """One turn of the agent (with the workspace's overrides) against a sample message."""
+    answer = await ws.service.test(ws.principal, ws.workspace_id, code, body.message)
+    metrics.add_metric(name="AgentTests", unit="Count", value=1)
+    return AgentTrialResponse(
+        agent=code,
+        text=answer.text,
+        provider=answer.provider,
+        model=answer.model,
+        tier=answer.tier.value if answer.tier else None,
+        input_tokens=answer.usage.input_tokens,
+        output_tokens=answer.usage.output_tokens,
+        cost_usd=float(answer.cost_usd),
+        latency_ms=round(answer.latency_ms, 1),
+    )
 
 
 @router.delete("/agents/{code}", status_code=204)

@@ -81,6 +81,24 @@ class UpdateAgentRequest(BaseModel):
         return values
 
 
+class AgentTrialRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    message: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=8000)]
+
+
+class AgentTrialResponse(BaseModel):
+    agent: str
+    text: str
+    provider: str
+    model: str
+    tier: str | None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_ms: float
+
+
 class AgentTemplateResponse(BaseModel):
     code: str
     name: str

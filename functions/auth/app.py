@@ -129,7 +129,11 @@ async def update_workspace(
     workspace_id: UUID, body: UpdateWorkspaceRequest, user: CurrentUser, workspaces: Workspaces
 ) -> WorkspaceResponse:
     workspace = await workspaces.update(
-        user, workspace_id, name=body.name, monthly_budget_usd=body.monthly_budget_usd
+        user,
+        workspace_id,
+        name=body.name,
+        monthly_budget_usd=body.monthly_budget_usd,
+        conversation_retention_days=body.conversation_retention_days,
     )
     return WorkspaceResponse.of(workspace)
 

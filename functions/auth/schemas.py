@@ -77,11 +77,14 @@ class CreateWorkspaceRequest(Request):
 class UpdateWorkspaceRequest(Request):
     name: Name | None = None
     monthly_budget_usd: Budget | None = None
+    # Days conversations are kept before the daily retention job deletes them; 0: for good.
+    conversation_retention_days: Annotated[int, Field(ge=0, le=3650)] | None = None
 
     @model_validator(mode="after")
     def _something_to_change(self) -> Self:
-        if self.name is None and self.monthly_budget_usd is None:
-            raise ValueError("give name or monthly_budget_usd")
+        given = (self.name, self.monthly_budget_usd, self.conversation_retention_days)
+        if all(value is None for value in given):
+            raise ValueError("give name, monthly_budget_usd or conversation_retention_days")
         return self
 
 
@@ -187,6 +190,7 @@ class WorkspaceResponse(BaseModel):
     monthly_budget_usd: float
     created_at: datetime
     role: Role | None
+    conversation_retention_days: int | None = None
 
     @classmethod
     def of(cls, workspace: Workspace) -> Self:
@@ -197,6 +201,7 @@ class WorkspaceResponse(BaseModel):
             monthly_budget_usd=float(workspace.monthly_budget_usd),
             created_at=workspace.created_at,
             role=workspace.role,
+            conversation_retention_days=workspace.conversation_retention_days,
         )
 
 

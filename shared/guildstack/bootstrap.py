@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from guildstack.ports.runs import StepQueue
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
+    from guildstack.services.agent_trials import AgentTrials
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from guildstack.services.ingestion import DocumentIngestion
     from guildstack.services.jobs import Jobs, Sweeper
     from guildstack.services.memory import MemoryService
+    from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
@@ -275,6 +277,18 @@ class Container:
         from guildstack.services.conversations import ConversationService
 
         return ConversationService(self.uow, self.agents, discussions=self.discussions)
+
+    @cached_property
+    def retention(self) -> Retention:
+        from guildstack.services.retention import Retention
+
+        return Retention(self.uow)
+
+    @cached_property
+    def agent_trials(self) -> AgentTrials:
+        from guildstack.services.agent_trials import AgentTrials
+
+        return AgentTrials(self.uow, self.agents, self.model)
 
     @cached_property
     def discussions(self) -> DiscussionService:

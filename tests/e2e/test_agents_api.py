@@ -183,3 +183,42 @@ async def test_given_a_workspace_budget_when_reading_usage_then_the_budget_block
     assert body["group_by"] == "model" and body["totals"]["calls"] == 0
     assert set(body) >= {"from", "to", "totals", "groups", "budget"}
     assert (bad_window.status_code, bad_group.status_code) == (422, 422)
+
+
+async def test_given_a_persona_override_then_its_test_turn_uses_it(
+    api: httpx.AsyncClient, team: Team
+) -> None:
+    prompt = "You are Sam, and you answer in one line about bridges."
+    sample = {"message": "How do we scale the import job?"}
+    before = await api.post(
+        "/agents/technical_architect/test", json=sample, headers=team.headers("operator")
+    )
+    patched = await api.patch(
+        "/agents/technical_architect",
+        json={"system_prompt": prompt, "temperature": 0.1},
+        headers=team.headers("admin"),
+    )
+    assert patched.status_code == 200, patched.text
+
+    tried = await api.post(
+        "/agents/technical_architect/test", json=sample, headers=team.headers("operator")
+    )
+
+    assert tried.status_code == 200, tried.text
+    body = tried.json()
+    assert body["agent"] == "technical_architect" and body["text"]
+    assert body["output_tokens"] > 0 and body["provider"] == "offline"
+    # The offline answer is derived from the prompt: the override changed what was asked.
+    assert before.status_code == 200 and before.json()["text"] != body["text"]
+    viewer = await api.post(
+        "/agents/technical_architect/test",
+        json={"message": "hi"},
+        headers=team.headers("viewer"),
+    )
+    empty = await api.post(
+        "/agents/technical_architect/test", json={"message": "  "}, headers=team.headers("operator")
+    )
+    unknown = await api.post(
+        "/agents/no_such_agent/test", json={"message": "hi"}, headers=team.headers("operator")
+    )
+    assert (viewer.status_code, empty.status_code, unknown.status_code) == (403, 422, 404)

@@ -201,3 +201,26 @@ async def test_given_another_tenant_then_discussions_are_invisible(
     ]
 
     assert statuses == [404, 404, 404]
+
+
+async def test_given_an_admin_then_the_conversation_retention_is_set_and_cleared(
+    api: httpx.AsyncClient, team: Team
+) -> None:
+    url = f"/workspaces/{team.workspace_id}"
+
+    kept = await api.patch(
+        url, json={"conversation_retention_days": 30}, headers=team.headers("admin")
+    )
+    by_analyst = await api.patch(
+        url, json={"conversation_retention_days": 1}, headers=team.headers("analyst")
+    )
+    too_long = await api.patch(
+        url, json={"conversation_retention_days": 5000}, headers=team.headers("admin")
+    )
+    cleared = await api.patch(
+        url, json={"conversation_retention_days": 0}, headers=team.headers("admin")
+    )
+
+    assert kept.status_code == 200 and kept.json()["conversation_retention_days"] == 30
+    assert (by_analyst.status_code, too_long.status_code) == (403, 422)
+    assert cleared.json()["conversation_retention_days"] is None

@@ -310,14 +310,22 @@ class FakeWorkspaces:
         return replace(ws, role=role) if ws and role else None
 
     async def update(
-        self, workspace_id: UUID, *, name: str | None, monthly_budget_usd: Decimal | None
+        self,
+        workspace_id: UUID,
+        *,
+        name: str | None,
+        monthly_budget_usd: Decimal | None,
+        conversation_retention_days: int | None = None,
     ) -> Workspace | None:
         if not self._tx.sees(workspace_id, Role.ADMIN) or workspace_id not in self._w.workspaces:
             return None
         ws = self._w.workspaces[workspace_id]
         budget = monthly_budget_usd if monthly_budget_usd is not None else ws.monthly_budget_usd
+        days = ws.conversation_retention_days
+        if conversation_retention_days is not None:
+            days = conversation_retention_days or None
         self._w.workspaces[workspace_id] = replace(
-            ws, name=name or ws.name, monthly_budget_usd=budget
+            ws, name=name or ws.name, monthly_budget_usd=budget, conversation_retention_days=days
         )
         self._w.budgets[workspace_id] = budget
         return await self.get(workspace_id)
@@ -999,6 +1007,17 @@ class FakeConversations:
     ) -> list[Event]:
         stored = self._stored(workspace_id, conversation_id)
         return [e for e in stored.events if e.seq > after][:limit]
+
+    async def delete_expired(self, limit: int) -> int:
+        expired = [
+            cid
+            for cid, s in self._w.conversations.items()
+            if (days := self._w.workspaces[s.conversation.workspace_id].conversation_retention_days)
+            and s.conversation.created_at < self._tx.now - timedelta(days=days)
+        ][:limit]
+        for cid in expired:
+            del self._w.conversations[cid]
+        return len(expired)
 
     async def standing(
         self, workspace_id: UUID, day_start: datetime, week_start: datetime

@@ -62,6 +62,8 @@ class Workspace:
     monthly_budget_usd: Decimal
     created_at: datetime
     role: Role | None = None
+    # Conversations older than this are deleted by the daily retention job (None: kept).
+    conversation_retention_days: int | None = None
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,11 @@ class ConversationRepository(Protocol):
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int
     ) -> list[Event]: ...
 
+    async def delete_expired(self, limit: int) -> int:
+        """Delete up to `limit` conversations older than their workspace keeps them (the
+        system only); how many were deleted."""
+        ...
+
     async def standing(
         self, workspace_id: UUID, day_start: datetime, week_start: datetime
     ) -> Standing | None:

@@ -34,8 +34,16 @@ class WorkspaceRepository(Protocol):
         ...
 
     async def update(
-        self, workspace_id: UUID, *, name: str | None, monthly_budget_usd: Decimal | None
-    ) -> Workspace | None: ...
+        self,
+        workspace_id: UUID,
+        *,
+        name: str | None,
+        monthly_budget_usd: Decimal | None,
+        conversation_retention_days: int | None = None,
+    ) -> Workspace | None:
+        """Change what is given (None: unchanged; a retention of 0 keeps conversations for
+        good)."""
+        ...
 
     async def members(self, workspace_id: UUID, page: PageRequest) -> Page[Member]: ...
 

@@ -58,7 +58,9 @@ class WorkspaceService:
         *,
         name: str | None,
         monthly_budget_usd: Decimal | None,
+        conversation_retention_days: int | None = None,
     ) -> Workspace:
+        """Rename, set the budget, or how long conversations are kept (0: for good)."""
         if name is not None and not name.strip():
             raise InvalidInput("name must not be blank")
         async with self._uow(actor) as tx:
@@ -67,6 +69,7 @@ class WorkspaceService:
                 workspace_id,
                 name=name.strip() if name is not None else None,
                 monthly_budget_usd=monthly_budget_usd,
+                conversation_retention_days=conversation_retention_days,
             )
         if updated is None:
             raise NotFound(NOT_A_MEMBER)

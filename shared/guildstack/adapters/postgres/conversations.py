@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from guildstack.adapters.postgres.database import Connection
+from guildstack.adapters.postgres.database import Connection, returned_row
 from guildstack.adapters.postgres.paging import fetch_page
 from guildstack.domain.conversations import (
     Conversation,
@@ -275,6 +275,20 @@ class PostgresConversationRepository:
             for r in rows
             if r["seq"] is not None
         ]
+
+    async def delete_expired(self, limit: int) -> int:
+        cur = await self._conn.execute(
+            "with expired as (select c.id from public.conversations c"
+            " join public.workspaces w on w.id = c.workspace_id"
+            " where w.conversation_retention_days is not null"
+            " and c.created_at < now() - make_interval(days => w.conversation_retention_days)"
+            " order by c.created_at limit %s)"
+            " , gone as (delete from public.conversations c using expired e"
+            " where c.id = e.id returning 1)"
+            " select count(*) as n from gone",
+            (limit,),
+        )
+        return int((await returned_row(cur))["n"])
 
     async def standing(
         self, workspace_id: UUID, day_start: datetime, week_start: datetime

@@ -20,7 +20,10 @@ from guildstack.domain.identity import (
 )
 from guildstack.domain.paging import Page, PageRequest
 
-_WORKSPACE_COLUMNS = "w.id, w.name, w.slug, w.monthly_budget_usd, w.created_at, m.role"
+_WORKSPACE_COLUMNS = (
+    "w.id, w.name, w.slug, w.monthly_budget_usd, w.created_at, m.role,"
+    " w.conversation_retention_days"
+)
 _MEMBER_QUERY = """
     select m.workspace_id, m.user_id, m.role, m.account_kind, m.created_at, p.email, p.full_name
     from public.workspace_members m
@@ -82,12 +85,25 @@ class PostgresWorkspaceRepository:
         return _to_workspace(row) if row else None
 
     async def update(
-        self, workspace_id: UUID, *, name: str | None, monthly_budget_usd: Decimal | None
+        self,
+        workspace_id: UUID,
+        *,
+        name: str | None,
+        monthly_budget_usd: Decimal | None,
+        conversation_retention_days: int | None = None,
     ) -> Workspace | None:
         cur = await self._conn.execute(
-            "update public.workspaces set name = coalesce(%s, name),"
-            " monthly_budget_usd = coalesce(%s, monthly_budget_usd) where id = %s returning id",
-            (name, monthly_budget_usd, workspace_id),
+            "update public.workspaces set name = coalesce(%(name)s, name),"
+            " monthly_budget_usd = coalesce(%(budget)s, monthly_budget_usd),"
+            " conversation_retention_days = case when %(days)s::int is null"
+            "   then conversation_retention_days else nullif(%(days)s::int, 0) end"
+            " where id = %(ws)s returning id",
+            {
+                "name": name,
+                "budget": monthly_budget_usd,
+                "days": conversation_retention_days,
+                "ws": workspace_id,
+            },
         )
         if await cur.fetchone() is None:
             return None
@@ -199,6 +215,7 @@ def _to_workspace(row: dict[str, Any]) -> Workspace:
         monthly_budget_usd=row["monthly_budget_usd"],
         created_at=row["created_at"],
         role=Role(row["role"]) if row.get("role") else None,
+        conversation_retention_days=row.get("conversation_retention_days"),
     )
 
 
