@@ -943,6 +943,13 @@ class FakeConversations:
         stored = self._stored(conversation.workspace_id, conversation.id)
         if not self._may_change(stored.conversation):
             raise Forbidden("Only its creator (or an admin, if it is shared) may change it.")
+        if self._tx.actor is not None:  # a member changes title, status and sharing only
+            conversation = replace(
+                stored.conversation,
+                title=conversation.title,
+                status=conversation.status,
+                shared=conversation.shared,
+            )
         stored.conversation = replace(conversation, updated_at=self._tx.now)
         return self._view(stored)
 

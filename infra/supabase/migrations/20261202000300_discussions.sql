@@ -12,3 +12,8 @@ alter table public.conversations add column if not exists result jsonb;
 -- kept for good). Set by the workspace's admins.
 alter table public.workspaces add column if not exists conversation_retention_days integer
     check (conversation_retention_days between 1 and 3650);
+
+-- A member changes a conversation's title, status and sharing; its run, summary, result and
+-- rules are the system's to record.
+revoke update on public.conversations from authenticated;
+grant update (title, status, shared, updated_at) on public.conversations to authenticated;

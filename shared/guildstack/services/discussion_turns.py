@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -57,6 +58,8 @@ from guildstack.services.engine import Claim, Streamer
 from guildstack.services.structured import complete_json
 
 BUDGET_OUT = "budget_exhausted"
+COMPARED_TURNS = 12  # a repeat is looked for among the last turns
+VECTOR_CACHE = 2000
 MAX_MESSAGES = 1000
 SETTLED = frozenset({StepStatus.SUCCEEDED, StepStatus.SKIPPED, StepStatus.FAILED, StepStatus.DEAD})
 _TYPES = {
@@ -104,6 +107,7 @@ class DiscussionTurns:
         self._embedder = embedder
         # How close each turn came to an earlier one, from `execute` to `follow`.
         self._similarity: dict[tuple[UUID, str, int], float] = {}
+        self._vector_cache: OrderedDict[str, Sequence[float]] = OrderedDict()
 
     def prepare(self, claim: Claim) -> None:
         return None  # the request depends on what was said by the time the turn runs
@@ -135,21 +139,34 @@ class DiscussionTurns:
             logger.info("a discussion turn is over budget", extra={"turn": turn.key})
             return _budget_out(str(exc)), ""
         if turn.kind is TurnKind.SPEAK:
-            await self._compare(claim, completion.text, [m.content for m in messages])
+            said = [m.content for m in messages if m.sender_kind is SenderKind.AGENT]
+            await self._compare(claim, completion.text, said)
         return completion, tail
 
     async def _compare(self, claim: Claim, text: str, earlier: Sequence[str]) -> None:
-        """How close the turn came to the closest earlier message (embeddings; skipped
-        when no embedder is configured or it fails: a repeat then goes unnoticed)."""
-        if self._embedder is None or not earlier or not text.strip():
+        """How close the turn came to the closest of the last turns (embeddings; skipped
+        when no embedder is configured or it fails: a repeat then goes unnoticed). Texts'
+        vectors are kept per process, so a turn embeds little more than its own text."""
+        recent = [t for t in earlier[-COMPARED_TURNS:] if t.strip()]
+        if self._embedder is None or not recent or not text.strip():
             return
         try:
-            vectors = await self._embedder.embed([text, *earlier[-30:]])
+            vectors = await self._vectors([text, *recent])
         except Exception:  # noqa: BLE001 - the check is optional; the turn is not
             logger.warning("similarity check unavailable for a discussion turn")
             return
         closest = max(_cosine(vectors[0], v) for v in vectors[1:])
         self._similarity[claim.run_id, claim.step_key, claim.attempt] = closest
+
+    async def _vectors(self, texts: Sequence[str]) -> list[Sequence[float]]:
+        assert self._embedder is not None  # noqa: S101 - checked by the caller
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vector_cache))
+        if missing:
+            for t, vector in zip(missing, await self._embedder.embed(missing), strict=True):
+                self._vector_cache[t] = vector
+                if len(self._vector_cache) > VECTOR_CACHE:
+                    self._vector_cache.popitem(last=False)
+        return [self._vector_cache[t] for t in texts]
 
     async def follow(
         self,

@@ -82,8 +82,11 @@ _APPEND = f"""
 
 
 class PostgresConversationRepository:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, member: bool = False) -> None:
         self._conn = conn
+        # A member changes a conversation's title, status and sharing; what the system
+        # records (its run, summary, result and rules) is not theirs to write.
+        self._member = member
 
     async def create(self, conversation: Conversation) -> Conversation:
         c = conversation
@@ -140,13 +143,20 @@ class PostgresConversationRepository:
 
     async def save(self, conversation: Conversation) -> Conversation:
         c = conversation
-        cur = await self._conn.execute(
-            "update public.conversations set title = %s, status = %s, shared = %s,"
-            " settings = %s, final_summary = %s, result = %s, run_id = %s, updated_at = now()"
-            " where id = %s and workspace_id = %s returning id",
-            (c.title, c.status, c.shared, json.dumps(dict(c.settings)), c.final_summary,
-             _json(c.result), c.run_id, c.id, c.workspace_id),
-        )  # fmt: skip
+        if self._member:
+            cur = await self._conn.execute(
+                "update public.conversations set title = %s, status = %s, shared = %s,"
+                " updated_at = now() where id = %s and workspace_id = %s returning id",
+                (c.title, c.status, c.shared, c.id, c.workspace_id),
+            )
+        else:
+            cur = await self._conn.execute(
+                "update public.conversations set title = %s, status = %s, shared = %s,"
+                " settings = %s, final_summary = %s, result = %s, run_id = %s, updated_at = now()"
+                " where id = %s and workspace_id = %s returning id",
+                (c.title, c.status, c.shared, json.dumps(dict(c.settings)), c.final_summary,
+                 _json(c.result), c.run_id, c.id, c.workspace_id),
+            )  # fmt: skip
         if await cur.fetchone() is None:  # the row is not the actor's to change
             raise Forbidden("Only its creator (or an admin, if it is shared) may change it.")
         return await self.get(c.workspace_id, c.id)

@@ -99,7 +99,7 @@ class PostgresTx:
     def conversations(self) -> PostgresConversationRepository:
         from guildstack.adapters.postgres.conversations import PostgresConversationRepository
 
-        return PostgresConversationRepository(self.conn)
+        return PostgresConversationRepository(self.conn, member=self._actor is not None)
 
     @cached_property
     def memories(self) -> PostgresMemoryRepository:
