@@ -98,6 +98,7 @@ class World:
     held: dict[UUID, tuple[UUID, UUID | None, Decimal]] = field(default_factory=dict)
     usage: list[UsageRecord] = field(default_factory=list)
     memories: dict[UUID, tuple[Memory, list[float]]] = field(default_factory=dict)
+    votes: dict[tuple[UUID, UUID], int] = field(default_factory=dict)  # (memory, user) → ±1
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
     conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
 
@@ -127,6 +128,7 @@ class World:
             held=dict(self.held),
             usage=list(self.usage),
             memories=dict(self.memories),
+            votes=dict(self.votes),
             documents={
                 did: StoredDocument(d.document, copy.copy(d.job), d.text, d.updated_at)
                 for did, d in self.documents.items()
@@ -755,7 +757,9 @@ class FakeMemories:
 
     async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory:
         memory = await self.get(workspace_id, memory_id)
-        updated = replace(memory, feedback_score=memory.feedback_score + value)
+        self._w.votes[(memory_id, self._tx.me)] = value
+        score = sum(v for (voted, _), v in self._w.votes.items() if voted == memory_id)
+        updated = replace(memory, feedback_score=score)
         self._w.memories[memory_id] = (updated, self._w.memories[memory_id][1])
         return updated
 

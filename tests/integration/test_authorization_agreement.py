@@ -38,8 +38,8 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("workspace_spend", "SELECT"): {A.READ_USAGE},
     ("memories", "SELECT"): {A.VIEW},
     ("memories", "INSERT"): {A.REMEMBER, A.SHARE_MEMORY},
-    ("memories", "UPDATE"): {A.REMEMBER},
     ("memories", "DELETE"): {A.SHARE_MEMORY},
+    ("memory_votes", "SELECT"): {A.VIEW},
     ("documents", "SELECT"): {A.VIEW},
     ("documents", "INSERT"): {A.REMEMBER},
     **{(t, "SELECT"): {A.VIEW} for t in (

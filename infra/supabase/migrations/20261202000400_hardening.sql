@@ -1,0 +1,100 @@
+-- Hardening after an outside attack: what a signed-in member can no longer do with their
+-- own JWT in SQL (PostgREST-style access), whatever the API does.
+
+-- Memory ranking ---------------------------------------------------------------------------
+-- Feedback, access counts and the last access rank memories for every member who shares
+-- them, so members no longer write those columns: a vote goes through vote_memory (one
+-- vote per member, the score is their sum) and access counts are written by the system.
+
+create table if not exists public.memory_votes (
+    memory_id uuid not null references public.memories (id) on delete cascade,
+    user_id uuid not null references auth.users (id) on delete cascade,
+    workspace_id uuid not null references public.workspaces (id) on delete cascade,
+    value smallint not null check (value in (-1, 1)),
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now(),
+    primary key (memory_id, user_id)
+);
+create index if not exists memory_votes_user_idx on public.memory_votes (user_id);
+create index if not exists memory_votes_workspace_idx on public.memory_votes (workspace_id);
+
+alter table public.memory_votes enable row level security;
+alter table public.memory_votes force row level security;
+
+-- A member sees their own votes; nobody writes them except through vote_memory.
+drop policy if exists memory_votes_select on public.memory_votes;
+create policy memory_votes_select on public.memory_votes
+    for select to authenticated
+    using (
+        user_id = (select auth.uid())
+        and workspace_id in (select private.member_workspace_ids('viewer'))
+    );
+
+revoke all on public.memory_votes from anon, public;
+grant select on public.memory_votes to authenticated;
+grant all on public.memory_votes to service_role;
+
+revoke update (feedback_score, access_count, last_accessed_at) on public.memories
+    from authenticated;
+revoke update on public.memories from authenticated;
+drop policy if exists memories_update on public.memories;
+
+-- Scores stacked before votes were recorded cannot be told apart from honest ones: every
+-- memory starts again from its (empty) set of votes.
+update public.memories set feedback_score = 0 where feedback_score <> 0;
+
+-- The caller's vote on a memory they can see (the visibility rule of memories_select);
+-- null when they cannot see it. The memory's row lock orders concurrent votes, so each
+-- sum is taken after every earlier vote has committed.
+create or replace function private.vote_memory(
+    p_workspace_id uuid, p_memory_id uuid, p_value int
+) returns integer
+language plpgsql volatile security definer set search_path = '' as $$
+declare
+    v_user uuid := (select auth.uid());
+    v_score integer;
+begin
+    if v_user is null then
+        raise exception using errcode = '42501', message = 'not signed in';
+    end if;
+    if p_value is null or p_value not in (-1, 1) then
+        raise exception using errcode = '22023', message = 'a vote is 1 or -1';
+    end if;
+    perform 1 from public.memories m
+    where m.id = p_memory_id
+      and m.workspace_id = p_workspace_id
+      and private.has_workspace_role(p_workspace_id, 'viewer')
+      and (m.scope = 'workspace' or m.owner_id = v_user)
+    for no key update;
+    if not found then
+        return null;
+    end if;
+    insert into public.memory_votes (memory_id, user_id, workspace_id, value)
+    values (p_memory_id, v_user, p_workspace_id, p_value)
+    on conflict (memory_id, user_id)
+    do update set value = excluded.value, updated_at = now();
+    update public.memories m
+    set feedback_score = (
+        select coalesce(sum(v.value), 0) from public.memory_votes v where v.memory_id = m.id
+    )
+    where m.id = p_memory_id
+    returning m.feedback_score into v_score;
+    return v_score;
+end;
+$$;
+revoke all on function private.vote_memory(uuid, uuid, int) from public;
+grant execute on function private.vote_memory(uuid, uuid, int) to authenticated, service_role;
+
+-- A vector without direction has no cosine to anything (NaN). Members insert memories
+-- with their own JWT, so the table refuses such vectors itself. Existing rows are not
+-- re-checked (not valid): searches treat a NaN similarity as none.
+do $$
+begin
+    if not exists (
+        select 1 from pg_constraint where conname = 'memories_embedding_has_direction'
+    ) then
+        alter table public.memories add constraint memories_embedding_has_direction
+            check (extensions.vector_norm(embedding) > 0) not valid;
+    end if;
+end
+$$;
