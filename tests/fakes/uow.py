@@ -288,6 +288,7 @@ class FakeWorkspaces:
 
     async def create(self, name: str, slug: str, monthly_budget_usd: Decimal | None) -> Workspace:
         me = self._tx.me
+        slug = f"{slug}-{uuid.uuid4().hex[:8]}"  # as the database: its own suffix, always
         ws = Workspace(uuid.uuid4(), name, slug, monthly_budget_usd or Decimal("10"), self._tx.now)
         self._w.workspaces[ws.id] = ws
         self._w.budgets[ws.id] = ws.monthly_budget_usd

@@ -98,3 +98,63 @@ begin
     end if;
 end
 $$;
+
+-- Workspaces and memberships: members update only what the API changes ----------------------
+-- Row-level security says which rows an admin may update, not which columns: with a
+-- table-wide grant an admin could rewrite created_by or the slug, or move a membership to
+-- another user or workspace.
+
+revoke update on public.workspaces from authenticated;
+grant update (name, monthly_budget_usd) on public.workspaces to authenticated;
+revoke update on public.workspace_members from authenticated;
+grant update (role, account_kind) on public.workspace_members to authenticated;
+
+-- Slugs are made here, with a random suffix always (a collision draws another): the answer
+-- is the same whether or not another tenant holds a slug, so it reveals none. `p_slug` is
+-- only the requested start, reduced to the allowed characters.
+create or replace function public.create_workspace(
+    p_name text,
+    p_slug text,
+    p_monthly_budget_usd numeric default null
+) returns public.workspaces
+language plpgsql security definer
+set search_path = ''
+as $$
+declare
+    v_user uuid := (select auth.uid());
+    v_base text;
+    v_row public.workspaces;
+begin
+    if v_user is null then
+        raise exception using errcode = '42501', message = 'not signed in';
+    end if;
+    v_base := regexp_replace(lower(coalesce(nullif(p_slug, ''), p_name, '')), '[^a-z0-9]+', '-', 'g');
+    v_base := trim(both '-' from left(trim(both '-' from v_base), 40));
+    if v_base = '' then
+        v_base := 'workspace';
+    end if;
+    for attempt in 1..8 loop
+        begin
+            insert into public.workspaces (name, slug, monthly_budget_usd, created_by)
+            values (
+                p_name,
+                v_base || '-' || left(replace(gen_random_uuid()::text, '-', ''), 8),
+                coalesce(p_monthly_budget_usd, 10),
+                v_user
+            )
+            returning * into v_row;
+            exit;
+        exception when unique_violation then
+            if attempt = 8 then
+                raise;
+            end if;
+        end;
+    end loop;
+    insert into public.workspace_members (workspace_id, user_id, role)
+    values (v_row.id, v_user, 'owner');
+    return v_row;
+end;
+$$;
+
+revoke all on function public.create_workspace(text, text, numeric) from public, anon;
+grant execute on function public.create_workspace(text, text, numeric) to authenticated;

@@ -7,7 +7,6 @@ clear 403 instead of a silent empty result.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Awaitable
 from decimal import Decimal
 from uuid import UUID
@@ -21,9 +20,9 @@ from guildstack.services.access import authorized
 
 
 def slugify(name: str) -> str:
-    """A URL-safe slug with a random suffix, so equal names never collide."""
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "workspace"
-    return f"{base}-{secrets.token_hex(3)}"
+    """The URL-safe start of a workspace's slug. The database appends a random suffix of its
+    own (and draws again on a collision), so the caller never learns whether a slug exists."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-") or "workspace"
 
 
 class WorkspaceService:
