@@ -11,6 +11,7 @@ from functions.auth.schemas import (
     AuthResponse,
     CreateWorkspaceRequest,
     HealthResponse,
+    InviteResponse,
     LoginRequest,
     MemberResponse,
     MeResponse,
@@ -142,17 +143,13 @@ async def list_members(
     return list_of(page, MemberResponse.of)
 
 
-@router.post("/workspaces/{workspace_id}/members", status_code=201)
+@router.post("/workspaces/{workspace_id}/members", status_code=202)
 async def add_member(
-    workspace_id: UUID,
-    body: AddMemberRequest,
-    user: CurrentUser,
-    workspaces: Workspaces,
-    response: Response,
-) -> MemberResponse:
-    member = await workspaces.add_member(user, workspace_id, body.email, body.role)
-    response.headers["Location"] = f"/workspaces/{workspace_id}/members/{member.user_id}"
-    return MemberResponse.of(member)
+    workspace_id: UUID, body: AddMemberRequest, user: CurrentUser, workspaces: Workspaces
+) -> InviteResponse:
+    """An invitation: the same answer whether or not the email has an account."""
+    invite = await workspaces.invite_member(user, workspace_id, body.email, body.role)
+    return InviteResponse.of(invite)
 
 
 @router.patch("/workspaces/{workspace_id}/members/{user_id}")

@@ -17,6 +17,7 @@ from pydantic import (
 
 from guildstack.domain.identity import (
     AccountKind,
+    Invite,
     Member,
     Membership,
     Principal,
@@ -219,6 +220,24 @@ class MemberResponse(BaseModel):
             role=member.role,
             account_kind=member.account_kind,
             created_at=member.created_at,
+        )
+
+
+class InviteResponse(BaseModel):
+    workspace_id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, invite: Invite) -> Self:
+        return cls(
+            workspace_id=invite.workspace_id,
+            email=invite.email,
+            role=invite.role,
+            created_at=invite.created_at,
+            expires_at=invite.expires_at,
         )
 
 

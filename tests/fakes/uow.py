@@ -38,6 +38,7 @@ from guildstack.domain.conversations import (
 from guildstack.domain.errors import BudgetExceeded, Conflict, Forbidden, NotFound
 from guildstack.domain.identity import (
     AccountKind,
+    Invite,
     Member,
     Membership,
     Principal,
@@ -89,6 +90,7 @@ class World:
     workspaces: dict[UUID, Workspace] = field(default_factory=dict)
     members: dict[UUID, dict[UUID, Member]] = field(default_factory=dict)
     emails: dict[str, UUID] = field(default_factory=dict)
+    invites: dict[tuple[UUID, str], Invite] = field(default_factory=dict)
     agents: dict[tuple[UUID, str], Agent] = field(default_factory=dict)
     runs: dict[UUID, StoredRun] = field(default_factory=dict)
     budgets: dict[UUID, Decimal | None] = field(default_factory=dict)
@@ -110,6 +112,7 @@ class World:
             workspaces=dict(self.workspaces),
             members={ws: dict(m) for ws, m in self.members.items()},
             emails=dict(self.emails),
+            invites=dict(self.invites),
             agents=dict(self.agents),
             runs={
                 rid: StoredRun(
@@ -335,16 +338,29 @@ class FakeWorkspaces:
             return None
         return self._w.members[workspace_id].get(user_id)
 
-    async def add_member(self, workspace_id: UUID, email: str, role: Role) -> Member:
+    async def invite(self, workspace_id: UUID, email: str, role: Role) -> Invite:
         self._tx.may_write(workspace_id, Role.OWNER if role is Role.OWNER else Role.ADMIN)
         user_id = self._w.emails.get(email)
-        if user_id is None:
-            raise NotFound("No account has that email address.")
-        if user_id in self._w.members[workspace_id]:
-            raise Conflict("That already exists.")
-        member = Member(workspace_id, user_id, email, None, role, self._tx.now)
-        self._w.members[workspace_id][user_id] = member
-        return member
+        if user_id is not None and user_id in self._w.members[workspace_id]:
+            raise Conflict("That email is already a member's.")
+        now = self._tx.now
+        invite = Invite(workspace_id, email, role, now, now + timedelta(days=14))
+        self._w.invites[(workspace_id, email)] = invite
+        return invite
+
+    async def accept_invites(self) -> int:
+        me = self._tx.me
+        mine = {email for email, user_id in self._w.emails.items() if user_id == me}
+        joined = 0
+        for key, invite in list(self._w.invites.items()):
+            if invite.email in mine and invite.expires_at > self._tx.now:
+                del self._w.invites[key]
+                if me not in self._w.members[invite.workspace_id]:
+                    member = Member(invite.workspace_id, me, invite.email, None, invite.role,
+                                    self._tx.now)  # fmt: skip
+                    self._w.members[invite.workspace_id][me] = member
+                    joined += 1
+        return joined
 
     def _owners(self, workspace_id: UUID) -> int:
         return sum(m.role is Role.OWNER for m in self._w.members[workspace_id].values())

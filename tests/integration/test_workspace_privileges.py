@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
 
 from guildstack.adapters.postgres.database import PostgresDatabase
@@ -113,3 +114,32 @@ async def test_given_any_requested_slug_then_the_stored_one_is_valid_and_suffixe
     for row in (first, second):
         assert 1 <= len(row["slug"]) <= 64
         assert row["slug"] == row["slug"].lower() and not row["slug"].startswith("-")
+
+
+async def test_given_an_admin_in_sql_then_adding_by_email_is_no_account_oracle(
+    database: PostgresDatabase, make_user: MakeUser
+) -> None:
+    owner = await make_user()
+    known_email = f"known-{uuid.uuid4().hex[:8]}@example.com"
+    await make_user(email=known_email)
+    workspace = await create_workspace(database, owner)
+    unknown = f"unknown-{uuid.uuid4().hex[:8]}@example.com"
+
+    async def invite(email: str) -> dict[str, Any]:
+        async with database.transaction(claims_for(owner)) as conn:
+            cur = await conn.execute(
+                "select * from public.invite_workspace_member(%s, %s, 'viewer')",
+                (workspace, email),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return dict(row)
+
+    for_known, for_unknown = await invite(known_email), await invite(unknown)
+    assert set(for_known) == set(for_unknown) and "user_id" not in for_known
+    # The old lookup, which answered null for unknown emails, is gone.
+    with pytest.raises(psycopg.errors.UndefinedFunction):
+        async with database.transaction(claims_for(owner)) as conn:
+            await conn.execute(
+                "select public.add_workspace_member(%s, %s, 'viewer')", (workspace, unknown)
+            )

@@ -158,3 +158,136 @@ $$;
 
 revoke all on function public.create_workspace(text, text, numeric) from public, anon;
 grant execute on function public.create_workspace(text, text, numeric) to authenticated;
+
+-- Members join by invitation ------------------------------------------------------------------
+-- Adding a member by email answered differently for registered and unknown emails (a row
+-- or null), so any admin of any workspace could probe emails. Now every address gets an
+-- invitation, answered alike; it becomes a membership when the account with that
+-- confirmed email signs up (or confirms or changes its email), or next loads its profile.
+
+drop function if exists public.add_workspace_member(uuid, text, text);
+
+create table if not exists public.member_invites (
+    workspace_id uuid not null references public.workspaces (id) on delete cascade,
+    email text not null check (email = lower(email) and char_length(email) between 3 and 254),
+    role text not null check (role in ('owner', 'admin', 'operator', 'analyst', 'viewer')),
+    invited_by uuid references auth.users (id) on delete set null,
+    created_at timestamptz not null default now(),
+    expires_at timestamptz not null default now() + interval '14 days',
+    primary key (workspace_id, email)
+);
+create index if not exists member_invites_email_idx on public.member_invites (email);
+
+alter table public.member_invites enable row level security;
+alter table public.member_invites force row level security;
+
+drop policy if exists member_invites_select on public.member_invites;
+create policy member_invites_select on public.member_invites
+    for select to authenticated
+    using (private.has_workspace_role(workspace_id, 'admin'));
+
+revoke all on public.member_invites from anon, public;
+grant select on public.member_invites to authenticated;
+grant all on public.member_invites to service_role;
+
+-- Invite an email (again: the role and expiry are renewed). The same row comes back
+-- whether or not the email has an account; an email that is already a member's is a
+-- conflict (the member list shows members' emails anyway).
+create or replace function public.invite_workspace_member(
+    p_workspace_id uuid,
+    p_email text,
+    p_role text
+) returns public.member_invites
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_email text := lower(trim(p_email));
+    v_row public.member_invites;
+begin
+    if (select auth.uid()) is null then
+        raise exception using errcode = '42501', message = 'not signed in';
+    end if;
+    if not private.has_workspace_role(p_workspace_id, 'admin') then
+        raise exception using errcode = '42501', message = 'admin role required';
+    end if;
+    if p_role = 'owner' and not private.has_workspace_role(p_workspace_id, 'owner') then
+        raise exception using errcode = '42501', message = 'only an owner may grant owner';
+    end if;
+    if exists (
+        select 1 from public.workspace_members m
+        join auth.users u on u.id = m.user_id
+        where m.workspace_id = p_workspace_id and lower(u.email) = v_email
+    ) then
+        raise exception using errcode = 'P0409', message = 'that email is already a member''s';
+    end if;
+    insert into public.member_invites (workspace_id, email, role, invited_by)
+    values (p_workspace_id, v_email, p_role, (select auth.uid()))
+    on conflict (workspace_id, email) do update
+        set role = excluded.role, invited_by = excluded.invited_by,
+            created_at = now(), expires_at = now() + interval '14 days'
+    returning * into v_row;
+    return v_row;
+end;
+$$;
+
+revoke all on function public.invite_workspace_member(uuid, text, text) from public, anon;
+grant execute on function public.invite_workspace_member(uuid, text, text) to authenticated;
+
+-- The invitations to a user's email become memberships, once that email is confirmed (an
+-- unconfirmed sign-up proves nothing about who reads the mailbox).
+create or replace function private.accept_invites(p_user_id uuid) returns integer
+language plpgsql volatile security definer
+set search_path = ''
+as $$
+declare
+    v_email text;
+    v_joined integer;
+begin
+    select lower(u.email) into v_email from auth.users u
+    where u.id = p_user_id and u.email_confirmed_at is not null;
+    if v_email is null then
+        return 0;
+    end if;
+    -- Expired invitations go too, unused.
+    with taken as (
+        delete from public.member_invites i
+        where i.email = v_email
+        returning i.workspace_id, i.role, i.expires_at
+    ), joined as (
+        insert into public.workspace_members (workspace_id, user_id, role)
+        select t.workspace_id, p_user_id, t.role from taken t where t.expires_at > now()
+        on conflict (workspace_id, user_id) do nothing
+        returning 1
+    )
+    select count(*) into v_joined from joined;
+    return v_joined;
+end;
+$$;
+revoke all on function private.accept_invites(uuid) from public;
+
+create or replace function public.accept_my_invites() returns integer
+language sql volatile security definer
+set search_path = ''
+as $$
+    select private.accept_invites((select auth.uid()))
+$$;
+revoke all on function public.accept_my_invites() from public, anon;
+grant execute on function public.accept_my_invites() to authenticated;
+
+create or replace function private.accept_invites_of_new_email() returns trigger
+language plpgsql security definer
+set search_path = ''
+as $$
+begin
+    perform private.accept_invites(new.id);
+    return new;
+end;
+$$;
+revoke all on function private.accept_invites_of_new_email() from public;
+
+drop trigger if exists on_auth_user_email_confirmed on auth.users;
+create trigger on_auth_user_email_confirmed
+    after insert or update of email, email_confirmed_at on auth.users
+    for each row when (new.email_confirmed_at is not null)
+    execute function private.accept_invites_of_new_email();

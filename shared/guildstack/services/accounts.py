@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
-from guildstack.domain.identity import Membership, Principal, Profile, Session, SignedIn
+from guildstack.domain.errors import Conflict
+from guildstack.domain.identity import AuthUser, Membership, Principal, Profile, Session, SignedIn
 from guildstack.ports.identity import IdentityProvider
 from guildstack.ports.uow import UnitOfWork
 
@@ -22,8 +24,17 @@ class AccountService:
         self._uow = uow
 
     async def sign_up(self, email: str, password: str, full_name: str | None) -> SignedIn:
-        """Create an account (its profile is created by the database on insert)."""
-        return await self._identity.sign_up(email.strip().lower(), password, full_name)
+        """Create an account (its profile is created by the database on insert).
+
+        An email that already has an account gets what Supabase Auth answers when email
+        confirmations are on: a user (with an id of no account) and no session, so the
+        answer does not tell whether the email is registered. (With confirmations off, a
+        new account's answer carries a session; only confirmations make the two alike.)"""
+        email = email.strip().lower()
+        try:
+            return await self._identity.sign_up(email, password, full_name)
+        except Conflict:
+            return SignedIn(AuthUser(id=uuid.uuid4(), email=email), session=None)
 
     async def sign_in(self, email: str, password: str) -> SignedIn:
         return await self._identity.sign_in(email.strip().lower(), password)
@@ -35,8 +46,10 @@ class AccountService:
         await self._identity.sign_out(access_token)
 
     async def me(self, actor: Principal) -> Me:
-        """The caller, their profile and their workspaces; records the activity."""
+        """The caller, their profile and their workspaces (joining those they were invited
+        to); records the activity."""
         async with self._uow(actor) as tx:
+            await tx.workspaces.accept_invites()
             await tx.workspaces.touch()
             profile = await tx.workspaces.profile()
             memberships = await tx.workspaces.memberships()
