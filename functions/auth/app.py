@@ -28,6 +28,7 @@ from guildstack.domain.paging import PageRequest
 from guildstack.http.app import create_app
 from guildstack.http.auth import (
     CurrentUser,
+    address_of,
     bearer_token,
     container_of,
     enforce_rate_limit,
@@ -51,8 +52,8 @@ router = APIRouter()
 
 async def limit_by_client(request: Request) -> None:
     """Unauthenticated routes are limited per client address (slows password guessing)."""
-    client = request.client.host if request.client else "unknown"
-    await enforce_rate_limit(container_of(request).public_rate_limiter, f"ip:{client}")
+    limiter = container_of(request).public_rate_limiter
+    await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
 
 
 Public = Depends(limit_by_client)

@@ -46,6 +46,8 @@ OVERRIDABLE = frozenset(
         "token_verifier",
         "user_rate_limiter",
         "public_rate_limiter",
+        "login_failure_limiter",
+        "invalid_token_rate_limiter",
         "health",
         "model_providers",
         "failover",
@@ -138,15 +140,29 @@ class Container:
         """Per client address, for the routes that take no token."""
         return self._rate_limiter(self.settings.public_rate_limit_per_minute, "public")
 
-    def _rate_limiter(self, per_minute: int, scope: str) -> RateLimiter | None:
+    @cached_property
+    def login_failure_limiter(self) -> RateLimiter | None:
+        """Failed logins per account, whatever the address."""
+        s = self.settings
+        window = s.login_failure_window_seconds
+        return self._rate_limiter(s.login_failures_per_email, "login", window_seconds=window)
+
+    @cached_property
+    def invalid_token_rate_limiter(self) -> RateLimiter | None:
+        """Requests with a token that fails verification, per client address."""
+        return self._rate_limiter(self.settings.invalid_token_rate_limit_per_minute, "badtoken")
+
+    def _rate_limiter(
+        self, limit: int, scope: str, *, window_seconds: int = 60
+    ) -> RateLimiter | None:
         from guildstack.adapters.upstash import UpstashRateLimiter
 
         if self.upstash is None:
             return None
         return UpstashRateLimiter(
             self.upstash,
-            limit=per_minute,
-            window_seconds=60,
+            limit=limit,
+            window_seconds=window_seconds,
             prefix=f"{self.settings.rate_limit_prefix}:{scope}",
         )
 
@@ -154,7 +170,7 @@ class Container:
     def accounts(self) -> AccountService:
         from guildstack.services.accounts import AccountService
 
-        return AccountService(self.identity, self.uow)
+        return AccountService(self.identity, self.uow, self.login_failure_limiter)
 
     @cached_property
     def workspaces(self) -> WorkspaceService:

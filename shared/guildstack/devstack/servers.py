@@ -30,8 +30,16 @@ class ServerThread:
         self.host = host
         self.port = port or free_port(host)
         self.name = name
+        # No proxy headers: uvicorn would otherwise take the client's address from an
+        # X-Forwarded-For sent over loopback, and every local request comes over loopback,
+        # so a client could choose its own address (and a fresh per-address limit).
         self._config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", lifespan="off"
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
         )
         self._server = uvicorn.Server(self._config)
         self._thread = threading.Thread(target=self._run, name=f"devstack-{name}", daemon=True)

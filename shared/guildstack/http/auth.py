@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 
 from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
 from guildstack.domain.principal import Principal
+from guildstack.http.client import client_address
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
@@ -57,10 +58,26 @@ async def enforce_rate_limit(limiter: "RateLimiter | None", key: str) -> None:
         )
 
 
+def address_of(request: Request) -> str:
+    """The client's address for limits per address (never from a header a client writes)."""
+    return client_address(
+        request, behind_web_adapter=container_of(request).settings.behind_web_adapter
+    )
+
+
 async def current_user(request: Request) -> Principal:
-    """The verified caller; 401 for a missing or invalid token, 429 over the rate limit."""
+    """The verified caller; 401 for a missing or invalid token, 429 over the rate limit.
+
+    Invalid tokens are counted per client address: past that limit they get 429 instead
+    of 401 (a valid token from the same address still works)."""
     container = container_of(request)
-    principal = await container.token_verifier.verify(bearer_token(request))
+    token = bearer_token(request)
+    try:
+        principal = await container.token_verifier.verify(token)
+    except Unauthorized:
+        limiter = container.invalid_token_rate_limiter
+        await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
+        raise
     await enforce_rate_limit(container.user_rate_limiter, f"user:{principal.user_id}")
     return principal
 
