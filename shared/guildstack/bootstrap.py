@@ -107,18 +107,32 @@ class Container:
 
     @cached_property
     def token_verifier(self) -> TokenVerifier:
+        """The JWT's signature and claims, then (with a database) that its account exists."""
         from guildstack.adapters.jwt_verifier import JwtVerifier, jwks_cache_for
 
-        issuer, jwks_url = self.settings.issuer, self.settings.jwks_url
+        s = self.settings
+        issuer, jwks_url = s.issuer, s.jwks_url
         if issuer is None:
             raise DependencyUnavailable("SUPABASE_URL (or JWT_ISSUER) is not configured.")
-        secret = self.settings.supabase_jwt_secret
-        return JwtVerifier(
+        secret = s.supabase_jwt_secret
+        verifier = JwtVerifier(
             issuer=issuer,
-            audience=self.settings.jwt_audience,
+            audience=s.jwt_audience,
             jwks=jwks_cache_for(jwks_url) if jwks_url else None,
             hs256_secret=secret.get_secret_value() if secret else None,
-            leeway_seconds=self.settings.jwt_leeway_seconds,
+            leeway_seconds=s.jwt_leeway_seconds,
+            max_lifetime_seconds=s.jwt_max_lifetime_seconds,
+        )
+        if s.database_url is None:
+            return verifier
+        from guildstack.adapters.postgres.accounts import PostgresAccountDirectory
+        from guildstack.services.tokens import TokenGate
+
+        return TokenGate(
+            verifier,
+            PostgresAccountDirectory(self.database),
+            ttl_seconds=s.token_account_cache_seconds,
+            check_sessions=s.jwt_check_session,
         )
 
     @cached_property

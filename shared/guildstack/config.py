@@ -52,6 +52,14 @@ class Settings(BaseModel):
     jwt_issuer: str | None = None
     jwt_audience: str = "authenticated"
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # The longest lifetime (exp - iat) an access token may have; longer ones are refused.
+    jwt_max_lifetime_seconds: int = Field(default=86_400, ge=60, le=604_800)
+    # How long a container trusts that a token's account still exists (positive answers
+    # only): a deleted or banned account is refused everywhere within this time.
+    token_account_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    # Also refuse tokens whose session has ended (sign-out, revocation); a database read
+    # per user and session every `token_account_cache_seconds`.
+    jwt_check_session: bool = False
 
     upstash_redis_rest_url: str | None = None
     upstash_redis_rest_token: SecretStr | None = None

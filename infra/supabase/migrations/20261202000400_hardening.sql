@@ -291,3 +291,28 @@ create trigger on_auth_user_email_confirmed
     after insert or update of email, email_confirmed_at on auth.users
     for each row when (new.email_confirmed_at is not null)
     execute function private.accept_invites_of_new_email();
+
+-- Tokens outlive their accounts ---------------------------------------------------------------
+-- A JWT stays valid until it expires; the API asks here (and keeps the answer briefly)
+-- whether its user still exists, is not banned and, optionally, whether its session is
+-- still open. Only the service role may ask: nobody learns about other accounts.
+create or replace function private.account_active(p_user_id uuid, p_session_id uuid)
+returns boolean
+language sql stable security definer
+set search_path = ''
+as $$
+    select exists (
+        select 1 from auth.users u
+        where u.id = p_user_id
+          and u.deleted_at is null
+          and (u.banned_until is null or u.banned_until <= now())
+    ) and (
+        p_session_id is null or exists (
+            select 1 from auth.sessions s
+            where s.id = p_session_id and s.user_id = p_user_id
+              and (s.not_after is null or s.not_after > now())
+        )
+    )
+$$;
+revoke all on function private.account_active(uuid, uuid) from public;
+grant execute on function private.account_active(uuid, uuid) to service_role;
