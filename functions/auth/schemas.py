@@ -39,13 +39,21 @@ def _email(value: str) -> str:
     return value.lower()
 
 
+def _no_nul(value: str) -> str:
+    # Postgres text cannot hold NUL, and bcrypt would end a password at the first one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
 Email = Annotated[
     str,
     StringConstraints(min_length=3, max_length=254, strip_whitespace=True, strict=True),
     AfterValidator(_email),
 ]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=72, strict=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=72, strict=True), NoNul]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True), NoNul]
 Budget = Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=2)]
 
 
@@ -56,18 +64,20 @@ class Request(BaseModel):
 class SignupRequest(Request):
     email: Email
     password: Password
-    full_name: Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)] | None = (
-        None
-    )
+    full_name: (
+        Annotated[str, StringConstraints(max_length=200, strip_whitespace=True), NoNul] | None
+    ) = None
 
 
 class LoginRequest(Request):
     email: Email
-    password: Annotated[str, StringConstraints(min_length=1, max_length=72, strict=True)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=72, strict=True), NoNul]
 
 
 class RefreshRequest(Request):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096, strict=True)]
+    refresh_token: Annotated[
+        str, StringConstraints(min_length=1, max_length=4096, strict=True), NoNul
+    ]
 
 
 class CreateWorkspaceRequest(Request):

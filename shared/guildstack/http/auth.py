@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
 from guildstack.domain.principal import Principal
 from guildstack.http.client import client_address
+from guildstack.http.ids import canonical_uuid
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
@@ -101,10 +102,10 @@ def workspace_id_header(request: Request) -> UUID:
     raw = request.headers.get("x-workspace-id")
     if not raw:
         raise BadRequest("The X-Workspace-Id header is required.")
-    try:
-        return UUID(raw)
-    except ValueError as exc:
-        raise BadRequest("The X-Workspace-Id header is not a workspace id.") from exc
+    workspace_id = canonical_uuid(raw)
+    if workspace_id is None:
+        raise BadRequest("The X-Workspace-Id header is not a workspace id in canonical form.")
+    return workspace_id
 
 
 def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaitable[Scoped[S]]]:
