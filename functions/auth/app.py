@@ -11,6 +11,7 @@ from functions.auth.schemas import (
     AuthResponse,
     CreateWorkspaceRequest,
     HealthResponse,
+    InviteResponse,
     LoginRequest,
     MemberResponse,
     MeResponse,
@@ -27,6 +28,7 @@ from guildstack.domain.paging import PageRequest
 from guildstack.http.app import create_app
 from guildstack.http.auth import (
     CurrentUser,
+    address_of,
     bearer_token,
     container_of,
     enforce_rate_limit,
@@ -50,8 +52,8 @@ router = APIRouter()
 
 async def limit_by_client(request: Request) -> None:
     """Unauthenticated routes are limited per client address (slows password guessing)."""
-    client = request.client.host if request.client else "unknown"
-    await enforce_rate_limit(container_of(request).public_rate_limiter, f"ip:{client}")
+    limiter = container_of(request).public_rate_limiter
+    await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
 
 
 Public = Depends(limit_by_client)
@@ -146,17 +148,13 @@ async def list_members(
     return list_of(page, MemberResponse.of)
 
 
-@router.post("/workspaces/{workspace_id}/members", status_code=201)
+@router.post("/workspaces/{workspace_id}/members", status_code=202)
 async def add_member(
-    workspace_id: UUID,
-    body: AddMemberRequest,
-    user: CurrentUser,
-    workspaces: Workspaces,
-    response: Response,
-) -> MemberResponse:
-    member = await workspaces.add_member(user, workspace_id, body.email, body.role)
-    response.headers["Location"] = f"/workspaces/{workspace_id}/members/{member.user_id}"
-    return MemberResponse.of(member)
+    workspace_id: UUID, body: AddMemberRequest, user: CurrentUser, workspaces: Workspaces
+) -> InviteResponse:
+    """An invitation: the same answer whether or not the email has an account."""
+    invite = await workspaces.invite_member(user, workspace_id, body.email, body.role)
+    return InviteResponse.of(invite)
 
 
 @router.patch("/workspaces/{workspace_id}/members/{user_id}")

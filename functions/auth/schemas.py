@@ -17,6 +17,7 @@ from pydantic import (
 
 from guildstack.domain.identity import (
     AccountKind,
+    Invite,
     Member,
     Membership,
     Principal,
@@ -38,13 +39,21 @@ def _email(value: str) -> str:
     return value.lower()
 
 
+def _no_nul(value: str) -> str:
+    # Postgres text cannot hold NUL, and bcrypt would end a password at the first one.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+NoNul = AfterValidator(_no_nul)
 Email = Annotated[
     str,
     StringConstraints(min_length=3, max_length=254, strip_whitespace=True, strict=True),
     AfterValidator(_email),
 ]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=72, strict=True)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=72, strict=True), NoNul]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=120, strip_whitespace=True), NoNul]
 Budget = Annotated[Decimal, Field(ge=0, le=1_000_000, decimal_places=2)]
 
 
@@ -55,18 +64,20 @@ class Request(BaseModel):
 class SignupRequest(Request):
     email: Email
     password: Password
-    full_name: Annotated[str, StringConstraints(max_length=200, strip_whitespace=True)] | None = (
-        None
-    )
+    full_name: (
+        Annotated[str, StringConstraints(max_length=200, strip_whitespace=True), NoNul] | None
+    ) = None
 
 
 class LoginRequest(Request):
     email: Email
-    password: Annotated[str, StringConstraints(min_length=1, max_length=72, strict=True)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=72, strict=True), NoNul]
 
 
 class RefreshRequest(Request):
-    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096, strict=True)]
+    refresh_token: Annotated[
+        str, StringConstraints(min_length=1, max_length=4096, strict=True), NoNul
+    ]
 
 
 class CreateWorkspaceRequest(Request):
@@ -224,6 +235,24 @@ class MemberResponse(BaseModel):
             role=member.role,
             account_kind=member.account_kind,
             created_at=member.created_at,
+        )
+
+
+class InviteResponse(BaseModel):
+    workspace_id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, invite: Invite) -> Self:
+        return cls(
+            workspace_id=invite.workspace_id,
+            email=invite.email,
+            role=invite.role,
+            created_at=invite.created_at,
+            expires_at=invite.expires_at,
         )
 
 

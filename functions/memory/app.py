@@ -41,6 +41,7 @@ async def remember(body: RememberRequest, ws: Memory, response: Response) -> Mem
         scope=body.scope,
         metadata=body.metadata,
         embedding=body.embedding,
+        embedding_model=body.embedding_model,
     )
     response.headers["Location"] = f"/memory/{memory.id}"
     return MemoryResponse.of(memory)

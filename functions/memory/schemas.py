@@ -30,8 +30,10 @@ class RememberRequest(BaseModel):
     metadata: Annotated[dict[str, Any], Field(max_length=MAX_METADATA_KEYS)] = Field(
         default_factory=dict
     )
-    # A vector the client computed with this deployment's embedder (optional).
+    # A vector the client computed with this deployment's embedder (optional); it must
+    # name that model in `embedding_model` (see MemoryService.remember).
     embedding: Annotated[list[float], Field(max_length=MAX_EMBEDDING_DIMENSIONS)] | None = None
+    embedding_model: Annotated[str, Field(max_length=200)] | None = None
 
 
 class SearchRequest(BaseModel):

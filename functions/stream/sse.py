@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import Request
 
-from guildstack.domain.errors import BadRequest
+from guildstack.domain.errors import BadRequest, GuildstackError
 from guildstack.domain.runs import Event
+from guildstack.http.problems import problem_of, request_id_of
+from guildstack.observability import logger
 
 # A function URL response may stream for up to 15 minutes; end cleanly before that and
 # let the client resume from the last id.
@@ -44,7 +46,27 @@ async def tail(
 ) -> AsyncIterator[str]:
     """The log's events after `after`, as they arrive (`read(after)` long-polls), each with
     `id:` = its number; stops once `ended` says nothing more will come (after sending what
-    is left), when the client goes, or before the stream's time runs out."""
+    is left), when the client goes, or before the stream's time runs out.
+
+    Every read checks the reader's access again. When one fails (the reader was removed
+    from the workspace, the database is down) the status is long sent, so the stream ends
+    with an `error` event carrying the problem and closes cleanly: an exception leaving
+    here would break the chunked body instead."""
+    try:
+        async for chunk in _tail(read, ended, after, request):
+            yield chunk
+    except Exception as exc:  # noqa: BLE001 - every failure ends the stream as an event
+        if not isinstance(exc, GuildstackError):
+            logger.exception("event stream failed")
+        yield frame("error", problem_of(exc, request_id_of(request)))
+
+
+async def _tail(
+    read: Callable[[int], Awaitable[list[Event]]],
+    ended: Callable[[list[Event]], Awaitable[bool]],
+    after: int,
+    request: Request,
+) -> AsyncIterator[str]:
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:

@@ -49,6 +49,8 @@ OVERRIDABLE = frozenset(
         "token_verifier",
         "user_rate_limiter",
         "public_rate_limiter",
+        "login_failure_limiter",
+        "invalid_token_rate_limiter",
         "health",
         "model_providers",
         "failover",
@@ -113,18 +115,32 @@ class Container:
 
     @cached_property
     def token_verifier(self) -> TokenVerifier:
+        """The JWT's signature and claims, then (with a database) that its account exists."""
         from guildstack.adapters.jwt_verifier import JwtVerifier, jwks_cache_for
 
-        issuer, jwks_url = self.settings.issuer, self.settings.jwks_url
+        s = self.settings
+        issuer, jwks_url = s.issuer, s.jwks_url
         if issuer is None:
             raise DependencyUnavailable("SUPABASE_URL (or JWT_ISSUER) is not configured.")
-        secret = self.settings.supabase_jwt_secret
-        return JwtVerifier(
+        secret = s.supabase_jwt_secret
+        verifier = JwtVerifier(
             issuer=issuer,
-            audience=self.settings.jwt_audience,
+            audience=s.jwt_audience,
             jwks=jwks_cache_for(jwks_url) if jwks_url else None,
             hs256_secret=secret.get_secret_value() if secret else None,
-            leeway_seconds=self.settings.jwt_leeway_seconds,
+            leeway_seconds=s.jwt_leeway_seconds,
+            max_lifetime_seconds=s.jwt_max_lifetime_seconds,
+        )
+        if s.database_url is None:
+            return verifier
+        from guildstack.adapters.postgres.accounts import PostgresAccountDirectory
+        from guildstack.services.tokens import TokenGate
+
+        return TokenGate(
+            verifier,
+            PostgresAccountDirectory(self.database),
+            ttl_seconds=s.token_account_cache_seconds,
+            check_sessions=s.jwt_check_session,
         )
 
     @cached_property
@@ -146,15 +162,29 @@ class Container:
         """Per client address, for the routes that take no token."""
         return self._rate_limiter(self.settings.public_rate_limit_per_minute, "public")
 
-    def _rate_limiter(self, per_minute: int, scope: str) -> RateLimiter | None:
+    @cached_property
+    def login_failure_limiter(self) -> RateLimiter | None:
+        """Failed logins per account, whatever the address."""
+        s = self.settings
+        window = s.login_failure_window_seconds
+        return self._rate_limiter(s.login_failures_per_email, "login", window_seconds=window)
+
+    @cached_property
+    def invalid_token_rate_limiter(self) -> RateLimiter | None:
+        """Requests with a token that fails verification, per client address."""
+        return self._rate_limiter(self.settings.invalid_token_rate_limit_per_minute, "badtoken")
+
+    def _rate_limiter(
+        self, limit: int, scope: str, *, window_seconds: int = 60
+    ) -> RateLimiter | None:
         from guildstack.adapters.upstash import UpstashRateLimiter
 
         if self.upstash is None:
             return None
         return UpstashRateLimiter(
             self.upstash,
-            limit=per_minute,
-            window_seconds=60,
+            limit=limit,
+            window_seconds=window_seconds,
             prefix=f"{self.settings.rate_limit_prefix}:{scope}",
         )
 
@@ -162,7 +192,7 @@ class Container:
     def accounts(self) -> AccountService:
         from guildstack.services.accounts import AccountService
 
-        return AccountService(self.identity, self.uow)
+        return AccountService(self.identity, self.uow, self.login_failure_limiter)
 
     @cached_property
     def workspaces(self) -> WorkspaceService:

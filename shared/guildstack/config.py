@@ -52,6 +52,14 @@ class Settings(BaseModel):
     jwt_issuer: str | None = None
     jwt_audience: str = "authenticated"
     jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
+    # The longest lifetime (exp - iat) an access token may have; longer ones are refused.
+    jwt_max_lifetime_seconds: int = Field(default=86_400, ge=60, le=604_800)
+    # How long a container trusts that a token's account still exists (positive answers
+    # only): a deleted or banned account is refused everywhere within this time.
+    token_account_cache_seconds: int = Field(default=60, ge=0, le=3600)
+    # Also refuse tokens whose session has ended (sign-out, revocation); a database read
+    # per user and session every `token_account_cache_seconds`.
+    jwt_check_session: bool = False
 
     upstash_redis_rest_url: str | None = None
     upstash_redis_rest_token: SecretStr | None = None
@@ -59,6 +67,12 @@ class Settings(BaseModel):
     rate_limit_per_minute: int = Field(default=60, ge=1)
     # Unauthenticated routes (sign-up, login, refresh) are limited per client address.
     public_rate_limit_per_minute: int = Field(default=30, ge=1)
+    # Failed logins per account (whatever the address) in a sliding window; beyond it the
+    # account's logins wait (429) until the oldest failure leaves the window.
+    login_failures_per_email: int = Field(default=5, ge=1)
+    login_failure_window_seconds: int = Field(default=900, ge=1, le=86_400)
+    # Requests carrying a token that fails verification, per client address.
+    invalid_token_rate_limit_per_minute: int = Field(default=30, ge=1)
     rate_limit_prefix: str = "gs:rl"
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -80,6 +94,10 @@ class Settings(BaseModel):
     # (all-MiniLM-L6-v2, installed with the dev dependencies). Unset: openai when
     # OPENAI_API_KEY is set, else local.
     embedder: Literal["openai", "local"] | None = None
+
+    # Set (by template.yaml) where the Lambda Web Adapter fronts the app: its
+    # `x-amzn-request-context` header is then the invocation's, never the client's.
+    aws_lwa_invoke_mode: str | None = None
 
     steps_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
@@ -132,6 +150,10 @@ class Settings(BaseModel):
         if self.supabase_url:
             return self.supabase_url.rstrip("/") + "/auth/v1"
         return None
+
+    @property
+    def behind_web_adapter(self) -> bool:
+        return self.aws_lwa_invoke_mode is not None
 
     @property
     def jwks_url(self) -> str | None:

@@ -69,13 +69,22 @@ async def team(gateway_url: str) -> AsyncIterator[Team]:
         created = await api.post("/workspaces", json={"name": "Matrix"}, headers=owner.auth)
         workspace_id = created.json()["id"]
         for role in ROLES[1:]:
-            response = await api.post(
-                f"/workspaces/{workspace_id}/members",
-                json={"email": users[role].email, "role": role},
-                headers=owner.auth,
-            )
-            assert response.status_code == 201, response.text
+            await invite_and_join(api, workspace_id, owner, users[role], role)
         yield Team(workspace_id, users)
+
+
+async def invite_and_join(
+    api: httpx.AsyncClient, workspace_id: str, by: User, who: User, role: str
+) -> None:
+    """Invite `who` and have them join, as their next profile load does."""
+    response = await api.post(
+        f"/workspaces/{workspace_id}/members",
+        json={"email": who.email, "role": role},
+        headers=by.auth,
+    )
+    assert response.status_code == 202, response.text
+    joined = await api.get("/auth/me", headers=who.auth)
+    assert workspace_id in {m["workspace_id"] for m in joined.json()["memberships"]}
 
 
 def expected(actor: str, success: int, *, minimum: str = "admin") -> int:

@@ -33,10 +33,12 @@ async def test_given_a_new_user_when_walking_the_auth_journey_then_every_step_an
     # Add a second user as viewer, list members, promote them.
     bob = await sign_up(api, "bob")
     members_url = f"/workspaces/{workspace['id']}/members"
-    added = await api.post(
+    invited = await api.post(
         members_url, json={"email": bob.email, "role": "viewer"}, headers=headers
     )
-    assert added.status_code == 201, added.text
+    assert invited.status_code == 202, invited.text
+    joined = (await api.get("/auth/me", headers=bob.auth)).json()["memberships"]
+    assert [(m["workspace_id"], m["role"]) for m in joined] == [(workspace["id"], "viewer")]
     listing = (await api.get(members_url, headers=headers)).json()
     assert {(m["email"], m["role"]) for m in listing["items"]} == {
         (alice.email, "owner"),
@@ -83,10 +85,12 @@ async def test_given_a_wrong_password_when_logging_in_then_401(api: httpx.AsyncC
     assert response.json()["status"] == 401
 
 
-async def test_given_a_taken_email_when_signing_up_then_409(api: httpx.AsyncClient) -> None:
+async def test_given_a_taken_email_when_signing_up_then_201_without_a_session(
+    api: httpx.AsyncClient,
+) -> None:
     dave = await sign_up(api, "dave")
     again = await api.post("/auth/signup", json={"email": dave.email, "password": "another-pw-1"})
-    assert again.status_code == 409
+    assert again.status_code == 201 and again.json()["session"] is None
 
 
 async def test_given_61_requests_in_a_minute_then_the_61st_is_429_with_retry_after(

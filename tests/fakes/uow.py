@@ -39,6 +39,7 @@ from guildstack.domain.conversations import (
 from guildstack.domain.errors import BudgetExceeded, Conflict, Forbidden, NotFound
 from guildstack.domain.identity import (
     AccountKind,
+    Invite,
     Member,
     Membership,
     Principal,
@@ -90,6 +91,7 @@ class World:
     workspaces: dict[UUID, Workspace] = field(default_factory=dict)
     members: dict[UUID, dict[UUID, Member]] = field(default_factory=dict)
     emails: dict[str, UUID] = field(default_factory=dict)
+    invites: dict[tuple[UUID, str], Invite] = field(default_factory=dict)
     agents: dict[tuple[UUID, str], Agent] = field(default_factory=dict)
     runs: dict[UUID, StoredRun] = field(default_factory=dict)
     budgets: dict[UUID, Decimal | None] = field(default_factory=dict)
@@ -99,6 +101,7 @@ class World:
     held: dict[UUID, tuple[UUID, UUID | None, Decimal]] = field(default_factory=dict)
     usage: list[UsageRecord] = field(default_factory=list)
     memories: dict[UUID, tuple[Memory, list[float]]] = field(default_factory=dict)
+    votes: dict[tuple[UUID, UUID], int] = field(default_factory=dict)  # (memory, user) → ±1
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
     conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
 
@@ -110,6 +113,7 @@ class World:
             workspaces=dict(self.workspaces),
             members={ws: dict(m) for ws, m in self.members.items()},
             emails=dict(self.emails),
+            invites=dict(self.invites),
             agents=dict(self.agents),
             runs={
                 rid: StoredRun(
@@ -128,6 +132,7 @@ class World:
             held=dict(self.held),
             usage=list(self.usage),
             memories=dict(self.memories),
+            votes=dict(self.votes),
             documents={
                 did: StoredDocument(d.document, copy.copy(d.job), d.text, d.updated_at)
                 for did, d in self.documents.items()
@@ -287,6 +292,7 @@ class FakeWorkspaces:
 
     async def create(self, name: str, slug: str, monthly_budget_usd: Decimal | None) -> Workspace:
         me = self._tx.me
+        slug = f"{slug}-{uuid.uuid4().hex[:8]}"  # as the database: its own suffix, always
         ws = Workspace(uuid.uuid4(), name, slug, monthly_budget_usd or Decimal("10"), self._tx.now)
         self._w.workspaces[ws.id] = ws
         self._w.budgets[ws.id] = ws.monthly_budget_usd
@@ -341,16 +347,29 @@ class FakeWorkspaces:
             return None
         return self._w.members[workspace_id].get(user_id)
 
-    async def add_member(self, workspace_id: UUID, email: str, role: Role) -> Member:
+    async def invite(self, workspace_id: UUID, email: str, role: Role) -> Invite:
         self._tx.may_write(workspace_id, Role.OWNER if role is Role.OWNER else Role.ADMIN)
         user_id = self._w.emails.get(email)
-        if user_id is None:
-            raise NotFound("No account has that email address.")
-        if user_id in self._w.members[workspace_id]:
-            raise Conflict("That already exists.")
-        member = Member(workspace_id, user_id, email, None, role, self._tx.now)
-        self._w.members[workspace_id][user_id] = member
-        return member
+        if user_id is not None and user_id in self._w.members[workspace_id]:
+            raise Conflict("That email is already a member's.")
+        now = self._tx.now
+        invite = Invite(workspace_id, email, role, now, now + timedelta(days=14))
+        self._w.invites[(workspace_id, email)] = invite
+        return invite
+
+    async def accept_invites(self) -> int:
+        me = self._tx.me
+        mine = {email for email, user_id in self._w.emails.items() if user_id == me}
+        joined = 0
+        for key, invite in list(self._w.invites.items()):
+            if invite.email in mine and invite.expires_at > self._tx.now:
+                del self._w.invites[key]
+                if me not in self._w.members[invite.workspace_id]:
+                    member = Member(invite.workspace_id, me, invite.email, None, invite.role,
+                                    self._tx.now)  # fmt: skip
+                    self._w.members[invite.workspace_id][me] = member
+                    joined += 1
+        return joined
 
     def _owners(self, workspace_id: UUID) -> int:
         return sum(m.role is Role.OWNER for m in self._w.members[workspace_id].values())
@@ -764,7 +783,9 @@ class FakeMemories:
 
     async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory:
         memory = await self.get(workspace_id, memory_id)
-        updated = replace(memory, feedback_score=memory.feedback_score + value)
+        self._w.votes[(memory_id, self._tx.me)] = value
+        score = sum(v for (voted, _), v in self._w.votes.items() if voted == memory_id)
+        updated = replace(memory, feedback_score=score)
         self._w.memories[memory_id] = (updated, self._w.memories[memory_id][1])
         return updated
 

@@ -31,6 +31,7 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("workspace_members", "INSERT"): {A.MANAGE_MEMBERS, A.GRANT_OWNER},
     ("workspace_members", "UPDATE"): {A.MANAGE_MEMBERS, A.GRANT_OWNER},
     ("workspace_members", "DELETE"): {A.MANAGE_MEMBERS, A.GRANT_OWNER},
+    ("member_invites", "SELECT"): {A.MANAGE_MEMBERS},
     ("agents", "SELECT"): {A.VIEW},
     ("agents", "INSERT"): {A.MANAGE_AGENTS},
     ("agents", "UPDATE"): {A.MANAGE_AGENTS},
@@ -38,8 +39,8 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("workspace_spend", "SELECT"): {A.READ_USAGE},
     ("memories", "SELECT"): {A.VIEW},
     ("memories", "INSERT"): {A.REMEMBER, A.SHARE_MEMORY},
-    ("memories", "UPDATE"): {A.REMEMBER},
     ("memories", "DELETE"): {A.SHARE_MEMORY},
+    ("memory_votes", "SELECT"): {A.VIEW},
     ("documents", "SELECT"): {A.VIEW},
     ("documents", "INSERT"): {A.REMEMBER},
     **{(t, "SELECT"): {A.VIEW} for t in (

@@ -56,3 +56,15 @@ async def test_given_redis_forgot_the_script_when_hit_then_it_is_loaded_again(
     assert (await limiter.hit("u")).allowed
     assert not (await limiter.hit("u")).allowed
     await redis.close()
+
+
+async def test_given_a_released_hit_then_it_no_longer_counts(upstash: UpstashEndpoint) -> None:
+    limiter, _ = limiter_for(upstash, 2)
+    first, second = await limiter.hit("k"), await limiter.hit("k")
+    refused = await limiter.hit("k")
+    await limiter.release("k", second.ticket)
+
+    assert first.ticket and second.ticket and first.ticket != second.ticket
+    assert not refused.allowed and refused.ticket == ""
+    assert (await limiter.hit("k")).allowed
+    assert not (await limiter.hit("k")).allowed

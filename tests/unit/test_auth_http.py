@@ -108,10 +108,15 @@ async def test_given_signup_when_valid_then_201_with_session(harness: Harness) -
     assert set(body["session"]) == {"access_token", "refresh_token", "expires_in", "token_type"}
 
 
-async def test_given_duplicate_signup_then_409(harness: Harness) -> None:
+async def test_given_duplicate_signup_then_201_with_no_session_and_not_the_account(
+    harness: Harness,
+) -> None:
     payload = {"email": "dup@example.com", "password": "longenough"}
-    assert (await harness.http.post("/auth/signup", json=payload)).status_code == 201
-    assert (await harness.http.post("/auth/signup", json=payload)).status_code == 409
+    first = await harness.http.post("/auth/signup", json=payload)
+    again = await harness.http.post("/auth/signup", json=payload)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json()["session"] is None
+    assert again.json()["user"]["id"] != first.json()["user"]["id"]
 
 
 async def test_given_wrong_password_when_logging_in_then_401(harness: Harness) -> None:

@@ -125,6 +125,16 @@ FORGERIES: dict[str, Callable[[Keys], str]] = {
     "anon role": lambda k: k.sign(k.claims(role="anon")),
     "malformed header": lambda k: "%%%." + k.sign(k.claims()).split(".", 1)[1],
     "garbage": lambda k: "this is not a token",
+    # Lifetimes and times that are not numbers (PyJWT alone reads `int(exp)`).
+    "exp in the year 33658": lambda k: k.sign(k.claims(exp=10**12)),
+    "lifetime over the maximum": lambda k: k.sign(k.claims(exp=int(time.time()) + 86_400 * 30)),
+    "issued long ago for long": lambda k: k.sign(
+        k.claims(iat=int(time.time()) - 86_400 * 29, exp=int(time.time()) + 600)
+    ),
+    "exp a numeric string": lambda k: k.sign(k.claims(exp=str(int(time.time()) + 600))),
+    "exp a float string": lambda k: k.sign(k.claims(exp=f"{time.time() + 600}")),
+    "exp a list": lambda k: k.sign(k.claims(exp=[int(time.time()) + 600])),
+    "iat a string": lambda k: k.sign(k.claims(iat=str(int(time.time())))),
 }
 
 
@@ -166,3 +176,12 @@ async def test_given_many_unknown_kids_when_verifying_then_jwks_is_not_refetched
         response = await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
     assert keys.fetches == 1
+
+
+async def test_given_a_fractional_exp_within_the_lifetime_then_it_is_accepted(
+    client: httpx.AsyncClient, keys: Keys
+) -> None:
+    """NumericDate may carry fractions (RFC 7519)."""
+    token = keys.sign(keys.claims(exp=time.time() + 600.5))
+    response = await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.text

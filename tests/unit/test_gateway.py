@@ -127,15 +127,41 @@ async def test_given_a_greedy_any_route_then_every_method_and_depth_matches(
     assert response.json() == {"served_by": "beta", "rest": "a/b/c.txt"}
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/nope"), ("DELETE", "/items/special")])
-async def test_given_an_undeclared_route_then_404_problem_json(
-    client: httpx.AsyncClient, method: str, path: str
-) -> None:
-    response = await client.request(method, path, headers={"X-Request-Id": "gw-test-0001"})
+async def test_given_an_undeclared_route_then_404_problem_json(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nope", headers={"X-Request-Id": "gw-test-0001"})
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["request_id"] == "gw-test-0001"
     assert response.headers["x-request-id"] == "gw-test-0001"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("DELETE", "/items/special", "GET, HEAD"), ("POST", "/items/42", "GET, HEAD")],
+)
+async def test_given_an_undeclared_method_on_a_declared_path_then_405_with_allow(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    response = await client.request(method, path, headers={"X-Request-Id": "gw-test-0002"})
+    assert response.status_code == 405
+    assert response.headers["allow"] == allow
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["request_id"] == "gw-test-0002"
+
+
+def test_given_head_then_it_goes_where_get_goes(template: Template) -> None:
+    gateway = build_gateway(template, import_module=lambda name: SimpleNamespace(app=alpha.app))
+    assert gateway.match("HEAD", "/items/special") == gateway.match("GET", "/items/special")
+    assert gateway.match("HEAD", "/items/7") == "Beta"
+    assert gateway.match("HEAD", "/nope") is None
+
+
+async def test_given_oversize_headers_then_431_problem_before_routing(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/nope", headers={"X-Padding": "a" * 20_000})
+    assert response.status_code == 431
+    assert response.headers["content-type"] == "application/problem+json"
 
 
 async def test_given_a_streaming_route_then_chunks_pass_through(client: httpx.AsyncClient) -> None:

@@ -49,7 +49,9 @@ class Store:
 
     async def add_member(self, owner: Principal, ws: uuid.UUID, email: str, role: Role) -> None:
         async with self.uow(owner) as tx:
-            await tx.workspaces.add_member(ws, email, role)
+            await tx.workspaces.invite(ws, email, role)
+        async with self.uow(Principal(self.uow.world.emails[email], email, {})) as tx:
+            await tx.workspaces.accept_invites()
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from typing import Any
+from typing import Any, TypeGuard
 from uuid import UUID
 
 import httpx
@@ -72,8 +73,13 @@ def jwks_cache_for(url: str) -> JwksCache:
     return cache
 
 
+# Supabase issues access tokens for an hour by default (a week at most).
+DEFAULT_MAX_LIFETIME_SECONDS = 86_400
+
+
 class JwtVerifier:
-    """Checks signature, algorithm, audience, issuer, expiry and subject; nothing less."""
+    """Checks signature, algorithm, audience, issuer, expiry (a number, and no further away
+    than the longest lifetime allowed) and subject; nothing less."""
 
     def __init__(
         self,
@@ -83,12 +89,14 @@ class JwtVerifier:
         jwks: JwksCache | None,
         hs256_secret: str | None,
         leeway_seconds: int,
+        max_lifetime_seconds: int = DEFAULT_MAX_LIFETIME_SECONDS,
     ) -> None:
         self._issuer = issuer
         self._audience = audience
         self._jwks = jwks
         self._secret = hs256_secret
         self._leeway = leeway_seconds
+        self._max_lifetime = max_lifetime_seconds
 
     async def verify(self, token: str) -> Principal:
         try:
@@ -111,7 +119,18 @@ class JwtVerifier:
             raise Unauthorized("The access token has expired.") from exc
         except jwt.PyJWTError as exc:
             raise Unauthorized("The access token is not valid.") from exc
+        self._check_lifetime(claims)
         return _principal(claims)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        """PyJWT reads `int(exp)`, so `"9999999999"` passes, and it sets no upper bound: a
+        token signed (or leaked) with an `exp` millennia away would work for ever."""
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not _numeric_date(exp) or (iat is not None and not _numeric_date(iat)):
+            raise Unauthorized("The access token's times are not numbers.")
+        lifetime = exp - (iat if iat is not None else time.time())
+        if lifetime > self._max_lifetime + self._leeway:
+            raise Unauthorized("The access token lives longer than allowed.")
 
     async def _key_for(self, algorithm: object, kid: object) -> Any:
         if algorithm in ASYMMETRIC and self._jwks is not None:
@@ -128,6 +147,14 @@ class JwtVerifier:
         if algorithm == "HS256" and self._secret:
             return self._secret
         raise Unauthorized("The access token's algorithm is not accepted.")
+
+
+def _numeric_date(value: object) -> TypeGuard[int | float]:
+    """A JSON number of seconds (fractions allowed, as RFC 7519 says); not a string, not a
+    boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return math.isfinite(value)
 
 
 def _principal(claims: dict[str, Any]) -> Principal:

@@ -68,8 +68,8 @@ class UpstashRateLimiter:
     async def hit(self, key: str) -> RateDecision:
         client = self._redis.client()
         keys = [f"{self._prefix}:{key}"]
-        args = [str(int(time.time() * 1000)), str(self._window_ms), str(self._limit)]
-        args.append(uuid.uuid4().hex)
+        ticket = uuid.uuid4().hex
+        args = [str(int(time.time() * 1000)), str(self._window_ms), str(self._limit), ticket]
         try:
             reply = await client.evalsha(_SLIDING_LOG_SHA, keys, args)
         except Exception as exc:
@@ -82,7 +82,12 @@ class UpstashRateLimiter:
             limit=self._limit,
             remaining=remaining,
             retry_after_seconds=0 if allowed else max(1, math.ceil(wait_ms / 1000)),
+            ticket=ticket if allowed else "",
         )
+
+    async def release(self, key: str, ticket: str) -> None:
+        if ticket:
+            await self._redis.client().zrem(f"{self._prefix}:{key}", ticket)
 
 
 class UpstashProbe:

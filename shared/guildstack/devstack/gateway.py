@@ -14,6 +14,8 @@ from typing import Any
 from starlette.types import Receive, Scope, Send
 
 from guildstack.devstack.template import Route, Template
+from guildstack.domain.limits import MAX_HEADER_BYTES
+from guildstack.http.edges import allow_header, headers_too_large
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 READY_PATH = "/_devstack/ready"
@@ -51,15 +53,26 @@ class Gateway:
         self._apps = apps
 
     def match(self, method: str, path: str) -> str | None:
-        """The logical id of the function serving `method path`, or None."""
+        """The logical id of the function serving `method path`, or None. HEAD goes where
+        GET does (the function answers it as GET, without the body)."""
         candidates = [r for r in self._routes if r.pattern.match(path)]
+        wanted = "GET" if method == "HEAD" else method
         for compiled in candidates:
-            if compiled.route.method in (method, "ANY"):
+            if compiled.route.method in (wanted, "ANY"):
                 return compiled.function
         # A CORS preflight goes to the function that owns the path, as API Gateway's CORS does.
         if method == "OPTIONS" and candidates:
             return candidates[0].function
         return None
+
+    def allowed(self, path: str) -> str | None:
+        """The `Allow` value for a path some route declares (None when none does)."""
+        methods = {r.route.method for r in self._routes if r.pattern.match(path)}
+        if not methods:
+            return None
+        if "ANY" in methods:
+            methods = {"GET", "POST", "PUT", "PATCH", "DELETE"}
+        return allow_header(methods)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -68,14 +81,23 @@ class Gateway:
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]
+        if headers_too_large(scope):
+            detail = f"The request headers exceed {MAX_HEADER_BYTES} bytes."
+            await _problem(scope, send, 431, "Request Header Fields Too Large", detail)
+            return
         if path == READY_PATH and method == "GET":
             await _json(send, 200, {"status": "ready", "functions": sorted(self._apps)}, {})
             return
         function = self.match(method, path)
-        if function is None:
-            await _not_found(scope, send, method, path)
+        if function is not None:
+            await self._apps[function](scope, receive, send)
             return
-        await self._apps[function](scope, receive, send)
+        allowed = self.allowed(path)
+        if allowed is not None:
+            detail = f"{method} is not allowed on {path}; allowed: {allowed}."
+            await _problem(scope, send, 405, "Method Not Allowed", detail, {"allow": allowed})
+            return
+        await _problem(scope, send, 404, "Not Found", f"No route for {method} {path}.")
 
 
 def build_gateway(
@@ -132,20 +154,32 @@ async def _complete_lifespan(receive: Receive, send: Send) -> None:
             return
 
 
-async def _not_found(scope: Scope, send: Send, method: str, path: str) -> None:
+async def _problem(
+    scope: Scope,
+    send: Send,
+    status: int,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+) -> None:
+    """A problem+json answer of the gateway itself, with the request id."""
     request_id = str(uuid.uuid4())
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id" and _SAFE_ID.match(value.decode("latin-1")):
             request_id = value.decode("latin-1")
     body = {
-        "type": "https://guildstack.dev/problems/not-found",
-        "title": "Not Found",
-        "status": 404,
-        "detail": f"No route for {method} {path}.",
+        "type": f"https://guildstack.dev/problems/{title.lower().replace(' ', '-')}",
+        "title": title,
+        "status": status,
+        "detail": detail,
         "request_id": request_id,
     }
-    headers = {"content-type": "application/problem+json", "x-request-id": request_id}
-    await _json(send, 404, body, headers)
+    all_headers = {
+        "content-type": "application/problem+json",
+        "x-request-id": request_id,
+        **(headers or {}),
+    }
+    await _json(send, status, body, all_headers)
 
 
 async def _json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:

@@ -158,6 +158,18 @@ class AuthServer:
             return None
 
 
+def _has_nul(value: object) -> bool:
+    """Whether a NUL character hides anywhere in a parsed JSON value (Postgres text and jsonb
+    cannot store one; GoTrue refuses such input as invalid)."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 async def _json(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
@@ -342,6 +354,10 @@ def create_auth_app(
         async def endpoint(request: Request) -> Response:
             if not api_key_ok(request):
                 return JSONResponse({"message": "Invalid API key"}, status_code=401)
+            if request.method == "POST" and _has_nul(await _json(request)):
+                return _error(422, "validation_failed", "Input must not contain NUL characters")
+            if _has_nul(dict(request.query_params)):
+                return _error(422, "validation_failed", "Input must not contain NUL characters")
             response: Response = await handler(request)
             return response
 

@@ -30,8 +30,19 @@ class ServerThread:
         self.host = host
         self.port = port or free_port(host)
         self.name = name
+        # No proxy headers: uvicorn would otherwise take the client's address from an
+        # X-Forwarded-For sent over loopback, and every local request comes over loopback,
+        # so a client could choose its own address (and a fresh per-address limit).
+        # Headers up to 1 MiB reach the app, which answers oversize ones with a 431
+        # problem; h11's own limit (16 KiB) would reset the connection or answer plain text.
         self._config = uvicorn.Config(
-            app, host=self.host, port=self.port, log_level="warning", lifespan="off"
+            app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            lifespan="off",
+            proxy_headers=False,
+            h11_max_incomplete_event_size=1_048_576,
         )
         self._server = uvicorn.Server(self._config)
         self._thread = threading.Thread(target=self._run, name=f"devstack-{name}", daemon=True)

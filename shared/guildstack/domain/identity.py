@@ -14,6 +14,7 @@ from guildstack.domain.vocabulary import Role
 __all__ = [
     "AccountKind",
     "AuthUser",
+    "Invite",
     "Member",
     "Membership",
     "Principal",
@@ -75,6 +76,19 @@ class Member:
     role: Role
     created_at: datetime
     account_kind: AccountKind = AccountKind.STANDARD
+
+
+@dataclass(frozen=True)
+class Invite:
+    """An invitation to a workspace for an email address, whether or not it has an account
+    (so the answer never tells): it becomes a membership when the account with that
+    confirmed email signs up or next loads its profile."""
+
+    workspace_id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,10 @@ from __future__ import annotations
 # Any one text field of a request body.
 MAX_BODY_TEXT_CHARS = 600_000
 
+# All request headers together (names and values): 431 beyond. API Gateway's HTTP API
+# refuses more than 10 KiB of request line and headers before the function is called.
+MAX_HEADER_BYTES = 16_384
+
 # Pages of lists.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200

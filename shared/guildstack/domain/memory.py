@@ -33,14 +33,17 @@ __all__ = [
     "MemoryScope",
     "ScoreParts",
     "SearchHit",
+    "VectorProblem",
     "chunk_text",
     "rank",
+    "unit_vector",
 ]
 
 MAX_CONTENT_CHARS = MAX_MEMORY_CHARS
 MAX_SEARCH_LIMIT = MAX_SEARCH_RESULTS
 MAX_TITLE_CHARS = MAX_DOCUMENT_TITLE_CHARS
-# Source 000: semantic 50 %, user feedback 25 %, recency 15 %, access frequency 10 %.
+# The personal assistant's weights: semantic 50 %, user feedback 25 %, recency 15 %,
+# access frequency 10 %.
 WEIGHTS = {"semantic": 0.50, "feedback": 0.25, "recency": 0.15, "frequency": 0.10}
 RECENCY_HALF_LIFE_DAYS = 30.0
 FREQUENCY_SATURATION = 100  # this many accesses count fully
@@ -104,19 +107,52 @@ class Document:
     collection: Collection = Collection.DOCUMENTS
 
 
+class VectorProblem(ValueError):
+    """A vector no similarity can be measured against; `kind` names why."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def unit_vector(values: Sequence[float]) -> list[float]:
+    """`values` scaled to length 1 (cosine similarity ignores length, so nothing is lost,
+    and no stored component can overflow the database's 4-byte floats).
+
+    A vector with a non-finite value, or with no direction at all (every value zero), has
+    no defined similarity to anything: its cosine is NaN, which must never reach a score.
+    """
+    if not all(math.isfinite(v) for v in values):
+        raise VectorProblem("not_finite", "embedding has a value that is not a finite number")
+    largest = max((abs(v) for v in values), default=0.0)
+    if largest == 0.0:
+        raise VectorProblem("zero_vector", "embedding has no direction (every value is zero)")
+    # Scaled by the largest value first, so squaring cannot overflow.
+    scaled = [v / largest for v in values]
+    norm = math.sqrt(math.fsum(v * v for v in scaled))
+    return [v / norm for v in scaled]
+
+
+def _finite(value: float) -> float:
+    """A signal the store could not measure (NaN, infinite) counts as nothing."""
+    return value if math.isfinite(value) else 0.0
+
+
 def rank(candidates: Sequence[Candidate], now: datetime, limit: int) -> list[SearchHit]:
     """Score each candidate as the personal assistant's design weighs it; keep the best
-    `limit`."""
+    `limit`. An undefined similarity (NaN: a vector without direction) scores 0, never 1:
+    `min(1.0, nan)` is 1.0, which would rank such a memory first for every query."""
     hits = []
     for c in candidates:
         m = c.memory
         age_days = max(0.0, (now - (m.last_accessed_at or m.created_at)).total_seconds() / 86400)
+        similarity, text_rank = _finite(c.similarity), max(0.0, _finite(c.text_rank))
         parts = ScoreParts(
-            semantic=max(0.0, min(1.0, c.similarity)),
+            semantic=max(0.0, min(1.0, similarity)),
             feedback=(math.tanh(m.feedback_score / 3) + 1) / 2,
             recency=0.5 ** (age_days / RECENCY_HALF_LIFE_DAYS),
             frequency=min(1.0, math.log1p(m.access_count) / math.log1p(FREQUENCY_SATURATION)),
-            text=c.text_rank / (1 + c.text_rank),
+            text=text_rank / (1 + text_rank),
         )
         score = (
             WEIGHTS["semantic"] * parts.semantic

@@ -2,10 +2,11 @@
 
 from collections.abc import Iterable
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from guildstack.config import Settings
+from guildstack.http.ids import canonical_path_ids
 from guildstack.http.middleware import RequestContextMiddleware
 from guildstack.http.problems import install_problem_handlers
 
@@ -27,6 +28,8 @@ def create_app(
         docs_url=None if settings.stage in ("staging", "prod") else "/docs",
         redoc_url=None,
         openapi_url=None if settings.stage in ("staging", "prod") else "/openapi.json",
+        # Every route: ids in the path only in canonical form.
+        dependencies=[Depends(canonical_path_ids)],
     )
     for router in routers:
         app.include_router(router)

@@ -16,6 +16,8 @@ from fastapi import Depends, Request
 
 from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
 from guildstack.domain.principal import Principal
+from guildstack.http.client import client_address
+from guildstack.http.ids import canonical_uuid
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
@@ -57,10 +59,26 @@ async def enforce_rate_limit(limiter: "RateLimiter | None", key: str) -> None:
         )
 
 
+def address_of(request: Request) -> str:
+    """The client's address for limits per address (never from a header a client writes)."""
+    return client_address(
+        request, behind_web_adapter=container_of(request).settings.behind_web_adapter
+    )
+
+
 async def current_user(request: Request) -> Principal:
-    """The verified caller; 401 for a missing or invalid token, 429 over the rate limit."""
+    """The verified caller; 401 for a missing or invalid token, 429 over the rate limit.
+
+    Invalid tokens are counted per client address: past that limit they get 429 instead
+    of 401 (a valid token from the same address still works)."""
     container = container_of(request)
-    principal = await container.token_verifier.verify(bearer_token(request))
+    token = bearer_token(request)
+    try:
+        principal = await container.token_verifier.verify(token)
+    except Unauthorized:
+        limiter = container.invalid_token_rate_limiter
+        await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
+        raise
     await enforce_rate_limit(container.user_rate_limiter, f"user:{principal.user_id}")
     return principal
 
@@ -84,10 +102,10 @@ def workspace_id_header(request: Request) -> UUID:
     raw = request.headers.get("x-workspace-id")
     if not raw:
         raise BadRequest("The X-Workspace-Id header is required.")
-    try:
-        return UUID(raw)
-    except ValueError as exc:
-        raise BadRequest("The X-Workspace-Id header is not a workspace id.") from exc
+    workspace_id = canonical_uuid(raw)
+    if workspace_id is None:
+        raise BadRequest("The X-Workspace-Id header is not a workspace id in canonical form.")
+    return workspace_id
 
 
 def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaitable[Scoped[S]]]:

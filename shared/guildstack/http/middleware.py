@@ -1,4 +1,5 @@
-"""Pure-ASGI middleware: request ids, correlation ids and the request-size limit."""
+"""Pure-ASGI middleware: request ids, correlation ids, the request-size limits (body and
+headers), and HEAD served as GET."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from guildstack.domain.limits import MAX_HEADER_BYTES
+from guildstack.http.edges import allow_header, as_get, headers_too_large
 from guildstack.http.problems import problem
 from guildstack.observability import logger
 
@@ -51,11 +54,19 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         logger.set_correlation_id(request_id)
+        if headers_too_large(scope):
+            detail = f"The request headers exceed {MAX_HEADER_BYTES} bytes."
+            await problem(431, detail, request_id=request_id)(scope, receive, send)
+            return
+        if scope["method"] == "HEAD":
+            scope, receive, send = as_get(scope, receive, send)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k != b"x-request-id"]
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
+                if message["status"] == 405:
+                    headers = [_with_head(k, v) for k, v in headers]
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -88,6 +99,13 @@ class RequestContextMiddleware:
             request_id=request_id,
         )
         await response(scope, receive, send)
+
+
+def _with_head(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """The app's own `Allow` names GET only; HEAD is served wherever GET is."""
+    if name.lower() != b"allow":
+        return name, value
+    return name, allow_header(value.decode("latin-1").split(",")).encode("latin-1")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Protocol
+from uuid import UUID
 
 from guildstack.domain.identity import Principal, Session, SignedIn
 
@@ -28,4 +29,11 @@ class IdentityProvider(Protocol):
 class TokenVerifier(Protocol):
     async def verify(self, token: str) -> Principal:
         """Verify an access token; raises Unauthorized for anything not fully valid."""
+        ...
+
+
+class AccountDirectory(Protocol):
+    async def active(self, user_id: UUID, session_id: UUID | None) -> bool:
+        """Whether the user still exists (not deleted, not banned) and, when `session_id` is
+        given, that session is still open."""
         ...

@@ -68,7 +68,10 @@ class MemoryRepository(Protocol):
         """False when the caller sees it but may not delete it."""
         ...
 
-    async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory: ...
+    async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory:
+        """Record the actor's vote (1 or -1), replacing their earlier one; the memory with its
+        score, the sum of its votes. `NotFound` unless the actor may see it."""
+        ...
 
     async def candidates(self, workspace_id: UUID, query: CandidateQuery) -> list[Candidate]:
         """Nearest memories by meaning merged with full-text matches, each with both its
@@ -76,7 +79,7 @@ class MemoryRepository(Protocol):
         ...
 
     async def touch(self, workspace_id: UUID, memory_ids: Sequence[UUID]) -> None:
-        """Count an access to each memory."""
+        """Count an access to each memory (a system transaction: members cannot)."""
         ...
 
 

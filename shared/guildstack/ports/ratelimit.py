@@ -12,9 +12,17 @@ class RateDecision:
     limit: int
     remaining: int
     retry_after_seconds: int
+    # Names the counted hit (when allowed), for `release`.
+    ticket: str = ""
 
 
 class RateLimiter(Protocol):
     async def hit(self, key: str) -> RateDecision:
-        """Count one request against `key` and say whether it may proceed."""
+        """Count one request against `key` and say whether it may proceed (a refused one is
+        not counted)."""
+        ...
+
+    async def release(self, key: str, ticket: str) -> None:
+        """Un-count the hit `ticket` names: an attempt counted up front (so simultaneous
+        attempts cannot overshoot the limit) that turned out not to count."""
         ...

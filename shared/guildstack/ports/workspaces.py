@@ -8,6 +8,7 @@ from uuid import UUID
 
 from guildstack.domain.identity import (
     AccountKind,
+    Invite,
     Member,
     Membership,
     Profile,
@@ -49,8 +50,14 @@ class WorkspaceRepository(Protocol):
 
     async def member(self, workspace_id: UUID, user_id: UUID) -> Member | None: ...
 
-    async def add_member(self, workspace_id: UUID, email: str, role: Role) -> Member:
-        """Add the user with this email; NotFound if nobody has it, Conflict if already a member."""
+    async def invite(self, workspace_id: UUID, email: str, role: Role) -> Invite:
+        """Invite this email (again: the role and expiry are renewed); the same answer
+        whether or not it has an account. Conflict if it is already a member's."""
+        ...
+
+    async def accept_invites(self) -> int:
+        """Turn the actor's pending invitations (to their confirmed email) into memberships;
+        how many."""
         ...
 
     async def set_role(self, workspace_id: UUID, user_id: UUID, role: Role) -> Member | None: ...

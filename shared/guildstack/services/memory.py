@@ -26,7 +26,9 @@ from guildstack.domain.memory import (
     MemoryScope,
     ScoreParts,
     SearchHit,
+    VectorProblem,
     rank,
+    unit_vector,
 )
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.observability import logger, metrics
@@ -69,10 +71,15 @@ class MemoryService:
         scope: MemoryScope,
         metadata: dict[str, Any] | None = None,
         embedding: Sequence[float] | None = None,
+        embedding_model: str | None = None,
     ) -> Memory:
-        """Store one memory; `embedding`, when the client computed it, must have this
-        embedder's dimensions (it is stored as this embedder's). Shared (workspace) memories
-        need the operator role."""
+        """Store one memory. Shared (workspace) memories need the operator role.
+
+        A client may bring its own `embedding` only when it names the model that made it
+        and that model is this deployment's embedder (`embedding_model`): a vector is
+        compared only with vectors of the same model, so one from another model would rank
+        by noise. It is stored scaled to length 1; one with no direction (all zeros) or a
+        non-finite value is refused, since its similarity to every query is undefined."""
         content = content.strip()
         if not content:
             raise _invalid("content", "content is empty")
@@ -81,13 +88,7 @@ class MemoryService:
         if embedding is None:
             (vector,) = await self._embedder.embed([content])
         else:
-            vector = list(embedding)
-        if len(vector) != self._embedder.dimensions:
-            raise _invalid(
-                "embedding",
-                f"embedding has {len(vector)} dimensions; {self._embedder.dimensions} expected",
-                "wrong_dimensions",
-            )
+            vector = self._client_vector(embedding, embedding_model)
         new = NewMemory(scope, collection, content, vector, self._embedder.model_id, metadata or {})
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, _writing(scope))
@@ -95,6 +96,24 @@ class MemoryService:
         await self._invalidate(workspace_id, actor.user_id, scope)
         metrics.add_metric(name="MemoriesStored", unit="Count", value=1)
         return memory
+
+    def _client_vector(self, embedding: Sequence[float], model: str | None) -> list[float]:
+        if model != self._embedder.model_id:
+            raise _invalid(
+                "embedding_model",
+                f"an embedding must name the model that made it: {self._embedder.model_id}",
+                "model_mismatch",
+            )
+        if len(embedding) != self._embedder.dimensions:
+            raise _invalid(
+                "embedding",
+                f"embedding has {len(embedding)} dimensions; {self._embedder.dimensions} expected",
+                "wrong_dimensions",
+            )
+        try:
+            return unit_vector(embedding)
+        except VectorProblem as problem:
+            raise _invalid("embedding", str(problem), problem.kind) from problem
 
     async def list_memories(
         self,
@@ -121,6 +140,8 @@ class MemoryService:
     async def feedback(
         self, actor: Principal, workspace_id: UUID, memory_id: UUID, value: int
     ) -> Memory:
+        """The caller's vote (1 or -1) on a memory they can see. One vote per member: voting
+        again replaces their vote, so the score (the sum of the votes) cannot be stacked."""
         if value not in (1, -1):
             raise _invalid("value", "feedback is 1 or -1")
         async with self._uow(actor) as tx:
@@ -169,7 +190,7 @@ class MemoryService:
             candidates = await tx.memories.candidates(workspace_id, candidate_query)
         hits = rank(candidates, self._clock(), limit)
         await self._store_cached(key, hits)
-        self._touch_later(actor, workspace_id, [h.memory.id for h in hits])
+        self._touch_later(workspace_id, [h.memory.id for h in hits])
         return hits
 
     async def context_for(
@@ -258,12 +279,14 @@ class MemoryService:
         except Exception:  # noqa: BLE001 - not caching is always safe
             logger.warning("could not cache a memory search")
 
-    def _touch_later(self, actor: Principal, workspace_id: UUID, ids: list[UUID]) -> None:
-        """Count the accesses after the response, off the search's path."""
+    def _touch_later(self, workspace_id: UUID, ids: list[UUID]) -> None:
+        """Count the accesses after the response, off the search's path. Members may not
+        write access counts (they rank memories); the system does, for the hits this
+        member's search was allowed to see."""
 
         async def touch() -> None:
             try:
-                async with self._uow(actor) as tx:
+                async with self._uow.system("count memory accesses") as tx:
                     await tx.memories.touch(workspace_id, ids)
             except Exception:  # noqa: BLE001 - a lost access count is harmless
                 logger.warning("could not record memory accesses")

@@ -7,23 +7,22 @@ clear 403 instead of a silent empty result.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Awaitable
 from decimal import Decimal
 from uuid import UUID
 
 from guildstack.domain.authorization import NOT_A_MEMBER, Action, authorize
 from guildstack.domain.errors import Conflict, InvalidInput, NotFound
-from guildstack.domain.identity import AccountKind, Member, Principal, Role, Workspace
+from guildstack.domain.identity import AccountKind, Invite, Member, Principal, Role, Workspace
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
 
 
 def slugify(name: str) -> str:
-    """A URL-safe slug with a random suffix, so equal names never collide."""
-    base = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "workspace"
-    return f"{base}-{secrets.token_hex(3)}"
+    """The URL-safe start of a workspace's slug. The database appends a random suffix of its
+    own (and draws again on a collision), so the caller never learns whether a slug exists."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40].strip("-") or "workspace"
 
 
 class WorkspaceService:
@@ -82,14 +81,18 @@ class WorkspaceService:
             await authorized(tx, workspace_id, Action.VIEW)
             return await tx.workspaces.members(workspace_id, page)
 
-    async def add_member(
+    async def invite_member(
         self, actor: Principal, workspace_id: UUID, email: str, role: Role
-    ) -> Member:
+    ) -> Invite:
+        """Invite an email address to the workspace (admin+; only an owner invites owners).
+        The answer is the same whether or not the address has an account, so nobody can
+        use this to find out; the account joins when it signs up or next loads its
+        profile (`AccountService.me`)."""
         async with self._uow(actor) as tx:
             mine = await authorized(tx, workspace_id, Action.MANAGE_MEMBERS)
             if role is Role.OWNER:
                 authorize(mine, Action.GRANT_OWNER)
-            return await tx.workspaces.add_member(workspace_id, email.strip().lower(), role)
+            return await tx.workspaces.invite(workspace_id, email.strip().lower(), role)
 
     async def update_member(
         self,

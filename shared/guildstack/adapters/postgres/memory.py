@@ -92,15 +92,14 @@ class PostgresMemoryRepository:
         return bool(cur.rowcount == 1)
 
     async def feedback(self, workspace_id: UUID, memory_id: UUID, value: int) -> Memory:
+        # Members cannot write the score: the function records their one vote and sums.
         cur = await self._conn.execute(
-            "update public.memories m set feedback_score = feedback_score + %s"  # noqa: S608
-            " where id = %s and workspace_id = %s returning " + _COLUMNS,
-            (value, memory_id, workspace_id),
+            "select private.vote_memory(%s, %s, %s) as score", (workspace_id, memory_id, value)
         )
-        row = await cur.fetchone()
-        if row is None:
+        row = await returned_row(cur)
+        if row["score"] is None:
             raise NotFound("No such memory.")
-        return _memory(row)
+        return await _visible(self._conn, workspace_id, memory_id)
 
     async def candidates(self, workspace_id: UUID, query: CandidateQuery) -> list[Candidate]:
         ef_search = min(EF_SEARCH_MAX, max(100, query.semantic_k * EF_SEARCH_FACTOR))
@@ -149,7 +148,9 @@ _CANDIDATES = f"""
         select %(vec)s::extensions.vector as v, websearch_to_tsquery('english', %(text)s) as t
     )
     select {_COLUMNS},
-           1 - (m.embedding operator(extensions.<=>) q.v) as similarity,
+           -- A vector without direction has a NaN cosine; it must count as no similarity.
+           coalesce(nullif(1 - (m.embedding operator(extensions.<=>) q.v), 'NaN'), 0)
+               as similarity,
            case when m.content_tsv @@ q.t then ts_rank_cd(m.content_tsv, q.t) else 0 end
                as text_rank
     from public.memories m, q

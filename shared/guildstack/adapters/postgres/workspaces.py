@@ -11,6 +11,7 @@ from guildstack.adapters.postgres.paging import fetch_page
 from guildstack.domain.errors import NotFound
 from guildstack.domain.identity import (
     AccountKind,
+    Invite,
     Member,
     Membership,
     Principal,
@@ -129,18 +130,24 @@ class PostgresWorkspaceRepository:
         row = await cur.fetchone()
         return _to_member(row) if row else None
 
-    async def add_member(self, workspace_id: UUID, email: str, role: Role) -> Member:
+    async def invite(self, workspace_id: UUID, email: str, role: Role) -> Invite:
         cur = await self._conn.execute(
-            "select (public.add_workspace_member(%s, %s, %s)).user_id as user_id",
+            "select workspace_id, email, role, created_at, expires_at"
+            " from public.invite_workspace_member(%s, %s, %s)",
             (workspace_id, email, role.value),
         )
-        row = await cur.fetchone()
-        if row is None or row["user_id"] is None:
-            raise NotFound("No account has that email address.")
-        added = await self.member(workspace_id, row["user_id"])
-        if added is None:
-            raise NotFound("No such member.")
-        return added
+        row = await returned_row(cur)
+        return Invite(
+            workspace_id=row["workspace_id"],
+            email=row["email"],
+            role=Role(row["role"]),
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+        )
+
+    async def accept_invites(self) -> int:
+        cur = await self._conn.execute("select public.accept_my_invites() as joined")
+        return int((await returned_row(cur))["joined"])
 
     async def set_role(self, workspace_id: UUID, user_id: UUID, role: Role) -> Member | None:
         cur = await self._conn.execute(
