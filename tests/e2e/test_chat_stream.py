@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Team, sign_up
+from tests.e2e.sse import read_events
 
 
 async def chat(
@@ -43,22 +44,8 @@ async def conversation_events(
     api: httpx.AsyncClient, headers: dict[str, str], conversation_id: str, until: str
 ) -> list[dict[str, Any]]:
     """The conversation's SSE events (from the start) up to the first of type `until`."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     url = f"/conversations/{conversation_id}/stream"
-    async with api.stream("GET", url, headers=headers) as r:
-        assert r.status_code == 200, await r.aread()
-        async for line in r.aiter_lines():
-            if line.startswith("id: "):
-                current["id"] = int(line[4:])
-            elif line.startswith("data: "):
-                current["data"] = json.loads(line[6:])
-            elif line == "" and "id" in current:
-                events.append(current)
-                current = {}
-                if events[-1]["data"]["type"] == until:
-                    break
-    return events
+    return await read_events(api, url, headers, until=lambda data: data["type"] == until)
 
 
 async def test_given_a_message_then_the_reply_streams_and_is_stored_with_its_routing(

@@ -4,7 +4,6 @@ exported and its analytics read; roles, tenancy and bad input."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ACTORS, Team, sign_up
+from tests.e2e.sse import read_events
 
 
 async def _discussion(api: httpx.AsyncClient, team: Team, **extra: Any) -> dict[str, Any]:
@@ -34,23 +34,8 @@ async def _follow(
     after: int = 0,
 ) -> list[dict[str, Any]]:
     """The conversation's events over SSE (after `after`) up to the first `until` accepts."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
     url = f"/conversations/{conversation_id}/stream"
-    headers = {**headers, "Last-Event-ID": str(after)}
-    async with api.stream("GET", url, headers=headers, timeout=120) as r:
-        assert r.status_code == 200, await r.aread()
-        async for line in r.aiter_lines():
-            if line.startswith("id: "):
-                current["id"] = int(line[4:])
-            elif line.startswith("data: "):
-                current["data"] = json.loads(line[6:])
-            elif line == "" and "id" in current:
-                events.append(current)
-                current = {}
-                if until(events[-1]["data"]):
-                    break
-    return events
+    return await read_events(api, url, {**headers, "Last-Event-ID": str(after)}, until=until)
 
 
 async def test_given_a_discussion_then_it_reaches_consensus_over_the_stream(

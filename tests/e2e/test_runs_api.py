@@ -3,13 +3,13 @@ over SSE with a dropped connection, invoke, approvals, questions, roles and tena
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.e2e.conftest import ACTORS, Team, expected, sign_up
+from tests.e2e.sse import read_events
 
 DIAMOND = {
     "kind": "dag",
@@ -32,24 +32,7 @@ async def read_sse(
     stop_after: int | None = None,
 ) -> list[dict[str, Any]]:
     """Events of an SSE stream (id, event, data), until it ends or `stop_after` events."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
-    async with api.stream("GET", url, headers={**headers, "Accept": "text/event-stream"}) as r:
-        assert r.status_code == 200, await r.aread()
-        assert r.headers["content-type"].startswith("text/event-stream")
-        async for line in r.aiter_lines():
-            if line.startswith("id: "):
-                current["id"] = int(line[4:])
-            elif line.startswith("event: "):
-                current["event"] = line[7:]
-            elif line.startswith("data: "):
-                current["data"] = json.loads(line[6:])
-            elif line == "" and "id" in current:
-                events.append(current)
-                current = {}
-                if stop_after is not None and len(events) >= stop_after:
-                    break  # drop the connection mid-run
-    return events
+    return await read_events(api, url, headers, stop_after=stop_after)
 
 
 async def wait_for_event(

@@ -52,23 +52,13 @@ class ScriptedProvider:
         yield Completion(text, Usage(10, len(text)), self.name, model, latency_ms=1.0)
 
 
-@dataclass
-class ScriptedModel:
-    """A `LanguageModel` that answers with `replies` in order (a string, a Completion, or
-    an error to raise; the last one repeats) and keeps the requests. No budget: `reserve`
-    hands out free tickets."""
+class AnsweringModel:
+    """A `LanguageModel` whose answer to each call comes from `answer(request, context)`
+    (subclasses decide); no budget: `reserve` hands out free tickets; a stream sends the
+    answer word by word."""
 
-    replies: list[str | Completion | GuildstackError]
-    requests: list[ModelRequest] = field(default_factory=list)
-
-    def _next(self, request: ModelRequest) -> Completion:
-        self.requests.append(request)
-        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
-        if isinstance(reply, GuildstackError):
-            raise reply
-        if isinstance(reply, Completion):
-            return reply
-        return Completion(reply, Usage(10, 5), "scripted", "m1", latency_ms=1.0)
+    def answer(self, request: ModelRequest, context: CallContext) -> Completion:
+        raise NotImplementedError
 
     async def reserve(
         self, ledger: UsageLedger, request: ModelRequest, context: CallContext
@@ -84,7 +74,7 @@ class ScriptedModel:
         settle: bool = True,
         ticket: Ticket | None = None,
     ) -> Completion:
-        return self._next(request)
+        return self.answer(request, context)
 
     async def stream(
         self,
@@ -94,10 +84,29 @@ class ScriptedModel:
         settle: bool = True,
         ticket: Ticket | None = None,
     ) -> AsyncIterator[StreamItem]:
-        completion = self._next(request)
-        for word in completion.text.split(" "):
-            yield Delta(word)
+        completion = self.answer(request, context)
+        words = completion.text.split(" ")
+        for i, word in enumerate(words):
+            yield Delta(word if i == len(words) - 1 else word + " ")
         yield completion
+
+
+@dataclass
+class ScriptedModel(AnsweringModel):
+    """Answers with `replies` in order (a string, a Completion, or an error to raise; the
+    last one repeats) and keeps the requests."""
+
+    replies: list[str | Completion | GuildstackError]
+    requests: list[ModelRequest] = field(default_factory=list)
+
+    def answer(self, request: ModelRequest, context: CallContext) -> Completion:
+        self.requests.append(request)
+        reply = self.replies[min(len(self.requests), len(self.replies)) - 1]
+        if isinstance(reply, GuildstackError):
+            raise reply
+        if isinstance(reply, Completion):
+            return reply
+        return Completion(reply, Usage(10, 5), "scripted", "m1", latency_ms=1.0)
 
 
 class InMemoryLedger:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,14 +19,8 @@ from guildstack.domain.identity import AccountKind, Member, Principal, Role, Wor
 from guildstack.domain.jobs import JobKind
 from guildstack.domain.models import (
     CallContext,
-    CallPlan,
     Completion,
-    Delta,
-    ModelRef,
     ModelRequest,
-    Reservation,
-    StreamItem,
-    Ticket,
     Tier,
     Usage,
 )
@@ -38,7 +31,6 @@ from guildstack.domain.vocabulary import (
     RunStatus,
     SenderKind,
 )
-from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.chat import (
     FALLBACK_SECONDS,
@@ -49,6 +41,7 @@ from guildstack.services.chat import (
 )
 from guildstack.services.engine import StepAttemptFailed, StepEngine
 from guildstack.services.run_finishers import ChatFinisher
+from tests.fakes.models import AnsweringModel
 from tests.fakes.uow import Clock, InMemoryUnitOfWork, StoredConversation, World
 
 START = datetime(2026, 3, 4, 10, 0, tzinfo=UTC)
@@ -74,7 +67,7 @@ CATALOG = (CORE, SEO)
 
 
 @dataclass
-class ChatModel:
+class ChatModel(AnsweringModel):
     """Answers by who is asked: the router (JSON), a specialist, or the core assistant.
     An entry that is an error is raised instead."""
 
@@ -83,7 +76,7 @@ class ChatModel:
     routing: tuple[str, ...] = ("seo_agent",)
     requests: list[tuple[str, ModelRequest]] = field(default_factory=list)
 
-    def _answer(self, request: ModelRequest, context: CallContext) -> Completion:
+    def answer(self, request: ModelRequest, context: CallContext) -> Completion:
         if request.json_schema is not None:
             who = "router"
             text: str | GuildstackError = json.dumps(
@@ -97,36 +90,6 @@ class ChatModel:
         if isinstance(text, GuildstackError):
             raise text
         return Completion(text, Usage(12, 7), "scripted", "m1", latency_ms=1.0)
-
-    async def reserve(
-        self, ledger: UsageLedger, request: ModelRequest, context: CallContext
-    ) -> Ticket:
-        plan = CallPlan((ModelRef("scripted", "m1"),), Decimal(0), None, None)
-        return Ticket(plan, Reservation(uuid.uuid4(), context.workspace_id, Decimal(0)))
-
-    async def complete(
-        self,
-        request: ModelRequest,
-        context: CallContext,
-        *,
-        settle: bool = True,
-        ticket: Ticket | None = None,
-    ) -> Completion:
-        return self._answer(request, context)
-
-    async def stream(
-        self,
-        request: ModelRequest,
-        context: CallContext,
-        *,
-        settle: bool = True,
-        ticket: Ticket | None = None,
-    ) -> AsyncIterator[StreamItem]:
-        completion = self._answer(request, context)
-        words = completion.text.split(" ")
-        for i, word in enumerate(words):
-            yield Delta(word if i == len(words) - 1 else word + " ")
-        yield completion
 
 
 @dataclass

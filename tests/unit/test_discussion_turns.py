@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,14 +21,8 @@ from guildstack.domain.identity import Member, Principal, Role, Workspace
 from guildstack.domain.jobs import JobKind
 from guildstack.domain.models import (
     CallContext,
-    CallPlan,
     Completion,
-    Delta,
-    ModelRef,
     ModelRequest,
-    Reservation,
-    StreamItem,
-    Ticket,
     Usage,
 )
 from guildstack.domain.vocabulary import (
@@ -38,13 +32,13 @@ from guildstack.domain.vocabulary import (
     RunKind,
     RunStatus,
 )
-from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.conversations import ConversationService
 from guildstack.services.discussion_turns import DiscussionTurns
 from guildstack.services.discussions import DiscussionService
 from guildstack.services.engine import StepAttemptFailed, StepEngine
 from guildstack.services.run_finishers import DiscussionFinisher
+from tests.fakes.models import AnsweringModel
 from tests.fakes.uow import Clock, InMemoryUnitOfWork, StoredConversation
 
 CATALOG = load_agents(Path(__file__).resolve().parents[2] / "infra/catalog/agents.yaml")
@@ -57,7 +51,7 @@ Script = Callable[[str, ModelRequest], str]
 
 
 @dataclass
-class PersonaModel:
+class PersonaModel(AnsweringModel):
     """Answers by persona (the call's agent): views as text, proposals and votes as JSON."""
 
     votes: dict[str, list[str]] = field(default_factory=dict)  # persona → votes in order
@@ -65,7 +59,7 @@ class PersonaModel:
     budget_after: int | None = None  # calls before every call is over budget
     calls: list[tuple[str, str]] = field(default_factory=list)  # (agent, kind)
 
-    def _answer(self, request: ModelRequest, context: CallContext) -> Completion:
+    def answer(self, request: ModelRequest, context: CallContext) -> Completion:
         agent = context.agent_code or "?"
         schema = request.json_schema or {}
         kind = "vote" if "vote" in schema.get("properties", {}) else "proposal" if schema else "say"
@@ -82,34 +76,6 @@ class PersonaModel:
         else:
             text = self.say(agent, request)
         return Completion(text, Usage(20, 10), "scripted", "m1", 1.0, cost_usd=Decimal("0.001"))
-
-    async def reserve(
-        self, ledger: UsageLedger, request: ModelRequest, context: CallContext
-    ) -> Ticket:
-        plan = CallPlan((ModelRef("scripted", "m1"),), Decimal(0), None, None)
-        return Ticket(plan, Reservation(uuid.uuid4(), context.workspace_id, Decimal(0)))
-
-    async def complete(
-        self,
-        request: ModelRequest,
-        context: CallContext,
-        *,
-        settle: bool = True,
-        ticket: Ticket | None = None,
-    ) -> Completion:
-        return self._answer(request, context)
-
-    async def stream(
-        self,
-        request: ModelRequest,
-        context: CallContext,
-        *,
-        settle: bool = True,
-        ticket: Ticket | None = None,
-    ) -> AsyncIterator[StreamItem]:
-        completion = self._answer(request, context)
-        yield Delta(completion.text)
-        yield completion
 
 
 @dataclass
