@@ -48,6 +48,8 @@ MODEL_SECONDS = 0.2
 # Each shape runs once first, uncounted (like the engine's first steps): the first run pays
 # for the step queue's client, the worker's database connections and the caches.
 WARM_UP_REPEATS = 1
+# The previous engine's StepEngine.handle, median and p95 ms (see `main`).
+BEFORE_MS = (19.1, 44.4)
 
 
 class NowhereQueue:
@@ -221,6 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|")
     print(_row("offline model call alone", engine.bare))
     print(_row("StepEngine.handle (claim → model → output → release)", engine.handle))
+    # Before: the engine this one replaced (commit 0d59f75: SQL state machine, eight short
+    # transactions a step), timed by the same measurement in rounds interleaved with this
+    # one on this machine. Reproduce: check that commit out in a worktree and run this bench
+    # there.
+    print(f"| before: the previous engine (recorded) | {BEFORE_MS[0]:.1f} | {BEFORE_MS[1]:.1f} |")
     overhead = statistics.median(engine.handle) - statistics.median(engine.bare)
     print(f"\nmedian engine overhead per step: {overhead:.1f} ms (transport excluded; target ≤ 5)")
     print(
