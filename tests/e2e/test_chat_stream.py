@@ -64,7 +64,8 @@ async def test_given_a_message_then_the_reply_streams_and_is_stored_with_its_rou
     conversation_id = first["conversation_id"]
     # No model key here: the routing model is the offline one, so keywords decide.
     assert routed["routing"]["method"] == "keywords"
-    assert routed["routing"]["agents"], "the router picked who answers"
+    routed_codes = [a["code"] for a in routed["routing"]["agents"]]
+    assert routed_codes[-1] == "nicole_core" and "seo_agent" in routed_codes, routed_codes
     streamed = "".join(data["text"] for event, data in frames if event == "token")
 
     messages = await api.get(f"/conversations/{conversation_id}/messages", headers=h)
