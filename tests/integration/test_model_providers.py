@@ -299,7 +299,7 @@ async def test_given_each_kind_of_token_when_recorded_then_cost_is_tokens_times_
 async def test_given_a_local_compatible_model_first_when_it_is_down_then_the_cloud_answers(
     database: PostgresDatabase, make_user: MakeUser
 ) -> None:
-    # Source 002: a local model (Ollama) with cloud fallback, configured through MODEL_TIERS.
+    # A local model (Ollama) with cloud fallback, configured through MODEL_TIERS.
     user = await make_user()
     workspace = await create_workspace(database, user)
     local = ScriptedTransport([wire.openai_completion("local answer", model="llama3.1")])
