@@ -9,48 +9,65 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from functions.stream.chat import router as chat_router
 from functions.stream.sse import HEADERS, HEARTBEAT_SECONDS, resume_point, tail
+from functions.stream.tickets import Access, StreamTicket
 from guildstack.bootstrap import Container, build
 from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import EventType
 from guildstack.http.app import create_app
-from guildstack.http.auth import Scoped, in_workspace
+from guildstack.http.auth import Scoped
+from guildstack.http.tickets import streamed
 
 if TYPE_CHECKING:
     from guildstack.services.runs import RunService
 
-Runs = Annotated["Scoped[RunService]", Depends(in_workspace(lambda c: c.runs))]
+Runs = Annotated["Scoped[RunService]", Depends(streamed(lambda c: c.runs, "run", "run_id"))]
 
 router = APIRouter()
 
 
-@router.get("/runs/{run_id}/stream")
+@router.post("/runs/{run_id}/stream-ticket", status_code=201)
+async def run_stream_ticket(run_id: UUID, ws: Access) -> StreamTicket:
+    """A ticket for `GET /runs/{id}/stream?ticket=...` (what an `EventSource` can send)."""
+    return StreamTicket.of(await ws.service.run_ticket(ws.principal, ws.workspace_id, run_id))
+
+
+@router.get("/runs/{run_id}/stream", response_model=None)
 async def stream_run(
     run_id: UUID,
     request: Request,
     ws: Runs,
     after: Annotated[int | None, Query(ge=0)] = None,
-) -> StreamingResponse:
+    ticket: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse | Response:
+    """The run's events as SSE. Authenticated by bearer token and `X-Workspace-Id`, or by
+    `?ticket=`. A finished run's stream sends what is left and closes; 204 when nothing is."""
     start = resume_point(request.headers.get("last-event-id"), after)
     # A run outside the caller's workspaces is a 404 before any byte is streamed.
-    await ws.service.get(ws.principal, ws.workspace_id, run_id)
+    run = await ws.service.get(ws.principal, ws.workspace_id, run_id)
+    wait = HEARTBEAT_SECONDS
+    if run.status.finished:
+        wait = 0
+        left = await ws.service.events(ws.principal, ws.workspace_id, run_id, after=start)
+        if not left.items:
+            return Response(status_code=204)
     return StreamingResponse(
-        _events(ws, run_id, start, request), media_type="text/event-stream", headers=HEADERS
+        _events(ws, run_id, start, request, wait), media_type="text/event-stream", headers=HEADERS
     )
 
 
 async def _events(
-    ws: "Scoped[RunService]", run_id: UUID, after: int, request: Request
+    ws: "Scoped[RunService]", run_id: UUID, after: int, request: Request, wait: float
 ) -> AsyncIterator[str]:
     runs = ws.service
 
     async def read(since: int) -> list[Event]:
         page = await runs.events(
-            ws.principal, ws.workspace_id, run_id, after=since, wait_seconds=HEARTBEAT_SECONDS
+            ws.principal, ws.workspace_id, run_id, after=since, wait_seconds=wait
         )
         return page.items
 

@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from functions.stream.sse import HEADERS, HEARTBEAT_SECONDS, frame, resume_point, tail
+from functions.stream.tickets import Access, StreamTicket
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.limits import MAX_BODY_TEXT_CHARS
 from guildstack.domain.routing import routing_json
@@ -23,6 +24,7 @@ from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import ConversationStatus
 from guildstack.http.auth import Scoped, in_workspace
 from guildstack.http.problems import problem_of, request_id_of
+from guildstack.http.tickets import streamed
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
@@ -31,7 +33,8 @@ if TYPE_CHECKING:
 
 Turns = Annotated["Scoped[ChatTurns]", Depends(in_workspace(lambda c: c.chat))]
 Conversations = Annotated[
-    "Scoped[ConversationService]", Depends(in_workspace(lambda c: c.conversations))
+    "Scoped[ConversationService]",
+    Depends(streamed(lambda c: c.conversations, "conversation", "conversation_id")),
 ]
 AgentCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")]
 
@@ -139,17 +142,35 @@ async def _turn(
         await queue.put(_END)
 
 
-@router.get("/conversations/{conversation_id}/stream")
+@router.post("/conversations/{conversation_id}/stream-ticket", status_code=201)
+async def conversation_stream_ticket(conversation_id: UUID, ws: Access) -> StreamTicket:
+    """A ticket for `GET /conversations/{id}/stream?ticket=...` (for an `EventSource`)."""
+    ticket = await ws.service.conversation_ticket(ws.principal, ws.workspace_id, conversation_id)
+    return StreamTicket.of(ticket)
+
+
+@router.get("/conversations/{conversation_id}/stream", response_model=None)
 async def stream_conversation(
     conversation_id: UUID,
     request: Request,
     ws: Conversations,
     after: Annotated[int | None, Query(ge=0)] = None,
-) -> StreamingResponse:
-    """The conversation's events as SSE (`id:` = event number; resume with Last-Event-ID)."""
+    ticket: Annotated[str | None, Query(max_length=64)] = None,
+) -> StreamingResponse | Response:
+    """The conversation's events as SSE (`id:` = event number; resume with Last-Event-ID),
+    by bearer token and `X-Workspace-Id` or by `?ticket=`. A completed conversation's
+    stream sends what is left and closes; 204 when nothing is."""
     start = resume_point(request.headers.get("last-event-id"), after)
     conversations = ws.service
-    await conversations.get(ws.principal, ws.workspace_id, conversation_id)
+    conversation = await conversations.get(ws.principal, ws.workspace_id, conversation_id)
+    wait = HEARTBEAT_SECONDS
+    if conversation.status is ConversationStatus.COMPLETED:
+        wait = 0
+        left = await conversations.events(
+            ws.principal, ws.workspace_id, conversation_id, after=start
+        )
+        if not left.items:
+            return Response(status_code=204)
 
     async def read(since: int) -> list[Event]:
         page = await conversations.events(
@@ -157,7 +178,7 @@ async def stream_conversation(
             ws.workspace_id,
             conversation_id,
             after=since,
-            wait_seconds=HEARTBEAT_SECONDS,
+            wait_seconds=wait,
         )
         return page.items
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
     from guildstack.ports.runs import StepQueue
+    from guildstack.ports.tickets import StreamTickets
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from guildstack.services.memory import MemoryService
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
+    from guildstack.services.stream_access import StreamAccess
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
 
@@ -60,6 +62,7 @@ OVERRIDABLE = frozenset(
         "jobs",
         "embedder",
         "search_cache",
+        "stream_tickets",
     }
 )
 
@@ -345,6 +348,23 @@ class Container:
         from guildstack.services.runs import RunService
 
         return RunService(self.uow, self.agents)
+
+    @cached_property
+    def stream_tickets(self) -> StreamTickets | None:
+        from guildstack.adapters.stream_tickets import UpstashStreamTickets
+
+        return UpstashStreamTickets(self.upstash) if self.upstash is not None else None
+
+    @cached_property
+    def stream_access(self) -> StreamAccess:
+        from guildstack.services.stream_access import StreamAccess
+
+        return StreamAccess(
+            self.runs,
+            self.conversations,
+            self.stream_tickets,
+            ttl_seconds=self.settings.stream_ticket_seconds,
+        )
 
     @cached_property
     def router(self) -> AgentRouter:

@@ -60,6 +60,8 @@ class Settings(BaseModel):
     # Also refuse tokens whose session has ended (sign-out, revocation); a database read
     # per user and session every `token_account_cache_seconds`.
     jwt_check_session: bool = False
+    # How long a stream ticket (`POST /runs/{id}/stream-ticket`) opens its stream.
+    stream_ticket_seconds: int = Field(default=60, ge=5, le=600)
 
     upstash_redis_rest_url: str | None = None
     upstash_redis_rest_token: SecretStr | None = None
