@@ -173,3 +173,33 @@ async def test_given_a_streaming_route_then_chunks_pass_through(client: httpx.As
 async def test_given_the_ready_route_then_functions_are_listed(client: httpx.AsyncClient) -> None:
     response = await client.get("/_devstack/ready")
     assert response.json() == {"status": "ready", "functions": ["Alpha", "Beta"]}
+
+
+async def test_given_an_allowed_origin_then_the_gateways_own_answers_carry_cors(
+    template: Template,
+) -> None:
+    page = "http://localhost:5173"
+    gateway = build_gateway(
+        template,
+        import_module=lambda name: SimpleNamespace(app=alpha.app),
+        cors_origins=frozenset({page}),
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gateway), base_url="http://gw")
+    preflight_headers = {"Origin": page, "Access-Control-Request-Method": "DELETE"}
+
+    preflight = await client.options("/nope", headers=preflight_headers)
+    missing = await client.get("/nope", headers={"Origin": page})
+    refused = await client.delete("/items/special", headers={"Origin": page})
+    foreign = await client.get("/nope", headers={"Origin": "https://evil.example"})
+    foreign_preflight = await client.options(
+        "/nope", headers={**preflight_headers, "Origin": "https://evil.example"}
+    )
+
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == page
+    assert "DELETE" in preflight.headers["access-control-allow-methods"]
+    assert (missing.status_code, missing.headers["access-control-allow-origin"]) == (404, page)
+    assert (refused.status_code, refused.headers["access-control-allow-origin"]) == (405, page)
+    assert "access-control-allow-origin" not in foreign.headers
+    assert foreign_preflight.status_code == 404
+    assert "access-control-allow-origin" not in foreign_preflight.headers

@@ -48,9 +48,23 @@ def _compile(route: Route, function: str) -> _Compiled:
 class Gateway:
     """The ASGI dispatcher; `apps` maps a function's logical id to its ASGI app."""
 
-    def __init__(self, routes: list[_Compiled], apps: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        routes: list[_Compiled],
+        apps: dict[str, Any],
+        cors_origins: frozenset[str] = frozenset(),
+    ) -> None:
         self._routes = sorted(routes, key=lambda r: r.rank)
         self._apps = apps
+        self._cors_origins = cors_origins
+
+    def _cors(self, scope: Scope) -> dict[str, str]:
+        """CORS headers for the gateway's own answers (the functions add their own), as
+        API Gateway's CORS configuration adds them: only for an allowed origin."""
+        origin = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"origin"), None)
+        if origin is None or origin not in self._cors_origins:
+            return {}
+        return {"access-control-allow-origin": origin, "vary": "Origin"}
 
     def match(self, method: str, path: str) -> str | None:
         """The logical id of the function serving `method path`, or None. HEAD goes where
@@ -81,9 +95,10 @@ class Gateway:
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]
+        cors = self._cors(scope)
         if headers_too_large(scope):
             detail = f"The request headers exceed {MAX_HEADER_BYTES} bytes."
-            await _problem(scope, send, 431, "Request Header Fields Too Large", detail)
+            await _problem(scope, send, 431, "Request Header Fields Too Large", detail, cors)
             return
         if path == READY_PATH and method == "GET":
             await _json(send, 200, {"status": "ready", "functions": sorted(self._apps)}, {})
@@ -92,18 +107,31 @@ class Gateway:
         if function is not None:
             await self._apps[function](scope, receive, send)
             return
+        if method == "OPTIONS" and cors:
+            # A preflight for a path no function owns: answered here, so the browser gets
+            # to see the 404 or 405 that follows.
+            preflight = {
+                **cors,
+                "access-control-allow-methods": "GET, POST, PUT, PATCH, DELETE",
+                "access-control-allow-headers": "Authorization, Content-Type, X-Workspace-Id",
+                "access-control-max-age": "600",
+            }
+            await _json(send, 204, None, preflight)
+            return
         allowed = self.allowed(path)
         if allowed is not None:
             detail = f"{method} is not allowed on {path}; allowed: {allowed}."
-            await _problem(scope, send, 405, "Method Not Allowed", detail, {"allow": allowed})
+            headers = {"allow": allowed, **cors}
+            await _problem(scope, send, 405, "Method Not Allowed", detail, headers)
             return
-        await _problem(scope, send, 404, "Not Found", f"No route for {method} {path}.")
+        await _problem(scope, send, 404, "Not Found", f"No route for {method} {path}.", cors)
 
 
 def build_gateway(
     template: Template,
     *,
     import_module: Callable[[str], Any] = importlib.import_module,
+    cors_origins: frozenset[str] = frozenset(),
 ) -> Gateway:
     """Import each HTTP function's FastAPI app (`<package>.app:app`) and route to it."""
     apps: dict[str, Any] = {}
@@ -113,7 +141,7 @@ def build_gateway(
             continue
         apps[spec.logical_id] = import_module(spec.app_module).app
         routes += [_compile(route, spec.logical_id) for route in spec.routes]
-    return Gateway(routes, apps)
+    return Gateway(routes, apps, cors_origins)
 
 
 def declared_routes(template: Template) -> dict[str, set[tuple[str, str]]]:
@@ -183,7 +211,7 @@ async def _problem(
 
 
 async def _json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
-    payload = json.dumps(body).encode()
+    payload = json.dumps(body).encode() if body is not None else b""
     raw = [(k.encode(), v.encode()) for k, v in headers.items()]
     if not any(k == b"content-type" for k, _ in raw):
         raw.append((b"content-type", b"application/json"))

@@ -1,20 +1,28 @@
 """A local stand-in for Supabase Auth (a GoTrue subset), served under `/auth/v1`.
 
-Production code talks to it through `supabase_auth` exactly as to Supabase: sign-up with
+Production code and supabase-js talk to it exactly as to Supabase: sign-up with
 auto-confirm, the password and refresh-token grants (refresh tokens rotate; reusing one
-revokes its session), `GET /user`, `POST /logout`, and the JWKS. Access tokens are ES256
-with Supabase's claims. Users live in the local `auth.users` table.
+revokes its session), `GET /user`, `PUT /user` (updateUser), `POST /logout`, password
+recovery (`/recover`), one-time passwords and magic links (`/otp`) verified by `/verify`,
+and the JWKS. Access tokens are ES256 with Supabase's claims. Users live in the local
+`auth.users` table. Mail (recovery links, one-time codes) goes to a mailbox in memory,
+read at `GET /auth/v1/mailbox?email=` (development only). Every error, unknown routes
+included, has GoTrue's JSON shape; CORS is served for the origins given.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import secrets
 import time
 import uuid
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from psycopg import AsyncConnection
@@ -23,8 +31,11 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from guildstack.devstack.gotrue_keys import SigningKey, api_key_for, check_password, hash_password
@@ -34,6 +45,37 @@ __all__ = ["SigningKey", "api_key_for", "create_auth_app"]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _API_VERSION = {"X-Supabase-Api-Version": "2024-01-01"}
 MIN_PASSWORD_LENGTH = 8
+OTP_TTL_SECONDS = 3600
+# What supabase-js sends besides the standard headers.
+_CORS_HEADERS = [
+    "apikey",
+    "authorization",
+    "content-type",
+    "x-client-info",
+    "x-supabase-api-version",
+]
+
+
+@dataclass(frozen=True)
+class OneTimeToken:
+    """A pending recovery or sign-in: a 6-digit code for `verifyOtp` and a link's hash."""
+
+    user_id: uuid.UUID
+    email: str
+    kind: str  # recovery | magiclink
+    code: str
+    token_hash: str
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+    code: str
+    link: str
+    sent_at: str
 
 
 def _error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
@@ -82,6 +124,52 @@ class AuthServer:
         self._dsn = database_url
         self._pool: AsyncConnectionPool[AsyncConnection[DictRow]] | None = None
         self._lock = asyncio.Lock()
+        self.mailbox: list[Mail] = []
+        self.pending: dict[str, OneTimeToken] = {}
+
+    def send_token(self, user: dict[str, Any], kind: str, redirect_to: str | None) -> None:
+        """A new one-time token for `user`, mailed as a code and a link to `/verify`."""
+        code = f"{secrets.randbelow(1_000_000):06d}"
+        token_hash = hashlib.sha256(secrets.token_bytes(32)).hexdigest()
+        expires_at = time.time() + OTP_TTL_SECONDS
+        self.pending[token_hash] = OneTimeToken(
+            user["id"], user["email"], kind, code, token_hash, expires_at
+        )
+        query = {"token": token_hash, "type": kind}
+        if redirect_to:
+            query["redirect_to"] = redirect_to
+        link = f"{self.issuer}/verify?{urlencode(query)}"
+        subject = "Reset your password" if kind == "recovery" else "Your sign-in link"
+        self.mailbox.append(
+            Mail(
+                to=user["email"],
+                subject=subject,
+                text=f"{subject}: follow {link} or enter the code {code}.",
+                code=code,
+                link=link,
+                sent_at=datetime.now(UTC).isoformat(),
+            )
+        )
+
+    def take_token(
+        self, kind: str, *, email: str = "", code: str = "", token_hash: str = ""
+    ) -> OneTimeToken | None:
+        """The pending token these credentials name (used up), if any and not expired."""
+        now = time.time()
+        kinds = {"email": {"magiclink", "recovery"}, "signup": {"magiclink"}}.get(kind, {kind})
+        for key, pending in list(self.pending.items()):
+            if pending.expires_at < now:
+                del self.pending[key]
+                continue
+            named = (
+                secrets.compare_digest(pending.token_hash, token_hash)
+                if token_hash
+                else pending.email == email and secrets.compare_digest(pending.code, code)
+            )
+            if named and pending.kind in kinds:
+                del self.pending[key]
+                return pending
+        return None
 
     async def pool(self) -> AsyncConnectionPool[AsyncConnection[DictRow]]:
         if self._pool is None:
@@ -186,6 +274,7 @@ def create_auth_app(
     anon_key: str,
     service_role_key: str,
     access_token_ttl: int = 3600,
+    cors_origins: Sequence[str] = (),
 ) -> Starlette:
     """The auth stand-in; mount it at `/auth/v1` so `issuer` is `<base>/auth/v1`."""
     server = AuthServer(
@@ -335,6 +424,204 @@ def create_auth_app(
             await conn.execute(query, params)
         return Response(status_code=204, headers=_API_VERSION)
 
+    async def update_user(request: Request) -> Response:
+        """supabase-js `updateUser`: email (confirmed at once, as with auto-confirm),
+        password, and `data` (merged into the user's metadata)."""
+        claims = server.claims(request)
+        if claims is None:
+            return _error(401, "bad_jwt", "invalid JWT: unable to parse or verify signature")
+        body = await _json(request)
+        email, password, data = body.get("email"), body.get("password"), body.get("data")
+        if email is not None and (not isinstance(email, str) or not _EMAIL.match(email.strip())):
+            return _error(
+                400, "validation_failed", "Unable to validate email address: invalid format"
+            )
+        if password is not None and (
+            not isinstance(password, str) or len(password) < MIN_PASSWORD_LENGTH
+        ):
+            return _error(
+                422,
+                "weak_password",
+                f"Password should be at least {MIN_PASSWORD_LENGTH} characters.",
+                weak_password={"reasons": ["length"]},
+            )
+        if data is not None and not isinstance(data, dict):
+            return _error(400, "validation_failed", "data must be an object")
+        pool = await server.pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "select u.* from auth.users u join auth.sessions s on s.user_id = u.id"
+                " where u.id = %s and s.id = %s for update of u",
+                (claims["sub"], claims["session_id"]),
+            )
+            user = await cur.fetchone()
+            if user is None:
+                return _error(
+                    403, "session_not_found", "Session from session_id claim in JWT does not exist"
+                )
+            if password is not None and await asyncio.to_thread(
+                check_password, password, user["encrypted_password"]
+            ):
+                return _error(
+                    422, "same_password", "New password should be different from the old password."
+                )
+            hashed = await asyncio.to_thread(hash_password, password) if password else None
+            try:
+                cur = await conn.execute(
+                    """
+                    update auth.users set
+                        email = coalesce(%s, email),
+                        encrypted_password = coalesce(%s, encrypted_password),
+                        raw_user_meta_data = coalesce(raw_user_meta_data, '{}') || %s,
+                        updated_at = now()
+                    where id = %s
+                    returning *
+                    """,
+                    (
+                        email.strip().lower() if email else None,
+                        hashed,
+                        Jsonb(data or {}),
+                        user["id"],
+                    ),
+                )
+            except UniqueViolation:
+                return _error(
+                    422,
+                    "email_exists",
+                    "A user with this email address has already been registered",
+                )
+            updated = await cur.fetchone()
+        assert updated is not None  # noqa: S101 - the row was just locked
+        return JSONResponse(_user_json(updated), headers=_API_VERSION)
+
+    async def recover(request: Request) -> Response:
+        """Mails a recovery code and link when the email has an account; the answer is the
+        same either way (no account oracle)."""
+        body = await _json(request)
+        email = str(body.get("email") or "").strip().lower()
+        if not _EMAIL.match(email):
+            return _error(
+                400, "validation_failed", "Unable to validate email address: invalid format"
+            )
+        user = await _user_by_email(email)
+        if user is not None:
+            server.send_token(user, "recovery", request.query_params.get("redirect_to"))
+        return JSONResponse({}, headers=_API_VERSION)
+
+    async def otp(request: Request) -> Response:
+        """Magic link / one-time code sign-in (`signInWithOtp`); creates the user unless
+        `create_user` is false."""
+        body = await _json(request)
+        email = str(body.get("email") or "").strip().lower()
+        if not _EMAIL.match(email):
+            return _error(
+                400, "validation_failed", "Unable to validate email address: invalid format"
+            )
+        user = await _user_by_email(email)
+        if user is None:
+            if body.get("create_user") is False:
+                return _error(422, "otp_disabled", "Signups not allowed for otp")
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            pool = await server.pool()
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    """
+                    insert into auth.users (email, aud, role, email_confirmed_at,
+                        raw_app_meta_data, raw_user_meta_data)
+                    values (%s, 'authenticated', 'authenticated', now(), %s, %s)
+                    on conflict do nothing
+                    returning *
+                    """,
+                    (email, Jsonb({"provider": "email", "providers": ["email"]}), Jsonb(data)),
+                )
+                user = await cur.fetchone()
+            user = user or await _user_by_email(email)
+            assert user is not None  # noqa: S101 - inserted or inserted by a concurrent call
+        server.send_token(user, "magiclink", request.query_params.get("redirect_to"))
+        return JSONResponse({}, headers=_API_VERSION)
+
+    async def verify(request: Request) -> Response:
+        """`verifyOtp`: a code with its email, or a link's `token_hash`; a session."""
+        body = await _json(request)
+        kind = str(body.get("type") or "")
+        pending = server.take_token(
+            kind,
+            email=str(body.get("email") or "").strip().lower(),
+            code=str(body.get("token") or ""),
+            token_hash=str(body.get("token_hash") or ""),
+        )
+        if pending is None:
+            return _error(403, "otp_expired", "Token has expired or is invalid")
+        session = await _signed_in(pending.user_id)
+        return JSONResponse(session, headers=_API_VERSION)
+
+    async def verify_link(request: Request) -> Response:
+        """A mailed link: signs in and redirects with the session in the URL fragment, as
+        GoTrue's implicit flow does (supabase-js picks it up from there)."""
+        params = request.query_params
+        pending = server.take_token(
+            str(params.get("type") or ""), token_hash=str(params.get("token") or "")
+        )
+        target = params.get("redirect_to") or "/"
+        if pending is None:
+            fragment = urlencode(
+                {
+                    "error": "access_denied",
+                    "error_code": "otp_expired",
+                    "error_description": "Email link is invalid or has expired",
+                }
+            )
+            return RedirectResponse(f"{target}#{fragment}", status_code=303)
+        session = await _signed_in(pending.user_id)
+        fragment = urlencode(
+            {
+                "access_token": session["access_token"],
+                "expires_at": session["expires_at"],
+                "expires_in": session["expires_in"],
+                "refresh_token": session["refresh_token"],
+                "token_type": "bearer",
+                "type": pending.kind,
+            }
+        )
+        return RedirectResponse(f"{target}#{fragment}", status_code=303)
+
+    async def mailbox(request: Request) -> Response:
+        """Development only: the mail sent to `?email=` (all mail without it), newest last."""
+        email = request.query_params.get("email", "").strip().lower()
+        mails = [m for m in server.mailbox if not email or m.to == email]
+        return JSONResponse(
+            {
+                "messages": [
+                    {
+                        "to": m.to,
+                        "subject": m.subject,
+                        "text": m.text,
+                        "code": m.code,
+                        "link": m.link,
+                        "sent_at": m.sent_at,
+                    }
+                    for m in mails
+                ]
+            }
+        )
+
+    async def _user_by_email(email: str) -> dict[str, Any] | None:
+        pool = await server.pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute("select * from auth.users where email = %s", (email,))
+            return await cur.fetchone()
+
+    async def _signed_in(user_id: uuid.UUID) -> dict[str, Any]:
+        pool = await server.pool()
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "update auth.users set last_sign_in_at = now() where id = %s returning *",
+                (user_id,),
+            )
+            user = await cur.fetchone()
+            assert user is not None  # noqa: S101 - the token names an existing user
+            return await server.session_for(conn, user)
+
     async def jwks(request: Request) -> Response:
         return JSONResponse({"keys": [server.key.public_jwk()]})
 
@@ -353,7 +640,8 @@ def create_auth_app(
 
         async def endpoint(request: Request) -> Response:
             if not api_key_ok(request):
-                return JSONResponse({"message": "Invalid API key"}, status_code=401)
+                # What Supabase's gateway answers, with GoTrue's fields beside its own.
+                return _error(401, "no_authorization", "Invalid API key")
             if request.method == "POST" and _has_nul(await _json(request)):
                 return _error(422, "validation_failed", "Input must not contain NUL characters")
             if _has_nul(dict(request.query_params)):
@@ -363,14 +651,38 @@ def create_auth_app(
 
         return Route(path, endpoint, methods=methods)
 
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(
+            status, codes.get(status, "unexpected_failure"), str(getattr(exc, "detail", ""))
+        )
+
     return Starlette(
         routes=[
             route("/signup", signup, ["POST"]),
             route("/token", token, ["POST"]),
             route("/user", get_user, ["GET"]),
+            route("/user", update_user, ["PUT"]),
             route("/logout", logout, ["POST"]),
+            route("/recover", recover, ["POST"]),
+            route("/otp", otp, ["POST"]),
+            route("/verify", verify, ["POST"]),
+            Route("/verify", verify_link, methods=["GET"]),
+            Route("/mailbox", mailbox, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             route("/settings", settings, ["GET"]),
-        ]
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(cors_origins),
+                allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                allow_headers=_CORS_HEADERS,
+                expose_headers=["X-Supabase-Api-Version"],
+                max_age=600,
+            )
+        ],
+        exception_handlers={HTTPException: http_error},
     )

@@ -24,6 +24,8 @@ from guildstack.config import LOCAL_UPSTASH_TOKEN, Settings, get_settings
 from guildstack.devstack.servers import ServerThread
 
 READY_LINE = "guildstack devstack ready"
+# Ports of the dev servers front ends commonly run on locally.
+FRONTEND_PORTS = (3000, 5173, 8080)
 LOCAL_VISIBILITY = {"StepsQueue": 30}
 
 
@@ -62,6 +64,16 @@ class Endpoints:
         }
 
 
+def local_cors_origins(gateway_port: int) -> list[str]:
+    """The origins the devstack allows by default: local front ends and the gateway's own
+    pages. CORS_ORIGINS replaces the list."""
+    return [
+        f"http://{host}:{port}"
+        for port in (*FRONTEND_PORTS, gateway_port)
+        for host in ("localhost", "127.0.0.1")
+    ]
+
+
 def start_backing_services(
     data_dir: Path, ports: Ports, stack: ExitStack, configured: Settings | None = None
 ) -> Endpoints:
@@ -94,7 +106,10 @@ def start_backing_services(
         service = configured.supabase_service_role_key
         service_role_key = service.get_secret_value() if service else ""
     else:
-        supabase_url, anon_key, service_role_key = _local_auth(data_dir, ports, stack, database_url)
+        origins = configured.cors_origins or local_cors_origins(ports.gateway)
+        supabase_url, anon_key, service_role_key = _local_auth(
+            data_dir, ports, stack, database_url, origins
+        )
 
     return Endpoints(
         database_url=database_url,
@@ -132,7 +147,7 @@ def _local_redis(data_dir: Path, ports: Ports, stack: ExitStack) -> tuple[str, s
 
 
 def _local_auth(
-    data_dir: Path, ports: Ports, stack: ExitStack, database_url: str
+    data_dir: Path, ports: Ports, stack: ExitStack, database_url: str, cors_origins: list[str]
 ) -> tuple[str, str, str]:
     from guildstack.devstack.gotrue import SigningKey, api_key_for, create_auth_app
 
@@ -146,6 +161,7 @@ def _local_auth(
         signing_key=key,
         anon_key=anon_key,
         service_role_key=service_role_key,
+        cors_origins=cors_origins,
     )
     supabase = ServerThread(
         Starlette(routes=[Mount("/auth/v1", app=auth_app)]), port=ports.supabase, name="supabase"
@@ -168,7 +184,10 @@ def start_gateway(
 
     template = Template.load(root / "template.yaml")
     kwargs = {"import_module": import_module} if import_module else {}
-    gateway = ServerThread(build_gateway(template, **kwargs), port=port, name="gateway")
+    origins = frozenset(get_settings().cors_origins)
+    gateway = ServerThread(
+        build_gateway(template, cors_origins=origins, **kwargs), port=port, name="gateway"
+    )
     url = gateway.start()
     stack.callback(gateway.stop)
     return url
@@ -188,7 +207,10 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
         from guildstack.devstack.sqs import start_event_sources, start_sqs
         from guildstack.devstack.template import Template
 
-        endpoints = start_backing_services(data, ports, stack, get_settings())
+        settings = get_settings()
+        endpoints = start_backing_services(data, ports, stack, settings)
+        origins = settings.cors_origins or local_cors_origins(ports.gateway)
+        os.environ.setdefault("CORS_ORIGINS", ",".join(origins))
         template = Template.load(root / "template.yaml")
         # Locally a failed step comes back in 30 s rather than the deployed 15 minutes.
         sqs = start_sqs(template, ports.sqs, stack, visibility_timeout_override=LOCAL_VISIBILITY)
