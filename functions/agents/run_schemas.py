@@ -118,7 +118,9 @@ class StepResponse(BaseModel):
         )
 
 
-class RunResponse(BaseModel):
+class RunSummary(BaseModel):
+    """A run in a list: everything but its steps (`GET /runs/{id}` has them)."""
+
     id: str
     kind: str
     title: str
@@ -130,10 +132,9 @@ class RunResponse(BaseModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
-    steps: list[StepResponse] | None = None
 
     @classmethod
-    def of(cls, run: "Run", *, with_steps: bool = True) -> Self:
+    def of(cls, run: "Run") -> Self:
         return cls(
             id=str(run.id),
             kind=run.kind.value,
@@ -146,8 +147,16 @@ class RunResponse(BaseModel):
             created_at=run.created_at,
             updated_at=run.updated_at,
             finished_at=run.finished_at,
-            steps=[StepResponse.of(s) for s in run.steps] if with_steps else None,
         )
+
+
+class RunResponse(RunSummary):
+    steps: list[StepResponse]
+
+    @classmethod
+    def of(cls, run: "Run") -> Self:
+        summary = RunSummary.of(run).model_dump()
+        return cls(**summary, steps=[StepResponse.of(s) for s in run.steps])
 
 
 class RunAccepted(BaseModel):

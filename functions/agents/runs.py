@@ -20,6 +20,7 @@ from functions.agents.run_schemas import (
     QuestionResponse,
     RunAccepted,
     RunResponse,
+    RunSummary,
     StepKey,
 )
 from functions.agents.schemas import AgentCode
@@ -71,9 +72,9 @@ async def list_runs(
     paging: Paging,
     status: RunStatus | None = None,
     kind: RunKind | None = None,
-) -> ListResponse[RunResponse]:
+) -> ListResponse[RunSummary]:
     page = await ws.service.list_runs(ws.principal, ws.workspace_id, paging, status, kind)
-    return list_of(page, lambda r: RunResponse.of(r, with_steps=False))
+    return list_of(page, RunSummary.of)
 
 
 @router.get("/runs/{run_id}")

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from guildstack.domain.errors import BadRequest, GuildstackError
 from guildstack.domain.runs import Event
+from guildstack.domain.time import rfc3339
 from guildstack.http.problems import problem_of, request_id_of
 from guildstack.observability import logger
 
@@ -76,7 +77,7 @@ async def _tail(
                 "id": event.seq,
                 "type": event.type,
                 "payload": dict(event.payload),
-                "created_at": event.created_at.isoformat(),
+                "created_at": rfc3339(event.created_at),
             }
             yield frame(event.type, data, event.seq)
             after = event.seq

@@ -229,6 +229,6 @@ async def test_given_a_spent_budget_then_a_turn_is_refused_before_the_stream(
     response = await api.post("/chat/message", json={"content": "hello"}, headers=h)
 
     assert response.status_code == 402, response.text
-    assert response.json()["title"] == "Budget exceeded"
+    assert response.json()["title"] == "Budget Exceeded"
     listed = await api.get("/conversations", headers=h)
     assert listed.json()["items"] == [], "nothing was stored"

@@ -84,7 +84,7 @@ async def test_given_two_invalid_replies_then_invalid_model_output_with_the_prob
     ]
     assert "after 2 attempts" in raised.value.detail
     assert "$.confidence: is required but missing" in raised.value.detail
-    assert raised.value.title == "Invalid model output"
+    assert raised.value.title == "Invalid Model Output"
     assert status_for(raised.value) == 502
 
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from guildstack.domain.errors import RateLimited
 from guildstack.domain.identity import AccountKind
+from guildstack.domain.time import rfc3339
 
 __all__ = ["RULES", "AccountRules", "check_limits", "is_image_prompt"]
 
@@ -74,7 +75,7 @@ def check_limits(
 
 
 def _limited(what: str, kind: AccountKind, reset: datetime, now: datetime) -> RateLimited:
-    when = reset.isoformat().replace("+00:00", "Z")
+    when = rfc3339(reset)
     return RateLimited(
         f"The {what} for {kind.value} accounts is reached; it resets at {when}.",
         retry_after_seconds=max(1, int((reset - now).total_seconds())),

@@ -13,6 +13,7 @@ from uuid import UUID
 
 from guildstack.domain.errors import Conflict, InvalidInput
 from guildstack.domain.identity import AccountKind, Role
+from guildstack.domain.time import rfc3339
 from guildstack.domain.vocabulary import (
     ConversationEventType,
     ConversationMode,
@@ -183,7 +184,7 @@ def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
                 "agents": list(conversation.agents),
                 "final_summary": conversation.final_summary,
                 "result": conversation.result,
-                "created_at": _iso(conversation.created_at),
+                "created_at": rfc3339(conversation.created_at),
             },
             "messages": [
                 {
@@ -198,7 +199,7 @@ def export_json(conversation: Conversation, messages: Sequence[Message]) -> str:
                     "routing": m.routing,
                     "usage": m.usage,
                     "metadata": dict(m.metadata),
-                    "created_at": _iso(m.created_at),
+                    "created_at": rfc3339(m.created_at),
                 }
                 for m in messages
             ],
@@ -217,7 +218,7 @@ def export_markdown(conversation: Conversation, messages: Sequence[Message]) -> 
     for m in messages:
         who = "You" if m.sender_kind is SenderKind.USER else m.sender_id
         kind = "" if m.type in (MessageType.CHAT, MessageType.DISCUSSION) else f" ({m.type.value})"
-        lines += [f"## {who}{kind} · {_iso(m.created_at)}", "", m.content.strip(), ""]
+        lines += [f"## {who}{kind} · {rfc3339(m.created_at)}", "", m.content.strip(), ""]
     if conversation.final_summary:
         lines += ["## Final summary", "", conversation.final_summary.strip(), ""]
     lines += _result_lines(conversation.result)
@@ -238,7 +239,3 @@ def _result_lines(result: Mapping[str, Any] | None) -> list[str]:
     if result.get("dissent"):
         lines.append(f"- Dissent: {', '.join(result['dissent'])}")
     return [*lines, ""]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")

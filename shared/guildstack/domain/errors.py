@@ -1,4 +1,8 @@
-"""Domain errors. `guildstack.http` maps each to an HTTP status once."""
+"""Domain errors. `guildstack.http` maps each to an HTTP status once.
+
+A generic error's title is its status's name (RFC 9110's, as `http/problems.py: TITLES`
+has them); an error that names a particular problem has a title of its own, in the same
+Title Case."""
 
 from __future__ import annotations
 
@@ -18,11 +22,11 @@ class GuildstackError(Exception):
 class BadRequest(GuildstackError):
     """A request that cannot be read at all (missing header, malformed body)."""
 
-    title = "Bad request"
+    title = "Bad Request"
 
 
 class InvalidInput(GuildstackError):
-    title = "Invalid input"
+    title = "Unprocessable Content"
 
     def __init__(self, detail: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(detail)
@@ -38,7 +42,7 @@ class Forbidden(GuildstackError):
 
 
 class NotFound(GuildstackError):
-    title = "Not found"
+    title = "Not Found"
 
 
 class Conflict(GuildstackError):
@@ -46,15 +50,15 @@ class Conflict(GuildstackError):
 
 
 class PayloadTooLarge(GuildstackError):
-    title = "Payload too large"
+    title = "Content Too Large"
 
 
 class InvalidWorkflow(InvalidInput):
-    title = "Invalid workflow"
+    title = "Invalid Workflow"
 
 
 class RateLimited(GuildstackError):
-    title = "Too many requests"
+    title = "Too Many Requests"
 
     def __init__(self, detail: str, retry_after_seconds: int) -> None:
         super().__init__(detail)
@@ -62,13 +66,13 @@ class RateLimited(GuildstackError):
 
 
 class BudgetExceeded(GuildstackError):
-    title = "Budget exceeded"
+    title = "Budget Exceeded"
 
 
 class ProviderUnavailable(GuildstackError):
     """No provider in the chain could answer (after retries and failover)."""
 
-    title = "Model provider unavailable"
+    title = "Model Provider Unavailable"
 
 
 class CircuitOpen(ProviderUnavailable):
@@ -83,7 +87,7 @@ class CircuitOpen(ProviderUnavailable):
 class InvalidRequest(InvalidInput):
     """A model provider rejected the request itself; retrying or failing over cannot help."""
 
-    title = "Invalid model request"
+    title = "Invalid Model Request"
 
 
 class InvalidModelOutput(GuildstackError):
@@ -91,7 +95,7 @@ class InvalidModelOutput(GuildstackError):
     even after being told what was wrong. The request was fine and so was the provider's
     service (it answered), so it is neither `InvalidRequest` nor `ProviderUnavailable`."""
 
-    title = "Invalid model output"
+    title = "Invalid Model Output"
 
     def __init__(self, detail: str, problems: list[str] | None = None) -> None:
         super().__init__(detail)
@@ -101,7 +105,7 @@ class InvalidModelOutput(GuildstackError):
 class ProviderFailed(GuildstackError):
     """One provider failed one attempt. Adapters raise it; the failover chain consumes it."""
 
-    title = "Model provider failed"
+    title = "Model Provider Failed"
 
     def __init__(
         self,
@@ -120,14 +124,14 @@ class ProviderFailed(GuildstackError):
 
 
 class DependencyUnavailable(GuildstackError):
-    title = "Dependency unavailable"
+    title = "Service Unavailable"
 
 
 class Overloaded(DependencyUnavailable):
     """A dependency is up but busy (e.g. every database connection is in use): try again
     shortly."""
 
-    title = "Service busy"
+    title = "Service Busy"
 
     def __init__(self, detail: str, retry_after_seconds: int = 1) -> None:
         super().__init__(detail)

@@ -33,6 +33,29 @@ STATUS_BY_ERROR: dict[type[errors.GuildstackError], int] = {
 }
 
 
+# Each status's title (RFC 9110's names; Python's own phrases differ between versions).
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def title_of(status: int) -> str:
+    return TITLES.get(status) or HTTPStatus(status).phrase
+
+
 def request_id_of(request: Request) -> str:
     return str(getattr(request.state, "request_id", "") or "")
 
@@ -60,7 +83,7 @@ def problem_body(
     title: str | None = None,
     errors_: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    title = title or HTTPStatus(status).phrase
+    title = title or title_of(status)
     body: dict[str, Any] = {
         "type": f"{PROBLEM_BASE}{title.lower().replace(' ', '-')}",
         "title": title,
@@ -135,8 +158,8 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    if exc.status_code == 404 and detail == "Not Found":
+    detail = exc.detail if isinstance(exc.detail, str) else title_of(exc.status_code)
+    if exc.status_code == 404 and detail in ("Not Found", title_of(404)):
         detail = f"No route for {request.method} {request.url.path}."
     return problem(
         exc.status_code,
