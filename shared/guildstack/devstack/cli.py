@@ -30,6 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     invoke.add_argument("--event", type=Path, required=True)
     invoke.add_argument("--template", type=Path, default=None)
 
+    openapi = commands.add_parser("openapi", help="write the whole API's OpenAPI document")
+    openapi.add_argument("--out", type=Path, default=None, help="default: docs/openapi.json")
+    openapi.add_argument(
+        "--check", action="store_true", help="fail if the file differs from the code"
+    )
+
     args = parser.parse_args(argv)
     # The repository root plays Lambda's /var/task: function packages import from it.
     if str(repo_root()) not in sys.path:
@@ -42,7 +48,24 @@ def main(argv: list[str] | None = None) -> int:
         return run_forever(gateway_port=args.port, data_dir=args.data_dir)
     if args.command == "migrate":
         return _migrate(args.database_url)
+    if args.command == "openapi":
+        return _openapi(args.out or repo_root() / "docs" / "openapi.json", check=args.check)
     return _invoke(args.logical_id, args.event, args.template)
+
+
+def _openapi(out: Path, *, check: bool) -> int:
+    from guildstack.devstack.openapi import build_document, render
+    from guildstack.devstack.template import Template
+
+    text = render(build_document(Template.load(repo_root() / "template.yaml")))
+    if check:
+        if not out.exists() or out.read_text() != text:
+            print(f"{out} is out of date: run `guildstack openapi`", file=sys.stderr)  # noqa: T201
+            return 1
+        return 0
+    out.write_text(text)
+    print(f"wrote {out}")  # noqa: T201
+    return 0
 
 
 def _migrate(database_url: str | None) -> int:

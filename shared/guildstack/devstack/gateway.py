@@ -19,6 +19,7 @@ from guildstack.http.edges import allow_header, headers_too_large
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{8,128}$")
 READY_PATH = "/_devstack/ready"
+DOCUMENT_PATH, DOCS_PATH = "/openapi.json", "/docs"
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,32 @@ class Gateway:
         routes: list[_Compiled],
         apps: dict[str, Any],
         cors_origins: frozenset[str] = frozenset(),
+        document: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self._routes = sorted(routes, key=lambda r: r.rank)
         self._apps = apps
         self._cors_origins = cors_origins
+        self._build_document = document
+        self._document: dict[str, Any] | None = None
+
+    async def _serve_document(self, send: Send, path: str, cors: dict[str, str]) -> bool:
+        """The whole API's OpenAPI document and its page (built on first request)."""
+        if self._build_document is None or path not in (DOCUMENT_PATH, DOCS_PATH):
+            return False
+        from guildstack.devstack.openapi import docs_page
+
+        if self._document is None:
+            self._document = self._build_document()
+        if path == DOCUMENT_PATH:
+            await _json(send, 200, self._document, cors)
+            return True
+        page = docs_page(self._document).encode()
+        headers = [(b"content-type", b"text/html; charset=utf-8")]
+        headers += [(k.encode(), v.encode()) for k, v in cors.items()]
+        headers.append((b"content-length", str(len(page)).encode()))
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": page})
+        return True
 
     def _cors(self, scope: Scope) -> dict[str, str]:
         """CORS headers for the gateway's own answers (the functions add their own), as
@@ -107,6 +130,8 @@ class Gateway:
         if function is not None:
             await self._apps[function](scope, receive, send)
             return
+        if method == "GET" and await self._serve_document(send, path, cors):
+            return
         if method == "OPTIONS" and cors:
             # A preflight for a path no function owns: answered here, so the browser gets
             # to see the 404 or 405 that follows.
@@ -141,7 +166,13 @@ def build_gateway(
             continue
         apps[spec.logical_id] = import_module(spec.app_module).app
         routes += [_compile(route, spec.logical_id) for route in spec.routes]
-    return Gateway(routes, apps, cors_origins)
+
+    def document() -> dict[str, Any]:
+        from guildstack.devstack.openapi import build_document
+
+        return build_document(template, import_module=import_module)
+
+    return Gateway(routes, apps, cors_origins, document)
 
 
 def declared_routes(template: Template) -> dict[str, set[tuple[str, str]]]:

@@ -83,6 +83,10 @@ async def current_user(request: Request) -> Principal:
     return principal
 
 
+# Marks for the API document (`devstack/openapi.py`): which routes need what.
+AUTH_MARK = "__guildstack_auth__"
+setattr(current_user, AUTH_MARK, "user")
+
 CurrentUser = Annotated[Principal, Depends(current_user)]
 
 
@@ -120,6 +124,7 @@ def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaita
         workspace_id = workspace_id_header(request)
         return Scoped(principal, workspace_id, pick(container_of(request)))
 
+    setattr(dependency, AUTH_MARK, "workspace")
     return dependency
 
 

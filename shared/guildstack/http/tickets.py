@@ -12,6 +12,7 @@ from fastapi import Request
 
 from guildstack.domain.errors import BadRequest, Unauthorized
 from guildstack.http.auth import (
+    AUTH_MARK,
     Scoped,
     address_of,
     container_of,
@@ -47,4 +48,5 @@ def streamed(
         await enforce_rate_limit(container.user_rate_limiter, f"user:{grant.user_id}")
         return Scoped(grant.principal(), grant.workspace_id, pick(container))
 
+    setattr(dependency, AUTH_MARK, "stream")
     return dependency
