@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.usage import UsageService
+    from guildstack.services.workspace_limits import WorkspaceRateLimit
     from guildstack.services.workspaces import WorkspaceService
 
 OVERRIDABLE = frozenset(
@@ -48,6 +49,7 @@ OVERRIDABLE = frozenset(
         "identity",
         "token_verifier",
         "user_rate_limiter",
+        "workspace_rate_limit",
         "public_rate_limiter",
         "login_failure_limiter",
         "invalid_token_rate_limiter",
@@ -154,8 +156,20 @@ class Container:
 
     @cached_property
     def user_rate_limiter(self) -> RateLimiter | None:
-        """Per signed-in user (and per workspace) requests per minute."""
+        """Per signed-in user requests per minute."""
         return self._rate_limiter(self.settings.rate_limit_per_minute, "user")
+
+    @cached_property
+    def workspace_rate_limit(self) -> WorkspaceRateLimit | None:
+        """Requests per minute of a workspace's members together (members only)."""
+        from guildstack.services.workspace_limits import WorkspaceRateLimit
+
+        s = self.settings
+        limiter = self._rate_limiter(s.workspace_rate_limit_per_minute, "workspace")
+        if limiter is None or s.database_url is None:
+            return None
+        ttl = s.workspace_membership_cache_seconds
+        return WorkspaceRateLimit(limiter, self.uow, ttl_seconds=ttl)
 
     @cached_property
     def public_rate_limiter(self) -> RateLimiter | None:
