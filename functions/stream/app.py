@@ -19,6 +19,7 @@ from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import EventType
 from guildstack.http.app import create_app
 from guildstack.http.auth import Scoped, in_workspace
+from guildstack.http.openapi import event_stream
 
 if TYPE_CHECKING:
     from guildstack.services.runs import RunService
@@ -28,7 +29,7 @@ Runs = Annotated["Scoped[RunService]", Depends(in_workspace(lambda c: c.runs))]
 router = APIRouter()
 
 
-@router.get("/runs/{run_id}/stream")
+@router.get("/runs/{run_id}/stream", responses=event_stream())
 async def stream_run(
     run_id: UUID,
     request: Request,

@@ -22,6 +22,7 @@ from guildstack.domain.routing import routing_json
 from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import ConversationStatus
 from guildstack.http.auth import Scoped, in_workspace
+from guildstack.http.openapi import MODEL_CALL, event_stream
 from guildstack.http.problems import problem_of, request_id_of
 from guildstack.observability import logger
 
@@ -51,7 +52,7 @@ class ChatMessageRequest(BaseModel):
     agents: Annotated[list[AgentCode], Field(max_length=12)] = Field(default_factory=list)
 
 
-@router.post("/chat/message")
+@router.post("/chat/message", responses={**event_stream(), **MODEL_CALL})
 async def chat_message(body: ChatMessageRequest, request: Request, ws: Turns) -> StreamingResponse:
     """SSE: `meta` (accepted; then routing and memories), `token`s, then `done` or `error`.
     Refusals (no such conversation, role, budget, account limits, bad input) are a plain
@@ -139,7 +140,7 @@ async def _turn(
         await queue.put(_END)
 
 
-@router.get("/conversations/{conversation_id}/stream")
+@router.get("/conversations/{conversation_id}/stream", responses=event_stream())
 async def stream_conversation(
     conversation_id: UUID,
     request: Request,

@@ -22,6 +22,7 @@ from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
 from guildstack.domain.principal import Principal
 from guildstack.http.client import client_address
 from guildstack.http.ids import canonical_uuid
+from guildstack.http.openapi import authenticates
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
@@ -72,6 +73,7 @@ def address_of(request: Request) -> str:
     )
 
 
+@authenticates
 async def current_user(request: Request) -> Principal:
     """The verified caller; 401 for a missing or invalid token, 429 over the rate limit.
 
@@ -155,6 +157,7 @@ def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaita
     every dependency again for every route at import, which is cold-start time.
     """
 
+    @authenticates
     async def dependency(request: Request) -> Scoped[S]:
         principal, user_hit = await _authenticated(request)
         workspace_id = workspace_id_header(request)
