@@ -77,6 +77,19 @@ class Container:
         # cached_property reads the instance dict first, so an override simply pre-fills it.
         self.__dict__.update(overrides)
 
+    def forget_connections(self) -> int:
+        """Drop every connection and client the adapters built so far hold (they are made
+        again on first use); how many adapters were reset. See `guildstack.snapstart`."""
+        built = list(self.__dict__.values())
+        built.extend((self.__dict__.get("model_providers") or {}).values())
+        reset = 0
+        for adapter in {id(a): a for a in built}.values():
+            forget = getattr(adapter, "forget_connections", None)
+            if callable(forget):
+                forget()
+                reset += 1
+        return reset
+
     @cached_property
     def database(self) -> PostgresDatabase:
         from guildstack.adapters.postgres.database import PostgresDatabase
@@ -476,5 +489,10 @@ class Container:
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:
-    """Wire the process's services; `overrides` replace adapters or services (tests)."""
-    return Container(settings or get_settings(), overrides)
+    """Wire the process's services; `overrides` replace adapters or services (tests).
+    Under SnapStart its connections are dropped around the snapshot (`guildstack.snapstart`)."""
+    from guildstack import snapstart
+
+    container = Container(settings or get_settings(), overrides)
+    snapstart.track(container)
+    return container
