@@ -22,6 +22,7 @@ from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild
 from guildstack.http.app import create_app
 from guildstack.http.auth import CurrentUser, Scoped, in_workspace, service
+from guildstack.http.openapi import MODEL_CALL
 from guildstack.http.pagination import ListResponse, key_page
 from guildstack.observability import metrics
 
@@ -93,7 +94,7 @@ async def update_agent(code: AgentCode, body: UpdateAgentRequest, ws: Agents) ->
     return AgentResponse.of_agent(agent)
 
 
-@router.post("/agents/{code}/test")
+@router.post("/agents/{code}/test", responses=MODEL_CALL)
 async def try_agent(code: AgentCode, body: AgentTrialRequest, ws: Trials) -> AgentTrialResponse:
     """One turn of the agent (with the workspace's overrides) against a sample message."""
     answer = await ws.service.test(ws.principal, ws.workspace_id, code, body.message)

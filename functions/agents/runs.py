@@ -28,6 +28,7 @@ from guildstack.domain.limits import MAX_EVENTS_PER_PAGE, MAX_WAIT_SECONDS
 from guildstack.domain.paging import PageRequest
 from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
 from guildstack.http.auth import Scoped, in_workspace
+from guildstack.http.openapi import MODEL_CALL
 from guildstack.http.pagination import ListResponse, list_of, page_request
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ Paging = Annotated[PageRequest, Depends(page_request)]
 router = APIRouter()
 
 
-@router.post("/agents/{code}/invoke", response_model=None)
+@router.post("/agents/{code}/invoke", response_model=None, responses=MODEL_CALL)
 async def invoke_agent(
     code: AgentCode, body: InvokeRequest, ws: Runs
 ) -> InvokeResult | JSONResponse:
@@ -59,7 +60,7 @@ async def invoke_agent(
     )
 
 
-@router.post("/runs", status_code=202)
+@router.post("/runs", status_code=202, responses=MODEL_CALL)
 async def start_run(body: CreateRunRequest, ws: Runs, response: Response) -> RunAccepted:
     run = await ws.service.start(ws.principal, ws.workspace_id, body.to_workflow())
     response.headers["Location"] = f"/runs/{run.id}"

@@ -34,6 +34,7 @@ from guildstack.http.auth import (
     enforce_rate_limit,
     service,
 )
+from guildstack.http.openapi import problems
 from guildstack.http.pagination import ListResponse, list_of, page_request
 from guildstack.observability import metrics
 
@@ -78,12 +79,12 @@ async def signup(body: SignupRequest, accounts: Accounts) -> AuthResponse:
     return AuthResponse.of(signed_in)
 
 
-@router.post("/auth/login", dependencies=[Public])
+@router.post("/auth/login", dependencies=[Public], responses=problems(401))
 async def login(body: LoginRequest, accounts: Accounts) -> AuthResponse:
     return AuthResponse.of(await accounts.sign_in(body.email, body.password))
 
 
-@router.post("/auth/refresh", dependencies=[Public])
+@router.post("/auth/refresh", dependencies=[Public], responses=problems(401))
 async def refresh(body: RefreshRequest, accounts: Accounts) -> RefreshResponse:
     session = await accounts.refresh(body.refresh_token)
     return RefreshResponse(session=SessionResponse.of(session))

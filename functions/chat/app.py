@@ -21,6 +21,7 @@ from guildstack.domain.paging import PageRequest
 from guildstack.domain.vocabulary import ConversationMode, ConversationStatus
 from guildstack.http.app import create_app
 from guildstack.http.auth import Scoped, in_workspace
+from guildstack.http.openapi import MODEL_CALL
 from guildstack.http.pagination import ListResponse, list_of, page_request
 from guildstack.observability import metrics
 
@@ -97,7 +98,7 @@ async def delete_conversation(conversation_id: UUID, ws: Conversations) -> Respo
     return Response(status_code=204)
 
 
-@router.post("/conversations/{conversation_id}/messages", status_code=201)
+@router.post("/conversations/{conversation_id}/messages", status_code=201, responses=MODEL_CALL)
 async def post_message(
     conversation_id: UUID, body: PostMessageRequest, ws: Conversations, response: Response
 ) -> MessageResponse:
@@ -147,7 +148,7 @@ async def export_conversation(
     return Response(body, media_type=media_type, headers={"Content-Disposition": disposition})
 
 
-@router.post("/conversations/{conversation_id}/start", status_code=202)
+@router.post("/conversations/{conversation_id}/start", status_code=202, responses=MODEL_CALL)
 async def start_discussion(
     conversation_id: UUID,
     ws: Discussions,

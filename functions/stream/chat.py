@@ -16,13 +16,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from functions.stream.sse import HEADERS, HEARTBEAT_SECONDS, frame, resume_point, tail
-from functions.stream.tickets import Access, StreamTicket
+from functions.stream.tickets import ENDED_OR_STREAM, Access, StreamTicket
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.limits import MAX_BODY_TEXT_CHARS
 from guildstack.domain.routing import routing_json
 from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import ConversationStatus
 from guildstack.http.auth import Scoped, in_workspace
+from guildstack.http.openapi import MODEL_CALL, event_stream
 from guildstack.http.problems import problem_of, request_id_of
 from guildstack.http.tickets import streamed
 from guildstack.observability import logger
@@ -54,7 +55,7 @@ class ChatMessageRequest(BaseModel):
     agents: Annotated[list[AgentCode], Field(max_length=12)] = Field(default_factory=list)
 
 
-@router.post("/chat/message")
+@router.post("/chat/message", responses={**event_stream(), **MODEL_CALL})
 async def chat_message(body: ChatMessageRequest, request: Request, ws: Turns) -> StreamingResponse:
     """SSE: `meta` (accepted; then routing and memories), `token`s, then `done` or `error`.
     Refusals (no such conversation, role, budget, account limits, bad input) are a plain
@@ -149,7 +150,9 @@ async def conversation_stream_ticket(conversation_id: UUID, ws: Access) -> Strea
     return StreamTicket.of(ticket)
 
 
-@router.get("/conversations/{conversation_id}/stream", response_model=None)
+@router.get(
+    "/conversations/{conversation_id}/stream", response_model=None, responses=ENDED_OR_STREAM
+)
 async def stream_conversation(
     conversation_id: UUID,
     request: Request,

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from guildstack.services.runs import RunService
     from guildstack.services.stream_access import StreamAccess
     from guildstack.services.usage import UsageService
+    from guildstack.services.workspace_limits import WorkspaceRateLimit
     from guildstack.services.workspaces import WorkspaceService
 
 OVERRIDABLE = frozenset(
@@ -50,6 +51,7 @@ OVERRIDABLE = frozenset(
         "identity",
         "token_verifier",
         "user_rate_limiter",
+        "workspace_rate_limit",
         "public_rate_limiter",
         "login_failure_limiter",
         "invalid_token_rate_limiter",
@@ -77,6 +79,19 @@ class Container:
         self.settings = settings
         # cached_property reads the instance dict first, so an override simply pre-fills it.
         self.__dict__.update(overrides)
+
+    def forget_connections(self) -> int:
+        """Drop every connection and client the adapters built so far hold (they are made
+        again on first use); how many adapters were reset. See `guildstack.snapstart`."""
+        built = list(self.__dict__.values())
+        built.extend((self.__dict__.get("model_providers") or {}).values())
+        reset = 0
+        for adapter in {id(a): a for a in built}.values():
+            forget = getattr(adapter, "forget_connections", None)
+            if callable(forget):
+                forget()
+                reset += 1
+        return reset
 
     @cached_property
     def database(self) -> PostgresDatabase:
@@ -157,8 +172,20 @@ class Container:
 
     @cached_property
     def user_rate_limiter(self) -> RateLimiter | None:
-        """Per signed-in user (and per workspace) requests per minute."""
+        """Per signed-in user requests per minute."""
         return self._rate_limiter(self.settings.rate_limit_per_minute, "user")
+
+    @cached_property
+    def workspace_rate_limit(self) -> WorkspaceRateLimit | None:
+        """Requests per minute of a workspace's members together (members only)."""
+        from guildstack.services.workspace_limits import WorkspaceRateLimit
+
+        s = self.settings
+        limiter = self._rate_limiter(s.workspace_rate_limit_per_minute, "workspace")
+        if limiter is None or s.database_url is None:
+            return None
+        ttl = s.workspace_membership_cache_seconds
+        return WorkspaceRateLimit(limiter, self.uow, ttl_seconds=ttl)
 
     @cached_property
     def public_rate_limiter(self) -> RateLimiter | None:
@@ -482,5 +509,10 @@ class Container:
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:
-    """Wire the process's services; `overrides` replace adapters or services (tests)."""
-    return Container(settings or get_settings(), overrides)
+    """Wire the process's services; `overrides` replace adapters or services (tests).
+    Under SnapStart its connections are dropped around the snapshot (`guildstack.snapstart`)."""
+    from guildstack import snapstart
+
+    container = Container(settings or get_settings(), overrides)
+    snapstart.track(container)
+    return container

@@ -67,6 +67,10 @@ class Settings(BaseModel):
     upstash_redis_rest_token: SecretStr | None = None
 
     rate_limit_per_minute: int = Field(default=60, ge=1)
+    # Requests per minute of all a workspace's members together (X-Workspace-Id routes);
+    # only members' requests count. Membership answers are kept per container this long.
+    workspace_rate_limit_per_minute: int = Field(default=300, ge=1)
+    workspace_membership_cache_seconds: int = Field(default=60, ge=0, le=3600)
     # Unauthenticated routes (sign-up, login, refresh) are limited per client address.
     public_rate_limit_per_minute: int = Field(default=30, ge=1)
     # Failed logins per account (whatever the address) in a sliding window; beyond it the

@@ -55,3 +55,24 @@ async def test_given_a_new_adapter_then_no_pool_is_opened_until_used() -> None:
         async with db.transaction(claims_for(uuid.uuid4())):
             pass
     await db.close()
+
+
+async def test_given_connections_forgotten_then_the_next_transaction_opens_a_new_pool(
+    database_url: str,
+) -> None:
+    """What a SnapStart restore does: the pool of the snapshot is dropped, not reused."""
+    db = PostgresDatabase(database_url, max_size=2)
+    async with db.service_transaction("before") as conn:
+        await conn.execute("select 1")
+    old_pool = db._pool  # noqa: SLF001
+
+    db.forget_connections()
+    assert not db.opened
+    async with db.service_transaction("after") as conn:
+        cur = await conn.execute("select 2 as two")
+        assert (await cur.fetchone()) == {"two": 2}
+
+    assert db._pool is not None and db._pool is not old_pool  # noqa: SLF001
+    assert old_pool is not None
+    await old_pool.close()
+    await db.close()

@@ -24,6 +24,10 @@ class SqsStepQueue:
         self._client: Any = None
         self._lock = threading.Lock()
 
+    def forget_connections(self) -> None:
+        """Drop the boto3 client and its connections (made again on first use)."""
+        self._client = None
+
     def client(self) -> Any:
         if self._client is None:
             with self._lock:

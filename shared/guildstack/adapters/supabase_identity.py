@@ -48,6 +48,11 @@ class SupabaseIdentity:
         self._client: AsyncGoTrueClient | None = None
         self._lock = asyncio.Lock()
 
+    def forget_connections(self) -> None:
+        """Drop the auth client and its connections (made again on first use)."""
+        self._client = None
+        self._lock = asyncio.Lock()
+
     async def _auth(self) -> AsyncGoTrueClient:
         if self._client is None:
             async with self._lock:

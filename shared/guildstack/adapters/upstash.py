@@ -22,6 +22,10 @@ class UpstashClientFactory:
         self._token = token
         self._client: Redis | None = None
 
+    def forget_connections(self) -> None:
+        """Drop the client (made again on first use)."""
+        self._client = None
+
     def client(self) -> Redis:
         if self._client is None:
             from upstash_redis.asyncio import Redis

@@ -123,8 +123,8 @@ def build_document(
         app: FastAPI = import_module(spec.app_module).app
         document = copy.deepcopy(app.openapi())
         for name, schema in document.get("components", {}).get("schemas", {}).items():
-            if name in ("HTTPValidationError", "ValidationError"):
-                continue
+            if name in ("HTTPValidationError", "ValidationError", "Problem"):
+                continue  # FastAPI's validation errors are problems; ours is defined here
             if schemas.setdefault(name, schema) != schema:
                 raise ValueError(f"schema {name} differs between functions ({spec.logical_id})")
         kinds = {

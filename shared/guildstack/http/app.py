@@ -8,6 +8,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from guildstack.config import Settings
 from guildstack.http.ids import canonical_path_ids
 from guildstack.http.middleware import RequestContextMiddleware
+from guildstack.http.openapi import install_problem_responses
 from guildstack.http.problems import install_problem_handlers
 
 
@@ -31,9 +32,11 @@ def create_app(
         # Every route: ids in the path only in canonical form.
         dependencies=[Depends(canonical_path_ids)],
     )
+    routers = list(routers)
     for router in routers:
         app.include_router(router)
     install_problem_handlers(app)
+    install_problem_responses(app, routers)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

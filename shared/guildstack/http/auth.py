@@ -2,9 +2,13 @@
 
 `Depends(current_user)` proves who is calling (and counts the request against their rate
 limit). `Depends(in_workspace(pick))` adds the `X-Workspace-Id` workspace (missing or
-malformed header: 400) and the one service the route calls; that service checks the
-caller's membership and role inside its own transaction (not a member: 404, role too low:
-403), so the check and the action it allows share one unit of work.
+malformed header: 400; a member's request also counts against the workspace's limit) and
+the one service the route calls; that service checks the caller's membership and role
+inside its own transaction (not a member: 404, role too low: 403), so the check and the
+action it allows share one unit of work.
+
+Limits count requests, not what a request does: a long-poll or an event stream counts once,
+when it is accepted.
 """
 
 from collections.abc import Awaitable, Callable
@@ -18,11 +22,12 @@ from guildstack.domain.errors import BadRequest, RateLimited, Unauthorized
 from guildstack.domain.principal import Principal
 from guildstack.http.client import client_address
 from guildstack.http.ids import canonical_uuid
+from guildstack.http.openapi import authenticates
 from guildstack.observability import logger
 
 if TYPE_CHECKING:
     from guildstack.bootstrap import Container
-    from guildstack.ports.ratelimit import RateLimiter
+    from guildstack.ports.ratelimit import RateDecision, RateLimiter
 
 
 def container_of(request: Request) -> "Container":
@@ -39,24 +44,26 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-async def enforce_rate_limit(limiter: "RateLimiter | None", key: str) -> None:
-    """Count the request against `key`; 429 with Retry-After when over the limit.
+async def enforce_rate_limit(limiter: "RateLimiter | None", key: str) -> "RateDecision | None":
+    """Count the request against `key`; 429 with Retry-After when over the limit. The
+    decision that let it through (None when nothing was counted).
 
     When Redis cannot be reached the request is let through (and logged): an outage of
     the limiter must not become an outage of the API.
     """
     if limiter is None:
-        return
+        return None
     try:
         decision = await limiter.hit(key)
     except Exception:  # noqa: BLE001 - fail open, see docstring
         logger.warning("rate limiter unavailable; request allowed", extra={"key_kind": key[:5]})
-        return
+        return None
     if not decision.allowed:
         raise RateLimited(
             f"Rate limit of {decision.limit} requests per minute exceeded.",
             retry_after_seconds=decision.retry_after_seconds,
         )
+    return decision
 
 
 def address_of(request: Request) -> str:
@@ -66,11 +73,18 @@ def address_of(request: Request) -> str:
     )
 
 
+@authenticates
 async def current_user(request: Request) -> Principal:
     """The verified caller; 401 for a missing or invalid token, 429 over the rate limit.
 
     Invalid tokens are counted per client address: past that limit they get 429 instead
     of 401 (a valid token from the same address still works)."""
+    principal, _ = await _authenticated(request)
+    return principal
+
+
+async def _authenticated(request: Request) -> "tuple[Principal, RateDecision | None]":
+    """The verified caller and the user limit's decision on this request."""
     container = container_of(request)
     token = bearer_token(request)
     try:
@@ -79,8 +93,36 @@ async def current_user(request: Request) -> Principal:
         limiter = container.invalid_token_rate_limiter
         await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
         raise
-    await enforce_rate_limit(container.user_rate_limiter, f"user:{principal.user_id}")
-    return principal
+    user_key = f"user:{principal.user_id}"
+    return principal, await enforce_rate_limit(container.user_rate_limiter, user_key)
+
+
+async def enforce_workspace_limit(
+    request: Request, principal: Principal, workspace_id: UUID, user_hit: "RateDecision | None"
+) -> None:
+    """Count a member's request against the workspace's limit (a non-member's is not
+    counted: its action answers 404); 429 with Retry-After over it, and then the request
+    does not count against the caller's own limit either. Fails open like the user limit."""
+    container = container_of(request)
+    limit = container.workspace_rate_limit
+    if limit is None:
+        return
+    try:
+        decision = await limit.hit(principal.user_id, workspace_id)
+    except Exception:  # noqa: BLE001 - fail open, see enforce_rate_limit
+        logger.warning("workspace rate limit unavailable; request allowed")
+        return
+    if decision is None or decision.allowed:
+        return
+    if user_hit is not None and user_hit.ticket and container.user_rate_limiter is not None:
+        try:
+            await container.user_rate_limiter.release(f"user:{principal.user_id}", user_hit.ticket)
+        except Exception:  # noqa: BLE001 - the refusal stands either way
+            logger.warning("could not release a user hit")
+    raise RateLimited(
+        f"The workspace's rate limit of {decision.limit} requests per minute exceeded.",
+        retry_after_seconds=decision.retry_after_seconds,
+    )
 
 
 # Marks for the API document (`devstack/openapi.py`): which routes need what.
@@ -119,9 +161,11 @@ def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaita
     every dependency again for every route at import, which is cold-start time.
     """
 
+    @authenticates
     async def dependency(request: Request) -> Scoped[S]:
-        principal = await current_user(request)
+        principal, user_hit = await _authenticated(request)
         workspace_id = workspace_id_header(request)
+        await enforce_workspace_limit(request, principal, workspace_id, user_hit)
         return Scoped(principal, workspace_id, pick(container_of(request)))
 
     setattr(dependency, AUTH_MARK, "workspace")

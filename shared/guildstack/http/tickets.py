@@ -17,9 +17,11 @@ from guildstack.http.auth import (
     address_of,
     container_of,
     enforce_rate_limit,
+    enforce_workspace_limit,
     in_workspace,
 )
 from guildstack.http.ids import canonical_uuid
+from guildstack.http.openapi import authenticates
 
 S = TypeVar("S")
 
@@ -29,6 +31,7 @@ def streamed(
 ) -> Callable[[Request], Awaitable[Scoped[S]]]:
     by_header = in_workspace(pick)
 
+    @authenticates
     async def dependency(request: Request) -> Scoped[S]:
         ticket = request.query_params.get("ticket")
         if ticket is None:
@@ -45,8 +48,10 @@ def streamed(
             limiter = container.invalid_token_rate_limiter
             await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
             raise
-        await enforce_rate_limit(container.user_rate_limiter, f"user:{grant.user_id}")
-        return Scoped(grant.principal(), grant.workspace_id, pick(container))
+        principal = grant.principal()
+        user_hit = await enforce_rate_limit(container.user_rate_limiter, f"user:{grant.user_id}")
+        await enforce_workspace_limit(request, principal, grant.workspace_id, user_hit)
+        return Scoped(principal, grant.workspace_id, pick(container))
 
     setattr(dependency, AUTH_MARK, "stream")
     return dependency

@@ -29,6 +29,10 @@ class OpenAIEmbedder:
         self._max_retries = max_retries
         self._client: Any = None
 
+    def forget_connections(self) -> None:
+        """Drop the SDK client and its connections (made again on first use)."""
+        self._client = None
+
     def _sdk(self) -> Any:
         if self._client is None:
             from openai import AsyncOpenAI

@@ -43,6 +43,10 @@ class AnthropicProvider:
         self._base_url = base_url
         self._http_client = http_client
 
+    def forget_connections(self) -> None:
+        """Drop the SDK client and its connections (made again on first use)."""
+        self.__dict__.pop("client", None)
+
     @cached_property
     def client(self) -> AsyncAnthropic:
         from anthropic import AsyncAnthropic

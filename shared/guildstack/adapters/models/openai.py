@@ -59,6 +59,10 @@ class OpenAIProvider:
         # OpenAI's own API wants max_completion_tokens; compatible servers know max_tokens.
         self._max_tokens_field = "max_completion_tokens" if base_url is None else "max_tokens"
 
+    def forget_connections(self) -> None:
+        """Drop the SDK client and its connections (made again on first use)."""
+        self.__dict__.pop("client", None)
+
     @cached_property
     def client(self) -> AsyncOpenAI:
         from openai import AsyncOpenAI

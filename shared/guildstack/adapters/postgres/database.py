@@ -90,6 +90,13 @@ class PostgresDatabase:
     def opened(self) -> bool:
         return self._pool is not None
 
+    def forget_connections(self) -> None:
+        """Drop the pool without closing it (after a SnapStart restore its connections'
+        sockets are not the ones the snapshot saw); the next transaction opens a new one."""
+        self._pool = None
+        self._lock = asyncio.Lock()
+        self._returned = weakref.WeakKeyDictionary()
+
     async def _open(self) -> AsyncConnectionPool[Connection]:
         if self._pool is None:
             async with self._lock:
