@@ -40,7 +40,15 @@ Paging = Annotated[PageRequest, Depends(page_request)]
 router = APIRouter()
 
 
-@router.post("/agents/{code}/invoke", response_model=None, responses=MODEL_CALL)
+@router.post(
+    "/agents/{code}/invoke",
+    response_model=None,
+    responses={
+        200: {"model": InvokeResult, "description": "The run finished within the wait."},
+        202: {"model": InvokeAccepted, "description": "Started; follow it at `Location`."},
+        **MODEL_CALL,
+    },
+)
 async def invoke_agent(
     code: AgentCode, body: InvokeRequest, ws: Runs
 ) -> InvokeResult | JSONResponse:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -93,3 +96,21 @@ def expected(actor: str, success: int, *, minimum: str = "admin") -> int:
     if actor == "outsider":
         return 404
     return success if ROLES.index(actor) <= ROLES.index(minimum) else 403
+
+
+@pytest.fixture(scope="session", autouse=True)
+def documented_statuses(gateway_observations: set[tuple[str, str, int]]) -> Iterator[None]:
+    """After the e2e tests: every status a route answered is one the API document gives
+    that route (a stale or incomplete document fails the session)."""
+    yield
+    from guildstack.devstack.gateway import _fastapi_path
+    from guildstack.devstack.openapi import build_document
+    from guildstack.devstack.template import Template
+
+    document = build_document(Template.load(REPO / "template.yaml"))
+    undocumented = sorted(
+        (method, path, status)
+        for method, path, status in gateway_observations
+        if str(status) not in document["paths"][_fastapi_path(path)][method.lower()]["responses"]
+    )
+    assert not undocumented, f"answered but not documented: {undocumented}"

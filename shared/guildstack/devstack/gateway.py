@@ -55,12 +55,15 @@ class Gateway:
         apps: dict[str, Any],
         cors_origins: frozenset[str] = frozenset(),
         document: Callable[[], dict[str, Any]] | None = None,
+        observer: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self._routes = sorted(routes, key=lambda r: r.rank)
         self._apps = apps
         self._cors_origins = cors_origins
         self._build_document = document
         self._document: dict[str, Any] | None = None
+        # Told (method, route as template.yaml declares it, status) of each routed answer.
+        self._observer = observer
 
     async def _serve_document(self, send: Send, path: str, cors: dict[str, str]) -> bool:
         """The whole API's OpenAPI document and its page (built on first request)."""
@@ -92,14 +95,18 @@ class Gateway:
     def match(self, method: str, path: str) -> str | None:
         """The logical id of the function serving `method path`, or None. HEAD goes where
         GET does (the function answers it as GET, without the body)."""
+        compiled = self.route_for(method, path)
+        return compiled.function if compiled is not None else None
+
+    def route_for(self, method: str, path: str) -> _Compiled | None:
         candidates = [r for r in self._routes if r.pattern.match(path)]
         wanted = "GET" if method == "HEAD" else method
         for compiled in candidates:
             if compiled.route.method in (wanted, "ANY"):
-                return compiled.function
+                return compiled
         # A CORS preflight goes to the function that owns the path, as API Gateway's CORS does.
         if method == "OPTIONS" and candidates:
-            return candidates[0].function
+            return candidates[0]
         return None
 
     def allowed(self, path: str) -> str | None:
@@ -126,9 +133,20 @@ class Gateway:
         if path == READY_PATH and method == "GET":
             await _json(send, 200, {"status": "ready", "functions": sorted(self._apps)}, {})
             return
-        function = self.match(method, path)
-        if function is not None:
-            await self._apps[function](scope, receive, send)
+        compiled = self.route_for(method, path)
+        if compiled is not None:
+            app = self._apps[compiled.function]
+            if self._observer is None or method == "OPTIONS":
+                await app(scope, receive, send)
+                return
+            observer, declared = self._observer, compiled.route
+
+            async def observed(message: Any) -> None:
+                if message["type"] == "http.response.start":
+                    observer(declared.method, declared.path, int(message["status"]))
+                await send(message)
+
+            await app(scope, receive, observed)
             return
         if method == "GET" and await self._serve_document(send, path, cors):
             return
@@ -157,6 +175,7 @@ def build_gateway(
     *,
     import_module: Callable[[str], Any] = importlib.import_module,
     cors_origins: frozenset[str] = frozenset(),
+    observer: Callable[[str, str, int], None] | None = None,
 ) -> Gateway:
     """Import each HTTP function's FastAPI app (`<package>.app:app`) and route to it."""
     apps: dict[str, Any] = {}
@@ -172,7 +191,7 @@ def build_gateway(
 
         return build_document(template, import_module=import_module)
 
-    return Gateway(routes, apps, cors_origins, document)
+    return Gateway(routes, apps, cors_origins, document, observer)
 
 
 def declared_routes(template: Template) -> dict[str, set[tuple[str, str]]]:

@@ -177,6 +177,7 @@ def start_gateway(
     stack: ExitStack,
     *,
     import_module: Callable[[str], Any] | None = None,
+    observer: Callable[[str, str, int], None] | None = None,
 ) -> str:
     """Every function of template.yaml behind one uvicorn server; returns its URL."""
     from guildstack.devstack.gateway import build_gateway
@@ -186,7 +187,9 @@ def start_gateway(
     kwargs = {"import_module": import_module} if import_module else {}
     origins = frozenset(get_settings().cors_origins)
     gateway = ServerThread(
-        build_gateway(template, cors_origins=origins, **kwargs), port=port, name="gateway"
+        build_gateway(template, cors_origins=origins, observer=observer, **kwargs),
+        port=port,
+        name="gateway",
     )
     url = gateway.start()
     stack.callback(gateway.stop)
