@@ -30,11 +30,14 @@ from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
 from guildstack.http.auth import Scoped, in_workspace
 from guildstack.http.openapi import MODEL_CALL
 from guildstack.http.pagination import ListResponse, list_of, page_request
+from guildstack.http.tickets import StreamTicketResponse
 
 if TYPE_CHECKING:
     from guildstack.services.runs import RunService
+    from guildstack.services.stream_access import StreamAccess
 
 Runs = Annotated["Scoped[RunService]", Depends(in_workspace(lambda c: c.runs))]
+Access = Annotated["Scoped[StreamAccess]", Depends(in_workspace(lambda c: c.stream_access))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
@@ -66,6 +69,14 @@ async def invoke_agent(
     return JSONResponse(
         accepted.model_dump(), status_code=202, headers={"Location": f"/runs/{run.id}"}
     )
+
+
+@router.post("/runs/{run_id}/stream-ticket", status_code=201)
+async def run_stream_ticket(run_id: UUID, ws: Access) -> StreamTicketResponse:
+    """A ticket for `GET /runs/{id}/stream?ticket=...` on the Stream function (what an
+    `EventSource` can send): that stream only, for a minute."""
+    ticket = await ws.service.run_ticket(ws.principal, ws.workspace_id, run_id)
+    return StreamTicketResponse.of(ticket)
 
 
 @router.post("/runs", status_code=202, responses=MODEL_CALL)

@@ -23,16 +23,19 @@ from guildstack.http.app import create_app
 from guildstack.http.auth import Scoped, in_workspace
 from guildstack.http.openapi import MODEL_CALL
 from guildstack.http.pagination import ListResponse, list_of, page_request
+from guildstack.http.tickets import StreamTicketResponse
 from guildstack.observability import metrics
 
 if TYPE_CHECKING:
     from guildstack.services.conversations import ConversationService
     from guildstack.services.discussions import DiscussionService
+    from guildstack.services.stream_access import StreamAccess
 
 Conversations = Annotated[
     "Scoped[ConversationService]", Depends(in_workspace(lambda c: c.conversations))
 ]
 Discussions = Annotated["Scoped[DiscussionService]", Depends(in_workspace(lambda c: c.discussions))]
+Access = Annotated["Scoped[StreamAccess]", Depends(in_workspace(lambda c: c.stream_access))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
@@ -69,6 +72,14 @@ async def list_conversations(
         ws.principal, ws.workspace_id, paging, status=status, mode=mode, q=q
     )
     return list_of(page, ConversationResponse.of)
+
+
+@router.post("/conversations/{conversation_id}/stream-ticket", status_code=201)
+async def conversation_stream_ticket(conversation_id: UUID, ws: Access) -> StreamTicketResponse:
+    """A ticket for `GET /conversations/{id}/stream?ticket=...` on the Stream function (for
+    an `EventSource`): that stream only, for a minute."""
+    ticket = await ws.service.conversation_ticket(ws.principal, ws.workspace_id, conversation_id)
+    return StreamTicketResponse.of(ticket)
 
 
 @router.get("/conversations/{conversation_id}")

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from functions.stream.chat import router as chat_router
 from functions.stream.sse import HEADERS, HEARTBEAT_SECONDS, resume_point, tail
-from functions.stream.tickets import ENDED_OR_STREAM, Access, StreamTicket
+from functions.stream.tickets import ENDED_OR_STREAM
 from guildstack.bootstrap import Container, build
 from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import EventType
@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 Runs = Annotated["Scoped[RunService]", Depends(streamed(lambda c: c.runs, "run", "run_id"))]
 
 router = APIRouter()
-
-
-@router.post("/runs/{run_id}/stream-ticket", status_code=201)
-async def run_stream_ticket(run_id: UUID, ws: Access) -> StreamTicket:
-    """A ticket for `GET /runs/{id}/stream?ticket=...` (what an `EventSource` can send)."""
-    return StreamTicket.of(await ws.service.run_ticket(ws.principal, ws.workspace_id, run_id))
 
 
 @router.get("/runs/{run_id}/stream", response_model=None, responses=ENDED_OR_STREAM)

@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from functions.stream.sse import HEADERS, HEARTBEAT_SECONDS, frame, resume_point, tail
-from functions.stream.tickets import ENDED_OR_STREAM, Access, StreamTicket
+from functions.stream.tickets import ENDED_OR_STREAM
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.limits import MAX_BODY_TEXT_CHARS
 from guildstack.domain.routing import routing_json
@@ -141,13 +141,6 @@ async def _turn(
         await queue.put(frame("error", problem_of(exc, request_id)))
     finally:
         await queue.put(_END)
-
-
-@router.post("/conversations/{conversation_id}/stream-ticket", status_code=201)
-async def conversation_stream_ticket(conversation_id: UUID, ws: Access) -> StreamTicket:
-    """A ticket for `GET /conversations/{id}/stream?ticket=...` (for an `EventSource`)."""
-    ticket = await ws.service.conversation_ticket(ws.principal, ws.workspace_id, conversation_id)
-    return StreamTicket.of(ticket)
 
 
 @router.get(

@@ -3,6 +3,7 @@ stream only; and streams of finished work that end at once instead of waiting.""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -27,7 +28,8 @@ async def ticket_for(api: httpx.AsyncClient, team: Team, path: str) -> dict[str,
     assert response.status_code == 201, response.text
     body: dict[str, Any] = response.json()
     assert body["stream"] == f"{path}/stream"
-    assert body["expires_in"] == 60
+    lifetime = datetime.fromisoformat(body["expires_at"]) - datetime.now(UTC)
+    assert timedelta(seconds=50) < lifetime <= timedelta(seconds=60)
     return body
 
 

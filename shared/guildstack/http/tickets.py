@@ -6,9 +6,11 @@ user who asked for the ticket, in the workspace it names, for the stream in the 
 """
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
 from fastapi import Request
+from pydantic import BaseModel
 
 from guildstack.domain.errors import BadRequest, Unauthorized
 from guildstack.http.auth import (
@@ -23,7 +25,23 @@ from guildstack.http.auth import (
 from guildstack.http.ids import canonical_uuid
 from guildstack.http.openapi import authenticates
 
+if TYPE_CHECKING:
+    from guildstack.services.stream_access import Ticket
+
 S = TypeVar("S")
+
+
+class StreamTicketResponse(BaseModel):
+    """`POST /runs/{id}/stream-ticket` (and the conversation route): opens `stream` (add
+    `?ticket=`) until `expires_at`, without headers."""
+
+    ticket: str
+    expires_at: datetime
+    stream: str
+
+    @classmethod
+    def of(cls, ticket: "Ticket") -> "StreamTicketResponse":
+        return cls(ticket=ticket.ticket, expires_at=ticket.expires_at, stream=ticket.stream)
 
 
 def streamed(

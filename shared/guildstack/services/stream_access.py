@@ -4,6 +4,7 @@ the stream, for that stream alone."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Ticket:
     ticket: str
-    expires_in: int
+    expires_at: datetime
     stream: str  # the stream's path, to which `?ticket=` is added
 
 
@@ -61,8 +62,9 @@ class StreamAccess:
         self, actor: Principal, workspace_id: UUID, kind: str, subject_id: UUID
     ) -> Ticket:
         grant = StreamGrant.of(actor, workspace_id, f"{kind}:{subject_id}")
+        expires_at = datetime.now(UTC) + timedelta(seconds=self._ttl)
         ticket = await self._store().issue(grant, self._ttl)
-        return Ticket(ticket, self._ttl, f"/{kind}s/{subject_id}/stream")
+        return Ticket(ticket, expires_at, f"/{kind}s/{subject_id}/stream")
 
     def _store(self) -> StreamTickets:
         if self._tickets is None:
