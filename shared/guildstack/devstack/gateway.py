@@ -56,6 +56,7 @@ class Gateway:
         cors_origins: frozenset[str] = frozenset(),
         document: Callable[[], dict[str, Any]] | None = None,
         observer: Callable[[str, str, int], None] | None = None,
+        pages: dict[str, Any] | None = None,
     ) -> None:
         self._routes = sorted(routes, key=lambda r: r.rank)
         self._apps = apps
@@ -64,6 +65,8 @@ class Gateway:
         self._document: dict[str, Any] | None = None
         # Told (method, route as template.yaml declares it, status) of each routed answer.
         self._observer = observer
+        # Apps the devstack serves besides the API, by path prefix (the console).
+        self._pages = pages or {}
 
     async def _serve_document(self, send: Send, path: str, cors: dict[str, str]) -> bool:
         """The whole API's OpenAPI document and its page (built on first request)."""
@@ -150,6 +153,13 @@ class Gateway:
             return
         if method == "GET" and await self._serve_document(send, path, cors):
             return
+        for prefix, page in self._pages.items():
+            if path == prefix:
+                await _json(send, 308, None, {"location": f"{prefix}/"})
+                return
+            if path.startswith(f"{prefix}/"):
+                await page({**scope, "root_path": prefix}, receive, send)
+                return
         if method == "OPTIONS" and cors:
             # A preflight for a path no function owns: answered here, so the browser gets
             # to see the 404 or 405 that follows.
@@ -176,6 +186,7 @@ def build_gateway(
     import_module: Callable[[str], Any] = importlib.import_module,
     cors_origins: frozenset[str] = frozenset(),
     observer: Callable[[str, str, int], None] | None = None,
+    pages: dict[str, Any] | None = None,
 ) -> Gateway:
     """Import each HTTP function's FastAPI app (`<package>.app:app`) and route to it."""
     apps: dict[str, Any] = {}
@@ -191,7 +202,7 @@ def build_gateway(
 
         return build_document(template, import_module=import_module)
 
-    return Gateway(routes, apps, cors_origins, document, observer)
+    return Gateway(routes, apps, cors_origins, document, observer, pages)
 
 
 def declared_routes(template: Template) -> dict[str, set[tuple[str, str]]]:

@@ -178,6 +178,7 @@ def start_gateway(
     *,
     import_module: Callable[[str], Any] | None = None,
     observer: Callable[[str, str, int], None] | None = None,
+    pages: dict[str, Any] | None = None,
 ) -> str:
     """Every function of template.yaml behind one uvicorn server; returns its URL."""
     from guildstack.devstack.gateway import build_gateway
@@ -187,7 +188,7 @@ def start_gateway(
     kwargs = {"import_module": import_module} if import_module else {}
     origins = frozenset(get_settings().cors_origins)
     gateway = ServerThread(
-        build_gateway(template, cors_origins=origins, observer=observer, **kwargs),
+        build_gateway(template, cors_origins=origins, observer=observer, pages=pages, **kwargs),
         port=port,
         name="gateway",
     )
@@ -207,6 +208,7 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with ExitStack() as stack:
+        from guildstack.devstack.console import CONSOLE_PATH, ConsoleConfig, create_console_app
         from guildstack.devstack.sqs import start_event_sources, start_sqs
         from guildstack.devstack.template import Template
 
@@ -221,7 +223,16 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
         os.environ.update(endpoints.environment())
         os.environ.update(sqs.environment())
         get_settings.cache_clear()
-        gateway_url = start_gateway(root, ports.gateway, stack)
+        console = create_console_app(
+            root / "web",
+            ConsoleConfig(
+                api="",
+                stream="",
+                supabaseUrl=endpoints.supabase_url,
+                anonKey=endpoints.anon_key,
+            ),
+        )
+        gateway_url = start_gateway(root, ports.gateway, stack, pages={CONSOLE_PATH: console})
         # Worker, dead-letter and sweeper handlers are imported here, with that environment.
         start_event_sources(template, sqs, stack)
         _print_banner(gateway_url, endpoints, sqs.endpoint_url)
@@ -242,6 +253,7 @@ def _without_password(url: str) -> str:
 def _print_banner(gateway_url: str, endpoints: Endpoints, sqs_url: str) -> None:
     lines = [
         f"  gateway    {gateway_url}   (try: curl {gateway_url}/health)",
+        f"  console    {gateway_url}/console/   (API document: {gateway_url}/docs)",
         f"  supabase   {endpoints.supabase_url}   (auth at /auth/v1)",
         f"  postgres   {_without_password(endpoints.database_url)}",
         f"  upstash    {endpoints.upstash_url}   (redis {endpoints.redis_url})",
