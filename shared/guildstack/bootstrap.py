@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
     from guildstack.ports.runs import StepQueue
+    from guildstack.ports.tools import McpClient, Tool
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from guildstack.services.memory import MemoryService
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
+    from guildstack.services.tool_loop import StepTools
+    from guildstack.services.tools import Toolbox
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
 
@@ -391,11 +394,61 @@ class Container:
             self.model,
             lease_seconds=self.settings.step_lease_seconds,
             memory=self._memory,
+            tools=self.step_tools,
             executors={
                 RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model),
                 RunKind.DISCUSSION: DiscussionTurns(self.uow, self.model, self._embedder),
             },
         )
+
+    @cached_property
+    def toolbox(self) -> Toolbox:
+        """Every tool of the deployment: built-ins, then the external data APIs."""
+        from guildstack.adapters.web_fetch import GuardedFetcher
+        from guildstack.domain.tools import ToolLimits
+        from guildstack.services.tools import (
+            Toolbox,
+            ask_tool,
+            delegate_tool,
+            fetch_tool,
+            memory_tools,
+        )
+
+        s = self.settings
+        limits = ToolLimits(
+            max_iterations=s.tool_max_iterations,
+            max_delegation_depth=s.tool_max_delegation_depth,
+            max_delegations_per_step=s.tool_max_delegations_per_step,
+        )
+        fetcher = GuardedFetcher(
+            max_bytes=s.web_fetch_max_bytes,
+            timeout_seconds=s.web_fetch_timeout_seconds,
+            allowed_networks=s.web_fetch_allowed_networks,
+        )
+        tools = [
+            ask_tool(),
+            delegate_tool(self.uow, self.agents, limits),
+            fetch_tool(fetcher),
+            *self.data_tools,
+        ]
+        memory = self._memory
+        if memory is not None:
+            tools += memory_tools(memory)
+        return Toolbox(tools, uow=self.uow, limits=limits, mcp=self.mcp_client)
+
+    @cached_property
+    def data_tools(self) -> list[Tool]:
+        return []
+
+    @cached_property
+    def mcp_client(self) -> McpClient | None:
+        return None
+
+    @cached_property
+    def step_tools(self) -> StepTools:
+        from guildstack.services.tool_loop import StepTools
+
+        return StepTools(self.toolbox, self.uow)
 
     @cached_property
     def jobs(self) -> Jobs:

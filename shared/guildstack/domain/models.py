@@ -101,6 +101,8 @@ class ModelRequest:
     task_type: TaskType | None = None
     # Tools the model may call; its calls come back in `Completion.tool_calls`.
     tools: tuple[ToolSpec, ...] = ()
+    # "none": the tools stay declared (earlier turns used them) but the model must answer.
+    tool_choice: Literal["auto", "none"] = "auto"
 
     def estimated_input_tokens(self) -> int:
         """A deliberately generous count (~3 characters a token plus framing) for budgeting."""

@@ -11,6 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 __all__ = [
+    "CAPABILITY_TOOLS",
+    "Delegation",
+    "ToolRefused",
+    "ToolSettings",
+    "approval_prompt",
+    "approved_call",
+    "delegation_of",
+    "granted",
     "MAX_TOOL_ARGUMENT_CHARS",
     "MAX_TOOL_RESULT_CHARS",
     "ToolCall",
@@ -125,3 +133,108 @@ def offline_directives(text: str) -> list[tuple[str, dict[str, Any]]]:
     for match in _DIRECTIVE.finditer(text):
         calls.append((match.group(1), parse_arguments(match.group(2))))
     return calls
+
+
+# Which tools a capability in the catalog grants an agent (a workspace may switch any tool
+# on or off per agent on top of these). `mcp` grants every tool of the workspace's MCP
+# servers.
+CAPABILITY_TOOLS: Mapping[str, tuple[str, ...]] = {
+    "memory": ("memory.search", "memory.remember"),
+    "delegation": ("agents.delegate",),
+    "web": ("web.fetch",),
+    "ask_user": ("user.ask",),
+    "web_search": ("search.brave",),
+    "news": ("news.search",),
+    "seo_data": ("semrush.keywords",),
+}
+MCP_CAPABILITY = "mcp"
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """A workspace's rules for tools: the hosts web.fetch may reach, the per-run caps and
+    its per-agent switches ((agent, tool) → on or off)."""
+
+    fetch_hosts: tuple[str, ...] = ()
+    max_calls_per_run: int = 30
+    max_spend_per_run_usd: Decimal = Decimal(1)
+    switches: Mapping[tuple[str, str], bool] = field(default_factory=dict)
+
+    def host_allowed(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        for allowed in self.fetch_hosts:
+            allowed = allowed.lower()
+            if allowed.startswith("*."):
+                if host.endswith(allowed[1:]) and host != allowed[2:]:
+                    return True
+            elif host == allowed:
+                return True
+        return False
+
+
+def granted(
+    capabilities: Iterable[str], agent_code: str, available: Iterable[str], settings: ToolSettings
+) -> list[str]:
+    """The tools (of those `available`) an agent may call: what its capabilities grant,
+    unless the workspace switched them off for it, plus what the workspace switched on."""
+    caps = set(capabilities)
+    names = []
+    for name in sorted(available):
+        by_capability = any(name in CAPABILITY_TOOLS.get(c, ()) for c in caps) or (
+            MCP_CAPABILITY in caps and name.startswith("mcp.")
+        )
+        if settings.switches.get((agent_code, name), by_capability):
+            names.append(name)
+    return names
+
+
+_DELEGATED = re.compile(r"^\[delegated by step (\S+) · depth (\d+) · budget USD ([0-9.]+)\]\n")
+
+
+@dataclass(frozen=True)
+class Delegation:
+    """A step another agent handed over: whose, how deep, and the share of the budget it
+    may spend (stated in the first line of its prompt, which only the engine writes)."""
+
+    parent: str
+    depth: int
+    budget_usd: Decimal
+
+    def header(self) -> str:
+        return (
+            f"[delegated by step {self.parent} · depth {self.depth}"
+            f" · budget USD {self.budget_usd}]\n"
+        )
+
+
+def delegation_of(prompt: str | None) -> Delegation | None:
+    match = _DELEGATED.match(prompt or "")
+    if match is None:
+        return None
+    return Delegation(match.group(1), int(match.group(2)), Decimal(match.group(3)))
+
+
+_APPROVED_CALL = "[tool call awaiting approval]\n"
+
+
+def approval_prompt(call: ToolCall, by_step: str) -> str:
+    """The prompt of the step that makes a side-effect tool call once a person approves it:
+    the exact call, for the approver to read."""
+    body = {"tool": call.name, "arguments": dict(call.arguments), "requested_by_step": by_step}
+    return _APPROVED_CALL + json.dumps(body, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def approved_call(prompt: str | None) -> ToolCall | None:
+    """The call an approval step makes (None: the step is not one)."""
+    if not prompt or not prompt.startswith(_APPROVED_CALL):
+        return None
+    try:
+        body = json.loads(prompt[len(_APPROVED_CALL) :])
+        return ToolCall("approved", str(body["tool"]), dict(body["arguments"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class ToolRefused(Exception):
+    """A tool declined a call (bad arguments, a host not allowed, a quota spent, a missing
+    key): the model reads the reason as an error result."""

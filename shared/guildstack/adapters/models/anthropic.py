@@ -163,6 +163,8 @@ def _arguments(model: str, request: ModelRequest) -> dict[str, Any]:
             }
             for tool in request.tools
         ]
+        if request.tool_choice == "none":
+            arguments["tool_choice"] = {"type": "none"}
     if request.json_schema is not None:
         arguments["output_config"] = {
             "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}

@@ -47,7 +47,7 @@ class OfflineProvider:
         """The offline provider calls tools when its first user message asks it to, one
         `@tool name {json}` line per call, one call per round, in order (tools not offered
         to it are passed over); then it answers."""
-        if not request.tools or not request.messages:
+        if not request.tools or not request.messages or request.tool_choice == "none":
             return ()
         offered = {tool.name for tool in request.tools}
         wanted = [d for d in offline_directives(request.messages[0].content) if d[0] in offered]

@@ -183,6 +183,8 @@ class OpenAIProvider:
                 }
                 for tool in request.tools
             ]
+            if request.tool_choice == "none":
+                arguments["tool_choice"] = "none"
         if schema is not None:
             arguments["response_format"] = (
                 {
