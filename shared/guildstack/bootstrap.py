@@ -15,6 +15,7 @@ from guildstack.domain.errors import DependencyUnavailable
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.database import PostgresDatabase
     from guildstack.adapters.upstash import UpstashClientFactory
+    from guildstack.adapters.web_fetch import GuardedFetcher
     from guildstack.agents.router import AgentRouter
     from guildstack.domain.agents import AgentSpec
     from guildstack.domain.pricing import ModelBook
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.tool_loop import StepTools
+    from guildstack.services.tool_settings import ToolSettingsService
     from guildstack.services.tools import Toolbox
     from guildstack.services.usage import UsageService
     from guildstack.services.workspaces import WorkspaceService
@@ -404,7 +406,6 @@ class Container:
     @cached_property
     def toolbox(self) -> Toolbox:
         """Every tool of the deployment: built-ins, then the external data APIs."""
-        from guildstack.adapters.web_fetch import GuardedFetcher
         from guildstack.domain.tools import ToolLimits
         from guildstack.services.tools import (
             Toolbox,
@@ -420,11 +421,7 @@ class Container:
             max_delegation_depth=s.tool_max_delegation_depth,
             max_delegations_per_step=s.tool_max_delegations_per_step,
         )
-        fetcher = GuardedFetcher(
-            max_bytes=s.web_fetch_max_bytes,
-            timeout_seconds=s.web_fetch_timeout_seconds,
-            allowed_networks=s.web_fetch_allowed_networks,
-        )
+        fetcher = self.web_fetcher
         tools = [
             ask_tool(),
             delegate_tool(self.uow, self.agents, limits),
@@ -435,6 +432,25 @@ class Container:
         if memory is not None:
             tools += memory_tools(memory)
         return Toolbox(tools, uow=self.uow, limits=limits, mcp=self.mcp_client)
+
+    @cached_property
+    def web_fetcher(self) -> GuardedFetcher:
+        from guildstack.adapters.web_fetch import GuardedFetcher
+
+        s = self.settings
+        return GuardedFetcher(
+            max_bytes=s.web_fetch_max_bytes,
+            timeout_seconds=s.web_fetch_timeout_seconds,
+            allowed_networks=s.web_fetch_allowed_networks,
+        )
+
+    @cached_property
+    def tool_settings(self) -> ToolSettingsService:
+        from guildstack.services.tool_settings import ToolSettingsService
+
+        return ToolSettingsService(
+            self.uow, self.agents, lambda: self.toolbox.specs(), self.web_fetcher.check
+        )
 
     @cached_property
     def data_tools(self) -> list[Tool]:

@@ -65,6 +65,11 @@ class GuardedFetcher:
         except TimeoutError as exc:
             raise ToolRefused(f"The page did not arrive within {self._timeout:g} s.") from exc
 
+    async def check(self, url: str) -> None:
+        """`ToolRefused` unless `url` is http(s) and its host resolves to public addresses
+        only (an MCP server's URL, checked when it is registered and before each use)."""
+        await self._checked(url, lambda host: True)
+
     async def _fetch(self, url: str, allowed: Callable[[str], bool]) -> FetchedPage:
         import httpx
 
