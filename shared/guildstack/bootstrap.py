@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from guildstack.ports.models import LanguageModel, ModelProvider
     from guildstack.ports.ratelimit import RateLimiter
     from guildstack.ports.runs import StepQueue
-    from guildstack.ports.tools import McpClient, Tool
+    from guildstack.ports.tools import DataApi, McpClient, Tool
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
@@ -454,7 +454,29 @@ class Container:
 
     @cached_property
     def data_tools(self) -> list[Tool]:
-        return []
+        """Brave Search, NewsAPI and SEMrush, each with its per-workspace quota in Redis."""
+        from guildstack.adapters.data_apis import BraveSearch, NewsApi, SemrushKeywords
+        from guildstack.services.tools import QUOTAS, data_specs, data_tool
+
+        s = self.settings
+
+        def key(secret: Any) -> str | None:
+            return secret.get_secret_value() if secret is not None else None
+
+        apis: list[DataApi] = [
+            BraveSearch(key(s.brave_search_api_key)),
+            NewsApi(key(s.newsapi_api_key)),
+            SemrushKeywords(key(s.semrush_api_key)),
+        ]
+        specs = data_specs()
+        tools: list[Tool] = []
+        for api in apis:
+            quota = QUOTAS[api.name]
+            limiter = self._rate_limiter(
+                quota.limit, f"quota:{api.name}", window_seconds=quota.window_seconds
+            )
+            tools.append(data_tool(specs[api.name], api, quota, limiter))
+        return tools
 
     @cached_property
     def mcp_client(self) -> McpClient | None:

@@ -15,6 +15,7 @@ from guildstack.domain.run_graph import NewStep
 from guildstack.domain.tools import Delegation, ToolSettings, ToolSpec
 
 __all__ = [
+    "DataApi",
     "FetchedPage",
     "McpServer",
     "McpClient",
@@ -120,6 +121,18 @@ class PageFetcher(Protocol):
     async def fetch(self, url: str, allowed: Callable[[str], bool]) -> FetchedPage:
         """GET `url`, following redirects only to hosts `allowed` accepts that resolve to
         public addresses; `ToolRefused` otherwise (and for oversized or slow answers)."""
+        ...
+
+
+class DataApi(Protocol):
+    """An external data API (search, news, SEO data) a tool queries."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def query(self, arguments: Mapping[str, Any]) -> str:
+        """The answer as text for the model; `ToolRefused` naming why it cannot (no key,
+        the vendor refused the key, its own limit, ...)."""
         ...
 
 

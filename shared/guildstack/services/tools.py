@@ -36,7 +36,8 @@ from guildstack.domain.tools import (
 from guildstack.domain.tools import ToolCall as Call
 from guildstack.domain.usage import UsageRecord
 from guildstack.observability import logger, metrics
-from guildstack.ports.tools import McpClient, PageFetcher, Tool, ToolContext, ToolOutput
+from guildstack.ports.ratelimit import RateLimiter
+from guildstack.ports.tools import DataApi, McpClient, PageFetcher, Tool, ToolContext, ToolOutput
 from guildstack.ports.uow import UnitOfWork
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.memory import MemoryService
@@ -237,6 +238,82 @@ def fetch_tool(fetcher: PageFetcher) -> Tool:
         ),
         fetch,
     )
+
+
+@dataclass(frozen=True)
+class Quota:
+    """How many calls a workspace may make to one API in a window."""
+
+    limit: int
+    window_seconds: int
+    label: str  # "120 per minute"
+
+
+def data_tool(spec: ToolSpec, api: DataApi, quota: Quota, limiter: RateLimiter | None) -> Tool:
+    """A tool over an external data API, with the workspace's quota for it counted in
+    Redis (refused, with when to try again, once spent; refused outright without Redis,
+    since the quota could not be kept)."""
+
+    async def query(arguments: Mapping[str, Any], context: ToolContext) -> ToolOutput:
+        if limiter is None:
+            raise ToolRefused(f"{spec.name} needs Redis to keep its quota; none is configured.")
+        decision = await limiter.hit(f"{api.name}:{context.workspace_id}")
+        if not decision.allowed:
+            raise ToolRefused(
+                f"This workspace's quota for {spec.name} ({quota.label}) is spent; it frees "
+                f"up in {decision.retry_after_seconds} s."
+            )
+        text = await api.query(arguments)
+        return ToolOutput(text, details={"quota_remaining": decision.remaining})
+
+    return SimpleTool(spec, query)
+
+
+def data_specs() -> dict[str, ToolSpec]:
+    """The external data tools, by API name, with their price per call (the vendors'
+    list prices, as estimates)."""
+    count = {"type": "integer", "minimum": 1, "maximum": 20}
+    query = {"type": "string", "minLength": 1, "maxLength": 400}
+    return {
+        "brave": ToolSpec(
+            "search.brave",
+            "Search the web (Brave Search). Returns titles, URLs and snippets.",
+            _object({"query": query, "count": count}, ["query"]),
+            cost_usd=Decimal("0.005"),
+        ),
+        "newsapi": ToolSpec(
+            "news.search",
+            "Find recent news articles (NewsAPI). Returns titles, sources, dates and URLs.",
+            _object(
+                {
+                    "query": query,
+                    "count": count,
+                    "language": {"type": "string", "pattern": "^[a-z]{2}$"},
+                },
+                ["query"],
+            ),
+        ),
+        "semrush": ToolSpec(
+            "semrush.keywords",
+            "Keywords related to a phrase with search volume, CPC and competition (SEMrush).",
+            _object(
+                {
+                    "phrase": query,
+                    "database": {"type": "string", "pattern": "^[a-z]{2}$"},
+                    "count": {"type": "integer", "minimum": 1, "maximum": 50},
+                },
+                ["phrase"],
+            ),
+            cost_usd=Decimal("0.01"),
+        ),
+    }
+
+
+QUOTAS = {
+    "semrush": Quota(120, 60, "120 per minute"),
+    "newsapi": Quota(500, 86_400, "500 per day"),
+    "brave": Quota(100, 86_400, "100 per day"),
+}
 
 
 def _actor(context: ToolContext) -> Principal:
