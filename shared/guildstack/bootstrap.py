@@ -480,7 +480,9 @@ class Container:
 
     @cached_property
     def mcp_client(self) -> McpClient | None:
-        return None
+        from guildstack.adapters.mcp_client import StreamableMcpClient
+
+        return StreamableMcpClient(self.web_fetcher.check)
 
     @cached_property
     def step_tools(self) -> StepTools:

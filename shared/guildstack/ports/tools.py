@@ -20,6 +20,7 @@ __all__ = [
     "McpServer",
     "McpClient",
     "PageFetcher",
+    "RemoteTool",
     "Tool",
     "ToolContext",
     "ToolOutput",
@@ -136,9 +137,18 @@ class DataApi(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class RemoteTool:
+    """A tool an MCP server offers, as the server names and describes it."""
+
+    name: str
+    description: str
+    parameters: Mapping[str, Any]
+
+
 class McpClient(Protocol):
-    async def list_tools(self, url: str) -> list[ToolSpec]:
-        """The server's tools (names as the server spells them)."""
+    async def list_tools(self, url: str) -> list[RemoteTool]:
+        """The server's tools."""
         ...
 
     async def call(self, url: str, name: str, arguments: Mapping[str, Any]) -> tuple[str, bool]:

@@ -47,10 +47,11 @@ async def mcp_tools(client: McpClient, servers: Sequence[McpServer]) -> list[Too
             )
             continue
         for spec in specs:
+            parameters = dict(spec.parameters) or {"type": "object", "properties": {}}
             local = ToolSpec(
                 local_name(server.name, spec.name),
                 spec.description[:1000] or f"{spec.name} (MCP server {server.name})",
-                spec.parameters,
+                parameters,
                 requires_approval=server.requires_approval,
             )
             tools.append(McpTool(local, client, server.url, spec.name))

@@ -368,7 +368,13 @@ class Toolbox:
         async with self._uow.system("tools for a step") as tx:
             settings = await tx.tools.settings(workspace_id)
             made = await tx.tools.run_usage(workspace_id, run_id)
-            servers = await tx.tools.mcp_servers(workspace_id) if self._mcp is not None else []
+            switched_on = any(
+                tool.startswith("mcp.") and on
+                for (agent, tool), on in settings.switches.items()
+                if agent == agent_code
+            )
+            wanted = MCP_CAPABILITY in capabilities or switched_on
+            servers = await tx.tools.mcp_servers(workspace_id) if self._mcp and wanted else []
         available: dict[str, Tool] = dict(self._tools)
         if servers and self._mcp is not None:
             from guildstack.services.mcp_tools import mcp_tools
