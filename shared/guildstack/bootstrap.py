@@ -431,7 +431,13 @@ class Container:
         memory = self._memory
         if memory is not None:
             tools += memory_tools(memory)
-        return Toolbox(tools, uow=self.uow, limits=limits, mcp=self.mcp_client)
+        return Toolbox(
+            tools,
+            uow=self.uow,
+            limits=limits,
+            mcp=self.mcp_client,
+            switch_cache_seconds=s.tool_switch_cache_seconds,
+        )
 
     @cached_property
     def web_fetcher(self) -> GuardedFetcher:

@@ -115,6 +115,8 @@ class Settings(BaseModel):
     tool_max_iterations: int = Field(default=4, ge=0, le=20)
     tool_max_delegation_depth: int = Field(default=2, ge=0, le=5)
     tool_max_delegations_per_step: int = Field(default=3, ge=0, le=10)
+    # How long a worker trusts the per-agent tool switches it read for a workspace.
+    tool_switch_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
     web_fetch_max_bytes: int = Field(default=512_000, ge=1024, le=10_000_000)
     web_fetch_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     # Address ranges web.fetch may reach although they are not public (local development

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -251,3 +252,127 @@ async def test_given_the_tool_catalog_then_every_tool_has_a_schema(
     )
     assert all(t["parameters"]["type"] == "object" for t in listed.json()["items"])
     assert (await api.get("/tools")).status_code == 401
+
+
+async def test_given_memory_remember_then_the_memory_is_the_run_creators_alone(
+    api: httpx.AsyncClient, team: Team
+) -> None:
+    fact = f"The launch code word is {uuid.uuid4().hex[:8]}."
+    prompt = directive("memory.remember", {"content": fact, "collection": "business"})
+    started = await api.post(
+        "/runs",
+        json={
+            "kind": "single",
+            "title": "Remember",
+            "input": "Keep this in mind.",
+            "nodes": [{"key": "A", "agent": "nicole_core", "prompt": prompt}],
+        },
+        headers=team.headers("operator"),
+    )
+    run_id = started.json()["run"]["id"]
+
+    events = await read_events(
+        api,
+        f"/runs/{run_id}/stream",
+        team.headers("viewer"),
+        until=lambda data: data.get("type") == "run.finished",
+    )
+
+    (result,) = [e["data"]["payload"] for e in events if e["event"] == "tool.result"]
+    assert result["ok"] is True and result["tool"] == "memory.remember"
+    mine = await api.get("/memory", headers=team.headers("operator"))
+    theirs = await api.get("/memory", headers=team.headers("admin"))
+    stored = [m for m in mine.json()["items"] if m["content"] == fact]
+    assert len(stored) == 1 and stored[0]["scope"] == "user"
+    assert stored[0]["id"] == result["memory_id"]
+    assert fact not in [m["content"] for m in theirs.json()["items"]]
+
+
+@pytest.fixture
+async def mcp_server() -> AsyncIterator[str]:
+    """An MCP server (streamable HTTP) on 127.0.0.1 with one tool with side effects."""
+    import socket
+
+    import uvicorn
+    from mcp.server.mcpserver import MCPServer
+
+    server: MCPServer = MCPServer("shop")
+
+    @server.tool(description="Place an order for an item.")
+    def place_order(item: str, quantity: int) -> str:
+        return f"Ordered {quantity} x {item}: order O-1."
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    app = server.streamable_http_app()
+    runner = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(runner.serve(sockets=[sock]))
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    runner.should_exit = True
+    await task
+    sock.close()
+
+
+async def test_given_an_mcp_tool_with_side_effects_then_it_runs_only_once_approved(
+    api: httpx.AsyncClient, team: Team, mcp_server: str
+) -> None:
+    admin, operator = team.headers("admin"), team.headers("operator")
+    name = f"shop{uuid.uuid4().hex[:6]}"
+    registered = await api.post(
+        "/tools/mcp-servers", json={"name": name, "url": mcp_server}, headers=admin
+    )
+    assert registered.status_code == 201, registered.text
+    tool = f"mcp.{name}.place_order"
+    switched = await api.put(
+        f"/agents/product_owner/tools/{tool}", json={"enabled": True}, headers=admin
+    )
+    assert switched.status_code == 200, switched.text
+    arguments = {"item": "green tea", "quantity": 3}
+    started = await api.post(
+        "/runs",
+        json={
+            "kind": "single",
+            "title": "Order",
+            "input": "Restock the tea.",
+            "nodes": [{"key": "A", "agent": "product_owner", "prompt": directive(tool, arguments)}],
+        },
+        headers=operator,
+    )
+    run_id = started.json()["run"]["id"]
+
+    requested = await read_events(
+        api,
+        f"/runs/{run_id}/stream",
+        team.headers("viewer"),
+        until=lambda data: data.get("type") == "approval.requested",
+    )
+    waiting = (await api.get(f"/runs/{run_id}", headers=team.headers("viewer"))).json()
+    gated = {s["key"]: s for s in waiting["steps"]}["A-t1"]
+    assert gated["status"] == "waiting_approval"
+    assert gated["tool_call"] == {"tool": tool, "arguments": arguments}  # what is approved
+    result = [e["data"]["payload"] for e in requested if e["event"] == "tool.result"]
+    assert result[0]["awaiting_approval"] is True and result[0]["new_step"] == "A-t1"
+
+    approval_id = requested[-1]["data"]["payload"]["approval_id"]
+    decided = await api.post(
+        f"/approvals/{approval_id}", json={"decision": "approve"}, headers=operator
+    )
+    assert decided.status_code == 200, decided.text
+    rest = await read_events(
+        api,
+        f"/runs/{run_id}/stream",
+        {**team.headers("viewer"), "Last-Event-ID": str(requested[-1]["id"])},
+        until=lambda data: data.get("type") == "run.finished",
+    )
+
+    assert rest[-1]["data"]["payload"]["status"] == "succeeded"
+    called = [e["data"]["payload"] for e in rest if e["event"] == "tool.called"]
+    assert called == [
+        {"step": "A-t1", "attempt": 1, "call_id": "approved", "tool": tool,
+         "arguments": arguments, "round": 1, "approved_call": True}
+    ]  # fmt: skip
+    final = (await api.get(f"/runs/{run_id}", headers=team.headers("viewer"))).json()
+    assert {s["key"]: s for s in final["steps"]}["A-t1"]["output"] == (
+        "Ordered 3 x green tea: order O-1."
+    )

@@ -284,3 +284,20 @@ async def test_given_a_workspace_switch_then_a_tool_is_off_for_that_agent() -> N
 
     assert "web.fetch" not in [t.name for t in provider.calls[0][1].tools]
     assert tool.seen == []
+
+
+async def test_given_a_switch_on_then_an_agent_without_tool_capabilities_gets_the_tool() -> None:
+    tool = EchoTool()
+    stack, provider = stack_with([fetch("https://a.example/"), "Fetched."], tool)
+    stack.world.tool_settings[stack.workspace] = ToolSettings(
+        switches={("writer", "web.fetch"): True}
+    )
+    before = len(stack.uow.transactions)
+    run_id = await stack.start(Node("a", "writer"))
+
+    await stack.drain()
+
+    assert [t.name for t in provider.calls[0][1].tools] == ["web.fetch"]
+    assert stack.step(run_id, "a").output == "Fetched." and len(tool.seen) == 1
+    # The switches were read with the claim, not in a transaction of their own.
+    assert stack.uow.transactions[before:][:2] == ["as user", "claim a step"]

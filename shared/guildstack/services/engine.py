@@ -404,6 +404,8 @@ class StepEngine:
                     graph,
                     contexts,
                 ):
+                    if self._tools is not None:
+                        await self._tools.warm(tx, message.workspace_id)
                     outcomes = [
                         await self._claim_one(tx.ledger, graph, contexts, key, tx.now)
                         for _, key in entries

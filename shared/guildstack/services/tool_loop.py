@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from guildstack.domain.models import ChatMessage, Completion, ModelRequest, Usage
 from guildstack.domain.principal import Principal
@@ -23,7 +24,7 @@ from guildstack.domain.tools import (
 )
 from guildstack.domain.vocabulary import EventType
 from guildstack.ports.tools import ToolContext, ToolOutput
-from guildstack.ports.uow import UnitOfWork
+from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.tools import TOOL_PROVIDER, Toolbox
 
 if TYPE_CHECKING:
@@ -59,9 +60,14 @@ class StepTools:
         prompt = claim.inputs.prompt
         return (
             self._toolbox.could_grant(claim.agent.capabilities)
+            or self._toolbox.switched_on(claim.workspace_id, claim.agent.code)
             or delegation_of(prompt) is not None
             or approved_call(prompt) is not None
         )
+
+    async def warm(self, tx: Tx, workspace_id: UUID) -> None:
+        """Within a claim's transaction: the workspace's switches, if the cache is cold."""
+        await self._toolbox.warm(tx, workspace_id)
 
     async def run(
         self, claim: Claim, request: ModelRequest, stream: Stream, settle_now: SettleNow

@@ -9,6 +9,7 @@ rails: the run's caps on calls and spend, argument checks, pricing into the ledg
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
@@ -38,7 +39,7 @@ from guildstack.domain.usage import UsageRecord
 from guildstack.observability import logger, metrics
 from guildstack.ports.ratelimit import RateLimiter
 from guildstack.ports.tools import DataApi, McpClient, PageFetcher, Tool, ToolContext, ToolOutput
-from guildstack.ports.uow import UnitOfWork
+from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.memory import MemoryService
 
@@ -341,11 +342,38 @@ class Toolbox:
         uow: UnitOfWork,
         limits: ToolLimits | None = None,
         mcp: McpClient | None = None,
+        switch_cache_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tools = {t.spec.name: t for t in tools}
         self._uow = uow
         self.limits = limits or ToolLimits()
         self._mcp = mcp
+        # Per workspace: when its switches were read, and the agents a switch turned a
+        # tool on for (an agent without tool capabilities gets tools only through them).
+        self._switch_ttl = switch_cache_seconds
+        self._clock = clock
+        self._switched: dict[UUID, tuple[float, frozenset[str]]] = {}
+
+    def cold(self, workspace_id: UUID) -> bool:
+        """Whether the workspace's switches must be read again (see `warm`)."""
+        seen = self._switched.get(workspace_id)
+        return seen is None or self._clock() - seen[0] >= self._switch_ttl
+
+    async def warm(self, tx: Tx, workspace_id: UUID) -> None:
+        """Read the workspace's switches in the caller's transaction (a step's claim), when
+        they are older than the cache's lifetime."""
+        if not self.cold(workspace_id):
+            return
+        settings = await tx.tools.settings(workspace_id)
+        agents = frozenset(agent for (agent, _), on in settings.switches.items() if on)
+        if len(self._switched) > 10_000:
+            self._switched.clear()
+        self._switched[workspace_id] = (self._clock(), agents)
+
+    def switched_on(self, workspace_id: UUID, agent_code: str) -> bool:
+        seen = self._switched.get(workspace_id)
+        return seen is not None and agent_code in seen[1]
 
     @property
     def names(self) -> list[str]:
