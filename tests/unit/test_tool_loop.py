@@ -301,3 +301,44 @@ async def test_given_a_switch_on_then_an_agent_without_tool_capabilities_gets_th
     assert stack.step(run_id, "a").output == "Fetched." and len(tool.seen) == 1
     # The switches were read with the claim, not in a transaction of their own.
     assert stack.uow.transactions[before:][:2] == ["as user", "claim a step"]
+
+
+def delegated(share: str, task: str = "Fetch it.") -> str:
+    return f"[delegated by step a · depth 1 · budget USD {share}]\n{task}"
+
+
+async def test_given_a_share_too_small_for_a_call_then_the_delegated_step_fails_unasked() -> None:
+    stack, provider = stack_with([fetch("https://a.example/"), "Done."])
+    run_id = await stack.start(Node("b", TOOLER.code, prompt=delegated("0.0000001")))
+
+    await stack.drain()
+
+    step = stack.step(run_id, "b")
+    assert step.status is S.FAILED and step.error is not None
+    assert step.error.startswith("BudgetExceeded") and provider.calls == []
+
+
+async def test_given_a_share_spent_by_a_round_then_the_step_ends_with_what_the_tools_gave() -> None:
+    # Calibrate: what the first round's call reserves (its worst case) with this prompt.
+    probe, probe_provider = stack_with([fetch("https://a.example/"), "Done."])
+    await probe.start(Node("b", TOOLER.code, prompt=delegated("5")))
+    await probe.drain()
+    first = probe_provider.calls[0][1]
+    context = probe.world.usage[0].context
+    estimate = (await probe.model.plan(first, context)).estimate_usd
+    # Enough for that round, not for the next (whose prompt holds the tool's result).
+    share = (estimate + Decimal("0.00005")).quantize(Decimal("0.0000001"))
+    stack, provider = stack_with([fetch("https://a.example/"), "Done."])
+    run_id = await stack.start(Node("b", TOOLER.code, prompt=delegated(str(share))))
+
+    await stack.drain()
+
+    step = stack.step(run_id, "b")
+    assert step.status is S.SUCCEEDED, step.error
+    assert step.output is not None and step.output.startswith(
+        f"Stopped: this delegated task's budget share (USD {share}) is spent."
+    )
+    assert "page of https://a.example/" in step.output
+    assert len(provider.calls) == 1
+    spent = sum(r.completion.cost_usd for r in stack.world.usage)
+    assert spent <= share

@@ -87,6 +87,8 @@ class CallContext:
     step_key: str | None = None
     # A per-run cap on top of the workspace's monthly budget.
     run_budget_usd: Decimal | None = None
+    # The most this one call may cost (what is left of a delegated step's budget share).
+    spend_cap_usd: Decimal | None = None
 
 
 @dataclass(frozen=True)

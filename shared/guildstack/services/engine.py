@@ -133,6 +133,8 @@ class Claim:
     kind: RunKind = RunKind.DAG
     # What the area that started the run keeps with it (see `RunState.context`).
     run_context: Mapping[str, Any] = field(default_factory=dict)
+    # The most the step's next call may cost (a delegated step's budget share left).
+    spend_cap_usd: Decimal | None = None
 
     def context(self) -> CallContext:
         return CallContext(
@@ -142,6 +144,7 @@ class Claim:
             run_id=self.run_id,
             step_key=self.step_key,
             run_budget_usd=self.run_budget_usd,
+            spend_cap_usd=self.spend_cap_usd,
         )
 
 
@@ -501,7 +504,10 @@ class StepEngine:
             request = self._request(claim, memories)
         if self._tools is not None and self._tools.may_use(claim):
             return await self._tools.run(
-                claim, request, lambda r: self._stream(claim, r, on_delta), self._settle_now
+                claim,
+                request,
+                lambda r, cap: self._stream(replace(claim, spend_cap_usd=cap), r, on_delta),
+                self._settle_now,
             )
         completion, tail = await self._stream(claim, request, on_delta)
         return completion, tail, ToolRounds()

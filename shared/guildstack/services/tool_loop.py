@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from guildstack.domain.errors import BudgetExceeded
 from guildstack.domain.models import ChatMessage, Completion, ModelRequest, Usage
 from guildstack.domain.principal import Principal
 from guildstack.domain.run_graph import NewEvent, NewStep
@@ -30,7 +31,8 @@ from guildstack.services.tools import TOOL_PROVIDER, Toolbox
 if TYPE_CHECKING:
     from guildstack.services.engine import Claim
 
-Stream = Callable[[ModelRequest], Awaitable[tuple[Completion, str]]]
+# A model call of the step, at most costing the cap (None: the step's budgets only).
+Stream = Callable[[ModelRequest, Decimal | None], Awaitable[tuple[Completion, str]]]
 SettleNow = Callable[["Claim", Completion, str], Awaitable[None]]
 
 ANSWER_NOW = (
@@ -90,8 +92,9 @@ class StepTools:
         approved = approved_call(claim.inputs.prompt)
         if approved is not None:
             return await self._approved(claim, approved, by_name, context)
+        share = context.delegation.budget_usd if context.delegation is not None else None
         if not tools:
-            completion, tail = await stream(request)
+            completion, tail = await stream(request, share)
             return completion, tail, ToolRounds()
         limits = self._toolbox.limits
         request = replace(request, tools=tuple(t.spec for t in tools))
@@ -99,16 +102,20 @@ class StepTools:
         rounds = ToolRounds()
         delegated = 0
         for round_number in range(limits.max_iterations + 1):
-            over_share = (
-                context.delegation is not None and rounds.cost_usd >= context.delegation.budget_usd
-            )
-            last = round_number == limits.max_iterations or over_share
+            cap = share - rounds.cost_usd if share is not None else None
+            last = round_number == limits.max_iterations
             asked = replace(
                 request,
                 messages=tuple(messages) + ((ChatMessage("user", ANSWER_NOW),) if last else ()),
                 tool_choice="none" if last else "auto",
             )
-            completion, tail = await stream(asked)
+            try:
+                completion, tail = await stream(asked, cap)
+            except BudgetExceeded:
+                if round_number == 0 or share is None:
+                    raise
+                # The share cannot pay for another round: the step ends with what it has.
+                return _share_spent(share, messages), "", rounds
             if not completion.tool_calls or last:
                 return replace(completion, tool_calls=()), tail, rounds
             await settle_now(claim, completion, tail)
@@ -217,6 +224,19 @@ def _resulted(claim: Claim, call: ToolCall, output: ToolOutput, awaiting: bool) 
     if output.question is not None:
         payload["question"] = output.question
     return payload
+
+
+def _share_spent(share: Decimal, messages: list[ChatMessage]) -> Completion:
+    results = [r for m in messages for r in m.tool_results]
+    found = "\n".join(f"- {r.name}: {r.content[:500]}" for r in results)
+    return Completion(
+        text=f"Stopped: this delegated task's budget share (USD {share}) is spent. "
+        f"What the tools returned:\n{found}",
+        usage=Usage(),
+        provider=TOOL_PROVIDER,
+        model="budget-share",
+        latency_ms=0.0,
+    )
 
 
 def _question(completion: Completion, question: str) -> Completion:
