@@ -42,6 +42,10 @@ async def page_server() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
+def steps_output(response: httpx.Response) -> str:
+    return " ".join(s["output"] or "" for s in response.json()["steps"])
+
+
 def directive(tool: str, arguments: dict[str, Any]) -> str:
     return f"@tool {tool} {json.dumps(arguments)}"
 
@@ -101,7 +105,9 @@ async def test_given_an_agent_with_tools_then_it_searches_delegates_and_fetches_
     assert [c["tool"] for c in called] == ["memory.search", "agents.delegate", "web.fetch"]
     assert called[2]["arguments"] == {"url": url}
     assert all(r["ok"] for r in results), results
-    assert "Darjeeling" in results[0]["result"]  # the run creator's memory
+    # The creator's memories reach the model, not the events every member reads.
+    assert results[0]["hits"] >= 1 and "Darjeeling" not in results[0]["result"]
+    assert "Darjeeling" in steps_output(await api.get(f"/runs/{run_id}", headers=operator))
     assert results[1]["new_step"] == "A-d1"
     assert "Darjeeling is picked in spring." in results[2]["result"]
     assert "steal()" not in results[2]["result"]

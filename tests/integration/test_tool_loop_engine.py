@@ -52,13 +52,15 @@ async def test_given_a_streamed_tool_call_then_the_step_runs_the_tool_and_answer
     assert [(c["tool"], c["arguments"]) for c in called] == [
         ("memory.search", {"query": "where to launch"})
     ]
-    assert results[0]["ok"] is True and "Lisbon" in results[0]["result"]
+    assert results[0]["ok"] is True and results[0]["hits"] == 1
+    assert "Lisbon" not in results[0]["result"]  # the creator's memory stays out of events
     first, second = transport.bodies()
     assert {t["name"] for t in first["tools"]} == {"memory__search", "memory__remember"}
     tool_use, tool_result = second["messages"][-2], second["messages"][-1]
     assert tool_use["content"][0]["type"] == "tool_use"
     assert tool_result["content"][0]["tool_use_id"] == "toolu_1"
     assert tool_result["content"][0]["content"].startswith("<<<tool-result name=memory.search")
+    assert "Ada wants every launch to start in Lisbon." in tool_result["content"][0]["content"]
     async with database.service_transaction("read usage") as conn:
         cur = await conn.execute(
             "select provider, cost_usd from public.usage where run_id = %s", (run.id,)

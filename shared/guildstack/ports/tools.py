@@ -54,6 +54,9 @@ class ToolOutput:
     question: str | None = None
     new_step: NewStep | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The content is the run creator's own (their memories): the model reads it, the run's
+    # events (which every member may read) do not carry it.
+    private: bool = False
 
 
 class Tool(Protocol):

@@ -215,7 +215,11 @@ def _resulted(claim: Claim, call: ToolCall, output: ToolOutput, awaiting: bool) 
         "call_id": call.id,
         "tool": call.name,
         "ok": not output.is_error,
-        "result": output.content[:2000],
+        "result": (
+            f"({len(output.content)} characters for the run's creator only)"
+            if output.private
+            else output.content[:2000]
+        ),
         "cost_usd": float(output.cost_usd),
         **output.details,
     }

@@ -86,7 +86,9 @@ def memory_tools(memory: MemoryService) -> list[Tool]:
             }
             for h in hits
         ]
-        return ToolOutput(json.dumps(found, ensure_ascii=False), details={"hits": len(found)})
+        return ToolOutput(
+            json.dumps(found, ensure_ascii=False), details={"hits": len(found)}, private=True
+        )
 
     async def remember(arguments: Mapping[str, Any], context: ToolContext) -> ToolOutput:
         actor = _actor(context)
