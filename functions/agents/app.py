@@ -17,6 +17,7 @@ from functions.agents.schemas import (
     UpdateAgentRequest,
     UsageResponse,
 )
+from functions.agents.tools import router as tools_router
 from guildstack.bootstrap import Container, build
 from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild
@@ -131,7 +132,9 @@ async def usage(
 
 def create(container: Container) -> FastAPI:
     """The Agents function's app around a composition root (tests pass their own)."""
-    app = create_app(container.settings, title="Guildstack Agents", routers=[router, runs_router])
+    app = create_app(
+        container.settings, title="Guildstack Agents", routers=[router, runs_router, tools_router]
+    )
     app.state.container = container
     return app
 

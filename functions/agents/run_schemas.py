@@ -94,10 +94,16 @@ class StepResponse(BaseModel):
     usage: dict[str, Any]
     started_at: datetime | None
     finished_at: datetime | None
+    # For a step that carries out a tool call a person approves: the exact call.
+    tool_call: dict[str, Any] | None = None
 
     @classmethod
     def of(cls, step: "Step") -> Self:
+        from guildstack.domain.tools import approved_call
+
+        call = approved_call(step.prompt)
         return cls(
+            tool_call={"tool": call.name, "arguments": dict(call.arguments)} if call else None,
             key=step.key,
             agent=step.agent_code,
             status=step.status.value,

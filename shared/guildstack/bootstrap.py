@@ -15,6 +15,7 @@ from guildstack.domain.errors import DependencyUnavailable
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.database import PostgresDatabase
     from guildstack.adapters.upstash import UpstashClientFactory
+    from guildstack.adapters.web_fetch import GuardedFetcher
     from guildstack.agents.router import AgentRouter
     from guildstack.domain.agents import AgentSpec
     from guildstack.domain.pricing import ModelBook
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from guildstack.ports.ratelimit import RateLimiter
     from guildstack.ports.runs import StepQueue
     from guildstack.ports.tickets import StreamTickets
+    from guildstack.ports.tools import DataApi, McpClient, Tool
     from guildstack.ports.uow import UnitOfWork
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
@@ -40,6 +42,9 @@ if TYPE_CHECKING:
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.stream_access import StreamAccess
+    from guildstack.services.tool_loop import StepTools
+    from guildstack.services.tool_settings import ToolSettingsService
+    from guildstack.services.tools import Toolbox
     from guildstack.services.usage import UsageService
     from guildstack.services.workspace_limits import WorkspaceRateLimit
     from guildstack.services.workspaces import WorkspaceService
@@ -438,11 +443,105 @@ class Container:
             self.model,
             lease_seconds=self.settings.step_lease_seconds,
             memory=self._memory,
+            tools=self.step_tools,
             executors={
                 RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model),
                 RunKind.DISCUSSION: DiscussionTurns(self.uow, self.model, self._embedder),
             },
         )
+
+    @cached_property
+    def toolbox(self) -> Toolbox:
+        """Every tool of the deployment: built-ins, then the external data APIs."""
+        from guildstack.domain.tools import ToolLimits
+        from guildstack.services.tools import (
+            Toolbox,
+            ask_tool,
+            delegate_tool,
+            fetch_tool,
+            memory_tools,
+        )
+
+        s = self.settings
+        limits = ToolLimits(
+            max_iterations=s.tool_max_iterations,
+            max_delegation_depth=s.tool_max_delegation_depth,
+            max_delegations_per_step=s.tool_max_delegations_per_step,
+        )
+        fetcher = self.web_fetcher
+        tools = [
+            ask_tool(),
+            delegate_tool(self.uow, self.agents, limits),
+            fetch_tool(fetcher),
+            *self.data_tools,
+        ]
+        memory = self._memory
+        if memory is not None:
+            tools += memory_tools(memory)
+        return Toolbox(
+            tools,
+            uow=self.uow,
+            limits=limits,
+            mcp=self.mcp_client,
+            switch_cache_seconds=s.tool_switch_cache_seconds,
+        )
+
+    @cached_property
+    def web_fetcher(self) -> GuardedFetcher:
+        from guildstack.adapters.web_fetch import GuardedFetcher
+
+        s = self.settings
+        return GuardedFetcher(
+            max_bytes=s.web_fetch_max_bytes,
+            timeout_seconds=s.web_fetch_timeout_seconds,
+            allowed_networks=s.web_fetch_allowed_networks,
+        )
+
+    @cached_property
+    def tool_settings(self) -> ToolSettingsService:
+        from guildstack.services.tool_settings import ToolSettingsService
+
+        return ToolSettingsService(
+            self.uow, self.agents, lambda: self.toolbox.specs(), self.web_fetcher.check
+        )
+
+    @cached_property
+    def data_tools(self) -> list[Tool]:
+        """Brave Search, NewsAPI and SEMrush, each with its per-workspace quota in Redis."""
+        from guildstack.adapters.data_apis import BraveSearch, NewsApi, SemrushKeywords
+        from guildstack.services.tools import QUOTAS, data_specs, data_tool
+
+        s = self.settings
+
+        def key(secret: Any) -> str | None:
+            return secret.get_secret_value() if secret is not None else None
+
+        apis: list[DataApi] = [
+            BraveSearch(key(s.brave_search_api_key)),
+            NewsApi(key(s.newsapi_api_key)),
+            SemrushKeywords(key(s.semrush_api_key)),
+        ]
+        specs = data_specs()
+        tools: list[Tool] = []
+        for api in apis:
+            quota = QUOTAS[api.name]
+            limiter = self._rate_limiter(
+                quota.limit, f"quota:{api.name}", window_seconds=quota.window_seconds
+            )
+            tools.append(data_tool(specs[api.name], api, quota, limiter))
+        return tools
+
+    @cached_property
+    def mcp_client(self) -> McpClient | None:
+        from guildstack.adapters.mcp_client import StreamableMcpClient
+
+        return StreamableMcpClient(self.web_fetcher.check)
+
+    @cached_property
+    def step_tools(self) -> StepTools:
+        from guildstack.services.tool_loop import StepTools
+
+        return StepTools(self.toolbox, self.uow)
 
     @cached_property
     def jobs(self) -> Jobs:

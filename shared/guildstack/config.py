@@ -117,6 +117,22 @@ class Settings(BaseModel):
     # A failed attempt is retried after attempt × this many seconds (0: the queue's timeout).
     step_retry_backoff_seconds: int = Field(default=10, ge=0, le=900)
 
+    # Tools: model rounds per step, delegation limits, web.fetch's limits.
+    tool_max_iterations: int = Field(default=4, ge=0, le=20)
+    tool_max_delegation_depth: int = Field(default=2, ge=0, le=5)
+    tool_max_delegations_per_step: int = Field(default=3, ge=0, le=10)
+    # How long a worker trusts the per-agent tool switches it read for a workspace.
+    tool_switch_cache_seconds: float = Field(default=60.0, ge=0, le=3600)
+    web_fetch_max_bytes: int = Field(default=512_000, ge=1024, le=10_000_000)
+    web_fetch_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Address ranges web.fetch may reach although they are not public (local development
+    # and tests only: deployed stages refuse any).
+    web_fetch_allowed_networks: list[str] = Field(default_factory=list)
+    # External data APIs (tools search.brave, news.search, semrush.keywords).
+    brave_search_api_key: SecretStr | None = None
+    newsapi_api_key: SecretStr | None = None
+    semrush_api_key: SecretStr | None = None
+
     @model_validator(mode="before")
     @classmethod
     def _normalize(cls, data: object) -> object:
@@ -124,6 +140,11 @@ class Settings(BaseModel):
             value = data.get("cors_origins")
             if isinstance(value, str):
                 data["cors_origins"] = [o.strip() for o in value.split(",") if o.strip()]
+            value = data.get("web_fetch_allowed_networks")
+            if isinstance(value, str):
+                data["web_fetch_allowed_networks"] = [
+                    n.strip() for n in value.split(",") if n.strip()
+                ]
             for name, value in list(data.items()):
                 if isinstance(value, str) and value.strip().lower() in UNSET_VALUES:
                     data[name] = None
@@ -138,6 +159,8 @@ class Settings(BaseModel):
             problems.append("DATABASE_URL is required")
         if self.supabase_url is None:
             problems.append("SUPABASE_URL is required")
+        if self.web_fetch_allowed_networks:
+            problems.append("WEB_FETCH_ALLOWED_NETWORKS is for local development only")
         secret = self.supabase_jwt_secret
         if secret is not None and secret.get_secret_value() == LOCAL_JWT_SECRET:
             problems.append("SUPABASE_JWT_SECRET is the local development secret")

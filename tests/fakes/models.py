@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -21,35 +21,67 @@ from guildstack.domain.models import (
     Ticket,
     Usage,
 )
+from guildstack.domain.tools import ToolCall
 from guildstack.domain.usage import UsageRecord
 from guildstack.ports.usage import UsageLedger
 from tests.fakes.uow import InMemoryUnitOfWork, World
 
+Step = str | GuildstackError | tuple[ToolCall, ...]
+
 
 @dataclass
 class ScriptedProvider:
-    """Plays `script` in order: a string answers, an error is raised (the last repeats)."""
+    """Plays `script` in order: a string answers, a tuple of tool calls calls tools (when
+    the request allows it; otherwise it answers "No tools."), an error is raised (the last
+    repeats)."""
 
     name: str
-    script: list[str | GuildstackError]
+    script: list[Step]
     calls: list[tuple[str, ModelRequest]] = field(default_factory=list)
 
-    def _next(self, model: str, request: ModelRequest) -> str:
+    def __init__(self, name: str, script: Sequence[Step]) -> None:
+        self.name = name
+        self.script = list(script)
+        self.calls = []
+
+    def _next(self, model: str, request: ModelRequest) -> tuple[str, tuple[ToolCall, ...]]:
         self.calls.append((model, request))
         step = self.script[min(len(self.calls), len(self.script)) - 1]
         if isinstance(step, GuildstackError):
             raise step
-        return step
+        if isinstance(step, tuple):
+            if request.tools and request.tool_choice != "none":
+                return "", step
+            return "No tools.", ()
+        return step, ()
 
     async def complete(self, model: str, request: ModelRequest) -> Completion:
-        text = self._next(model, request)
-        return Completion(text, Usage(10, len(text)), self.name, model, latency_ms=1.0)
+        text, calls = self._next(model, request)
+        return Completion(
+            text,
+            Usage(10, len(text) + 5 * len(calls)),
+            self.name,
+            model,
+            latency_ms=1.0,
+            tool_calls=calls,
+        )
 
     async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
-        text = self._next(model, request)
+        text, calls = self._next(model, request)
         for word in text.split(" "):
             yield Delta(word)
-        yield Completion(text, Usage(10, len(text)), self.name, model, latency_ms=1.0)
+        yield Completion(
+            text,
+            Usage(10, len(text) + 5 * len(calls)),
+            self.name,
+            model,
+            latency_ms=1.0,
+            tool_calls=calls,
+        )
+
+
+def _usage(text: str, calls: tuple[ToolCall, ...]) -> Usage:
+    return Usage(10, len(text) + 5 * len(calls))
 
 
 class AnsweringModel:

@@ -53,6 +53,7 @@ from guildstack.domain.models import CallContext, Reservation
 from guildstack.domain.paging import Cursor, Page, PageRequest, page_of
 from guildstack.domain.run_graph import NewEvent, RunGraph, RunState, StepState
 from guildstack.domain.runs import Approval, Event, Handoff, Question, Run
+from guildstack.domain.tools import ToolSettings
 from guildstack.domain.usage import (
     BudgetStatus,
     GroupBy,
@@ -63,6 +64,7 @@ from guildstack.domain.usage import (
 from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
 from guildstack.ports.memory import CandidateQuery, NewMemory, PendingDocument
 from guildstack.ports.runs import StaleStep, StepContext, StepInputs
+from guildstack.ports.tools import McpServer
 from guildstack.ports.uow import RunFinishers
 
 T = TypeVar("T")
@@ -104,6 +106,8 @@ class World:
     votes: dict[tuple[UUID, UUID], int] = field(default_factory=dict)  # (memory, user) → ±1
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
     conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
+    tool_settings: dict[UUID, ToolSettings] = field(default_factory=dict)
+    mcp_servers: dict[UUID, McpServer] = field(default_factory=dict)
 
     def snapshot(self) -> World:
         """A copy to roll back to. Rows written as frozen values (workspaces, members,
@@ -141,6 +145,8 @@ class World:
                 cid: StoredConversation(c.conversation, list(c.messages), list(c.events))
                 for cid, c in self.conversations.items()
             },
+            tool_settings=dict(self.tool_settings),
+            mcp_servers=dict(self.mcp_servers),
         )
 
     def register(self, email: str) -> UUID:
@@ -240,6 +246,7 @@ class FakeTx:
         self.memories = FakeMemories(self)
         self.documents = FakeDocuments(self)
         self.conversations = FakeConversations(self)
+        self.tools = FakeTools(self)
 
     @property
     def actor(self) -> Principal | None:
@@ -563,6 +570,17 @@ class FakeRuns:
     async def append_tokens(
         self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str
     ) -> bool:
+        token = NewEvent(EventType.STEP_TOKEN, {"step": step_key, "attempt": attempt, "text": text})
+        return await self.append_step_events(workspace_id, run_id, step_key, attempt, [token])
+
+    async def append_step_events(
+        self,
+        workspace_id: UUID,
+        run_id: UUID,
+        step_key: str,
+        attempt: int,
+        events: Sequence[NewEvent],
+    ) -> bool:
         stored = self._stored(workspace_id, run_id)
         step = stored.steps.get(step_key)
         held = (
@@ -572,10 +590,7 @@ class FakeRuns:
             and stored.run.status is not RunStatus.CANCELLED
         )
         if held:
-            token = NewEvent(
-                EventType.STEP_TOKEN, {"step": step_key, "attempt": attempt, "text": text}
-            )
-            self._append(stored, [token])
+            self._append(stored, list(events))
         return held
 
     async def get(self, workspace_id: UUID, run_id: UUID) -> Run:
@@ -1068,3 +1083,74 @@ class FakeConversations:
             sum(1 for m in mine if m.created_at >= week_start and m.metadata.get("image_prompt")),
             await self._tx.ledger.remaining(CallContext(workspace_id, member.user_id)),
         )
+
+
+class FakeTools:
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    async def settings(self, workspace_id: UUID) -> ToolSettings:
+        if not self._tx.sees(workspace_id):
+            raise NotFound("No such workspace.")
+        return self._w.tool_settings.get(workspace_id, ToolSettings())
+
+    async def save_settings(
+        self,
+        workspace_id: UUID,
+        *,
+        fetch_hosts: Sequence[str],
+        max_calls_per_run: int,
+        max_spend_per_run_usd: Decimal,
+    ) -> None:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        current = self._w.tool_settings.get(workspace_id, ToolSettings())
+        self._w.tool_settings[workspace_id] = replace(
+            current,
+            fetch_hosts=tuple(fetch_hosts),
+            max_calls_per_run=max_calls_per_run,
+            max_spend_per_run_usd=max_spend_per_run_usd,
+        )
+
+    async def switch(self, workspace_id: UUID, agent_code: str, tool: str, enabled: bool) -> None:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        current = self._w.tool_settings.get(workspace_id, ToolSettings())
+        switches = {**current.switches, (agent_code, tool): enabled}
+        self._w.tool_settings[workspace_id] = replace(current, switches=switches)
+
+    async def run_usage(self, workspace_id: UUID, run_id: UUID) -> tuple[int, Decimal]:
+        stored = self._w.runs.get(run_id)
+        calls = sum(1 for e in stored.events if e.type == "tool.called") if stored else 0
+        spent = sum(
+            (r.completion.cost_usd for r in self._w.usage
+             if r.context.run_id == run_id and r.completion.provider == "tool"),
+            Decimal(0),
+        )  # fmt: skip
+        return calls, spent
+
+    async def mcp_servers(self, workspace_id: UUID) -> list[McpServer]:
+        if not self._tx.sees(workspace_id):
+            return []
+        return sorted(
+            (s for s in self._w.mcp_servers.values() if s.workspace_id == workspace_id),
+            key=lambda s: s.name,
+        )
+
+    async def add_mcp_server(
+        self, workspace_id: UUID, name: str, url: str, requires_approval: bool
+    ) -> McpServer:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        if any(
+            s.workspace_id == workspace_id and s.name == name for s in self._w.mcp_servers.values()
+        ):
+            raise Conflict(f"The workspace has an MCP server named {name!r}.")
+        server = McpServer(uuid.uuid4(), workspace_id, name, url, requires_approval, self._tx.now)
+        self._w.mcp_servers[server.id] = server
+        return server
+
+    async def remove_mcp_server(self, workspace_id: UUID, server_id: UUID) -> bool:
+        self._tx.may_write(workspace_id, Role.ADMIN)
+        server = self._w.mcp_servers.get(server_id)
+        if server is None or server.workspace_id != workspace_id:
+            return False
+        del self._w.mcp_servers[server_id]
+        return True

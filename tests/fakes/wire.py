@@ -226,3 +226,140 @@ def _sse(wire: str) -> Reply:
     return lambda request: httpx2.Response(
         200, content=wire.encode(), headers={"content-type": "text/event-stream"}
     )
+
+
+def anthropic_tool_use(
+    calls: list[tuple[str, str, dict[str, Any]]], *, text: str = "", model: str = "claude-haiku-4-5"
+) -> Reply:
+    """A Messages API answer that ends in tool calls: (id, wire name, input) each."""
+    content: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    content += [
+        {"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+        for call_id, name, arguments in calls
+    ]
+    body = {
+        "id": "msg_02",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 30, "output_tokens": 12},
+    }
+    return lambda request: httpx2.Response(200, json=body)
+
+
+def anthropic_tool_stream(
+    calls: list[tuple[str, str, list[str]]], *, model: str = "claude-haiku-4-5"
+) -> Reply:
+    """A streamed answer of tool calls, each input sent as JSON pieces
+    (`input_json_delta`)."""
+    events: list[dict[str, Any]] = [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_03",
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 30, "output_tokens": 1},
+            },
+        }
+    ]
+    for index, (call_id, name, pieces) in enumerate(calls):
+        events.append(
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}},
+            }
+        )
+        events += [
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": piece},
+            }
+            for piece in pieces
+        ]
+        events.append({"type": "content_block_stop", "index": index})
+    events += [
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+            "usage": {"output_tokens": 15},
+        },
+        {"type": "message_stop"},
+    ]
+    return _sse("".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in events))
+
+
+def openai_tool_calls(calls: list[tuple[str, str, str]], *, model: str = "gpt-5-mini") -> Reply:
+    """A chat completion that ends in tool calls: (id, wire name, arguments JSON) each."""
+    body = {
+        "id": "chatcmpl-2",
+        "object": "chat.completion",
+        "created": 1_790_000_000,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": None,
+                    "refusal": None,
+                    "tool_calls": [
+                        {
+                            "id": call_id,
+                            "type": "function",
+                            "function": {"name": name, "arguments": arguments},
+                        }
+                        for call_id, name, arguments in calls
+                    ],
+                },
+                "finish_reason": "tool_calls",
+                "logprobs": None,
+            }
+        ],
+        "usage": _openai_usage(30, 12, 0),
+    }
+    return lambda request: httpx2.Response(200, json=body)
+
+
+def openai_tool_stream(
+    calls: list[tuple[str, str, list[str]]], *, model: str = "gpt-5-mini"
+) -> Reply:
+    """Streamed tool calls: the first chunk of each names it, the rest carry its arguments'
+    JSON in pieces."""
+    base = {"id": "chatcmpl-3", "object": "chat.completion.chunk", "created": 1, "model": model}
+    chunks: list[dict[str, Any]] = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]}
+    ]
+    for index, (call_id, name, pieces) in enumerate(calls):
+        first = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
+        chunks.append({**base, "choices": [{"index": 0, "delta": {"tool_calls": [first]}}]})
+        chunks += [
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"tool_calls": [{"index": index, "function": {"arguments": p}}]},
+                    }
+                ],
+            }
+            for p in pieces
+        ]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+    chunks.append({**base, "choices": [], "usage": _openai_usage(30, 15, 0)})
+    wire = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    return _sse(wire)

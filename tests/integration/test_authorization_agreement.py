@@ -64,6 +64,13 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("conversation_events", "INSERT"): {A.CHAT},
     ("conversation_counters", "INSERT"): {A.CHAT},
     ("conversation_counters", "UPDATE"): {A.CHAT},
+    **{(t, "SELECT"): {A.VIEW} for t in ("tool_settings", "agent_tools", "mcp_servers")},
+    ("tool_settings", "INSERT"): {A.MANAGE_AGENTS},
+    ("tool_settings", "UPDATE"): {A.MANAGE_AGENTS},
+    ("agent_tools", "INSERT"): {A.MANAGE_AGENTS},
+    ("agent_tools", "UPDATE"): {A.MANAGE_AGENTS},
+    ("mcp_servers", "INSERT"): {A.MANAGE_AGENTS},
+    ("mcp_servers", "DELETE"): {A.MANAGE_AGENTS},
 }  # fmt: skip
 ROLE_IN_POLICY = re.compile(
     r"(?:has_workspace_role\([^,]+,\s*'(\w+)'(?:::text)?\)|member_workspace_ids\('(\w+)'(?:::text)?\))"

@@ -23,13 +23,17 @@ from guildstack.domain.jobs import JobMessage
 from guildstack.domain.models import ModelRequest, StreamItem, Tier
 from guildstack.domain.run_graph import StepState
 from guildstack.domain.runs import Event, Node, Workflow
+from guildstack.domain.tools import ToolLimits
 from guildstack.domain.vocabulary import RunKind
 from guildstack.ports.models import ModelProvider
+from guildstack.ports.tools import Tool
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.engine import StepEngine
 from guildstack.services.failover import FailoverChain
 from guildstack.services.models import MeteredModel
 from guildstack.services.runs import RunService
+from guildstack.services.tool_loop import StepTools
+from guildstack.services.tools import Toolbox, ask_tool, delegate_tool
 from tests.fakes.models import ScriptedProvider
 from tests.fakes.uow import Clock, InMemoryUnitOfWork, StoredRun, World
 
@@ -54,7 +58,8 @@ def spec(code: str, *capabilities: str) -> AgentSpec:
 WRITER = spec("writer")
 EDITOR = spec("editor")
 RECALLER = spec("recaller", "memory")  # needs memories: its budget is reserved at call time
-CATALOG = (WRITER, EDITOR, RECALLER)
+TOOLER = spec("tooler", "web", "delegation", "ask_user")  # calls tools
+CATALOG = (WRITER, EDITOR, RECALLER, TOOLER)
 
 
 def principal(user_id: uuid.UUID | None = None) -> Principal:
@@ -156,6 +161,8 @@ def build(
     flush_seconds: float = 0.25,
     breaker_threshold: int = 5,
     breaker_cooldown_seconds: float = 30.0,
+    tools: Sequence[Tool] = (),
+    tool_limits: ToolLimits | None = None,
 ) -> Stack:
     clock = Clock(START)
     ticks = Ticks()
@@ -186,6 +193,10 @@ def build(
         jitter=lambda: 0.5,
     )
     model = MeteredModel(chain, BOOK, uow, clock=ticks)
+    limits = tool_limits or ToolLimits()
+    toolbox = Toolbox(
+        [ask_tool(), delegate_tool(uow, registry, limits), *tools], uow=uow, limits=limits
+    )
     engine = StepEngine(
         uow,
         registry,
@@ -194,6 +205,7 @@ def build(
         flush_chars=flush_chars,
         flush_seconds=flush_seconds,
         clock=ticks,
+        tools=StepTools(toolbox, uow),
     )
     sleeps: list[float] = []
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
+from guildstack.domain.tools import ToolCall, ToolResult, ToolSpec
 from guildstack.domain.vocabulary import DEFAULT_TIER, TaskType, Tier
 
 OFFLINE = "offline"
@@ -59,8 +60,20 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class ChatMessage:
+    """One turn. An assistant turn may carry the tool calls the model made; the user turn
+    after it carries their results (and `content` may then be empty)."""
+
     role: Literal["user", "assistant"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_results: tuple[ToolResult, ...] = ()
+
+    def size(self) -> int:
+        return (
+            len(self.content)
+            + sum(len(str(c.arguments)) + len(c.name) for c in self.tool_calls)
+            + sum(len(r.content) + 200 for r in self.tool_results)
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +87,8 @@ class CallContext:
     step_key: str | None = None
     # A per-run cap on top of the workspace's monthly budget.
     run_budget_usd: Decimal | None = None
+    # The most this one call may cost (what is left of a delegated step's budget share).
+    spend_cap_usd: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -86,12 +101,17 @@ class ModelRequest:
     max_tokens: int = 1024
     json_schema: dict[str, Any] | None = field(default=None, hash=False)
     task_type: TaskType | None = None
+    # Tools the model may call; its calls come back in `Completion.tool_calls`.
+    tools: tuple[ToolSpec, ...] = ()
+    # "none": the tools stay declared (earlier turns used them) but the model must answer.
+    tool_choice: Literal["auto", "none"] = "auto"
 
     def estimated_input_tokens(self) -> int:
         """A deliberately generous count (~3 characters a token plus framing) for budgeting."""
-        chars = len(self.system) + sum(len(m.content) for m in self.messages)
+        chars = len(self.system) + sum(m.size() for m in self.messages)
         if self.json_schema is not None:
             chars += len(str(self.json_schema))
+        chars += sum(len(t.name) + len(t.description) + len(str(t.parameters)) for t in self.tools)
         return math.ceil(chars / 3) + 8 * (len(self.messages) + 1)
 
 
@@ -184,6 +204,8 @@ class Completion:
     # Set when the caller asked to settle the call in its own transaction: the reservation
     # that transaction must replace by this call's usage row.
     unsettled: Reservation | None = None
+    # The tools the model asked to call (its turn ends there: `stop_reason` "tool_use").
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(frozen=True)

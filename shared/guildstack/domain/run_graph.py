@@ -176,6 +176,8 @@ class NewStep:
     agent_code: str
     prompt: str | None = None
     depends_on: tuple[str, ...] = ()
+    # Waits for a person's approval before it runs (a tool call with side effects).
+    requires_approval: bool = False
 
 
 @dataclass(frozen=True)
@@ -675,6 +677,7 @@ class RunGraph:
             status=S.PENDING,
             depends_on=tuple(new.depends_on),
             prompt=new.prompt,
+            requires_approval=new.requires_approval,
         )
         self.steps[new.key] = step
         self.added.append(new.key)

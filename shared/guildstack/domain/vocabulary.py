@@ -131,6 +131,9 @@ class EventType(StrEnum):
     APPROVAL_DECIDED = "approval.decided"
     QUESTION_ASKED = "question.asked"
     QUESTION_ANSWERED = "question.answered"
+    # A step's agent called a tool (name, exact arguments), and what came back.
+    TOOL_CALLED = "tool.called"
+    TOOL_RESULT = "tool.result"
 
 
 class JobKind(StrEnum):

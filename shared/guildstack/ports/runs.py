@@ -15,7 +15,7 @@ from uuid import UUID
 from guildstack.domain.agents import Agent
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.paging import Page, PageRequest
-from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.run_graph import NewEvent, RunGraph
 from guildstack.domain.runs import Approval, Event, Handoff, Question, Run
 from guildstack.domain.vocabulary import GateStatus, RunKind, RunStatus
 
@@ -96,6 +96,18 @@ class RunRepository(Protocol):
     ) -> bool:
         """A `step.token` event, unless `attempt` no longer holds the step. A narrow append:
         it never waits on the run row's lock, so parallel steps never wait on each other."""
+        ...
+
+    async def append_step_events(
+        self,
+        workspace_id: UUID,
+        run_id: UUID,
+        step_key: str,
+        attempt: int,
+        events: Sequence[NewEvent],
+    ) -> bool:
+        """Events of a running attempt (its tool calls), appended as tokens are: unless
+        `attempt` no longer holds the step, without the run row's lock."""
         ...
 
     async def stale(self, queued_before_seconds: int, limit: int) -> list[StaleStep]:

@@ -22,6 +22,7 @@ from guildstack.ports.agents import AgentRepository
 from guildstack.ports.conversations import ConversationRepository
 from guildstack.ports.memory import DocumentRepository, MemoryRepository
 from guildstack.ports.runs import RunRepository
+from guildstack.ports.tools import ToolRepository
 from guildstack.ports.usage import UsageLedger
 from guildstack.ports.workspaces import WorkspaceRepository
 
@@ -58,6 +59,9 @@ class Tx(Protocol):
 
     @property
     def documents(self) -> DocumentRepository: ...
+
+    @property
+    def tools(self) -> ToolRepository: ...
 
     def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
         """Queue messages to send once the transaction has committed."""

@@ -56,6 +56,7 @@ from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.ports.usage import UsageLedger
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.models import settle_in
+from guildstack.services.tool_loop import StepTools, ToolRounds
 
 # Failures no retry can fix: the step fails at once instead of going round the queue.
 TERMINAL = (BudgetExceeded, InvalidInput, NotFound, Forbidden, Conflict)
@@ -132,6 +133,8 @@ class Claim:
     kind: RunKind = RunKind.DAG
     # What the area that started the run keeps with it (see `RunState.context`).
     run_context: Mapping[str, Any] = field(default_factory=dict)
+    # The most the step's next call may cost (a delegated step's budget share left).
+    spend_cap_usd: Decimal | None = None
 
     def context(self) -> CallContext:
         return CallContext(
@@ -141,6 +144,7 @@ class Claim:
             run_id=self.run_id,
             step_key=self.step_key,
             run_budget_usd=self.run_budget_usd,
+            spend_cap_usd=self.spend_cap_usd,
         )
 
 
@@ -257,8 +261,10 @@ class StepEngine:
         flush_chars: int = 400,
         clock: Callable[[], float] = time.monotonic,
         executors: Mapping[RunKind, StepExecutor] | None = None,
+        tools: StepTools | None = None,
     ) -> None:
         self._uow = uow
+        self._tools = tools
         self._executors = dict(executors or {})
         self._agents = agents
         self._model = model
@@ -336,7 +342,7 @@ class StepEngine:
         """Execute a claimed step and record its outcome."""
         key = claim.step_key
         try:
-            completion, tail = await self._execute(claim, on_delta)
+            completion, tail, rounds = await self._execute(claim, on_delta)
         except CircuitOpen as exc:
             # Nothing was tried: give the step back uncounted and come back once a breaker
             # lets calls through, instead of spending one of the message's deliveries.
@@ -366,13 +372,15 @@ class StepEngine:
             lambda g, now, then: (
                 g.ask(key, claim.attempt, question, now=now)
                 if question is not None
-                else g.succeed(key, claim.attempt, _result(completion), now=now, then=then)
+                else g.succeed(key, claim.attempt, _result(completion, rounds), now=now, then=then)
             ),
             tail=tail,
             completion=completion,
             follow=(
                 (lambda tx, g: executor.follow(tx, g, claim, completion, question))
                 if executor is not None
+                else (lambda tx, g: _then(rounds))
+                if rounds.then
                 else None
             ),
         )
@@ -399,6 +407,8 @@ class StepEngine:
                     graph,
                     contexts,
                 ):
+                    if self._tools is not None:
+                        await self._tools.warm(tx, message.workspace_id)
                     outcomes = [
                         await self._claim_one(tx.ledger, graph, contexts, key, tx.now)
                         for _, key in entries
@@ -462,7 +472,8 @@ class StepEngine:
         if executor is not None:
             request = executor.prepare(claim)
         else:
-            request = None if _needs_memory(claim) else self._request(claim, memories=None)
+            later = _needs_memory(claim) or (self._tools is not None and self._tools.may_use(claim))
+            request = None if later else self._request(claim, memories=None)
         if request is None:
             return claim
         try:
@@ -473,19 +484,43 @@ class StepEngine:
             return None
         return replace(claim, request=request, ticket=ticket)
 
-    async def _execute(self, claim: Claim, on_delta: Deltas | None) -> tuple[Completion, str]:
-        """The model's answer (settled later, with the step's outcome) and the streamed
-        text not yet appended as token events."""
+    async def _execute(
+        self, claim: Claim, on_delta: Deltas | None
+    ) -> tuple[Completion, str, ToolRounds]:
+        """The model's answer (settled later, with the step's outcome), the streamed text
+        not yet appended as token events, and what earlier rounds of tool calls left (their
+        calls settled already; steps to add to the run)."""
         if claim.agent_status in UNAVAILABLE:
             raise Conflict(f"Agent {claim.agent.code!r} is {claim.agent_status.value}.")
         executor = self._executors.get(claim.kind)
         if executor is not None:
-            return await executor.execute(claim, lambda r: self._stream(claim, r, on_delta))
+            completion, tail = await executor.execute(
+                claim, lambda r: self._stream(claim, r, on_delta)
+            )
+            return completion, tail, ToolRounds()
         request = claim.request
         if request is None:
             memories = await self._memories(_run_creator(claim), claim)
             request = self._request(claim, memories)
-        return await self._stream(claim, request, on_delta)
+        if self._tools is not None and self._tools.may_use(claim):
+            return await self._tools.run(
+                claim,
+                request,
+                lambda r, cap: self._stream(replace(claim, spend_cap_usd=cap), r, on_delta),
+                self._settle_now,
+            )
+        completion, tail = await self._stream(claim, request, on_delta)
+        return completion, tail, ToolRounds()
+
+    async def _settle_now(self, claim: Claim, completion: Completion, tail: str) -> None:
+        """A round of a step's tool loop ended: its text's last tokens and its call's usage
+        row, now (the step goes on)."""
+        async with self._uow.system("settle a tool round") as tx:
+            if tail:
+                await tx.runs.append_tokens(
+                    claim.workspace_id, claim.run_id, claim.step_key, claim.attempt, tail
+                )
+            await settle_in(tx.ledger, claim.context(), completion)
 
     def _request(self, claim: Claim, memories: str | None) -> ModelRequest:
         spec, inputs = claim.agent, claim.inputs
@@ -602,16 +637,24 @@ def _token(claim: Claim, text: str) -> NewEvent:
     )
 
 
-def _result(completion: Completion) -> StepResult:
+def _result(completion: Completion, rounds: ToolRounds | None = None) -> StepResult:
+    """The step's result: the last call's text, and the tokens and cost of all its calls."""
+    usage, cost = completion.usage, completion.cost_usd
+    if rounds is not None:
+        usage, cost = usage + rounds.usage, cost + rounds.cost_usd
     return StepResult(
         text=completion.text,
         provider=completion.provider,
         model=completion.model,
-        input_tokens=completion.usage.input_tokens,
-        output_tokens=completion.usage.output_tokens,
-        cost_usd=completion.cost_usd,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cost_usd=cost,
         tier=completion.tier.value if completion.tier else None,
     )
+
+
+async def _then(rounds: ToolRounds) -> Sequence[NewStep]:
+    return rounds.then
 
 
 def _run_creator(claim: Claim) -> Principal:

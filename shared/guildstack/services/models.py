@@ -108,6 +108,9 @@ class MeteredModel:
         self, ledger: UsageLedger, request: ModelRequest, context: CallContext
     ) -> CallPlan:
         remaining = await ledger.remaining(context)
+        cap = context.spend_cap_usd
+        if cap is not None:
+            remaining = cap if remaining is None else min(remaining, cap)
         input_tokens = request.estimated_input_tokens()
         if request.model is not None:
             chain: tuple[ModelRef, ...] = (ModelRef.parse(request.model),)

@@ -20,7 +20,15 @@ from guildstack.adapters.models.errors import (
     vendor_errors,
 )
 from guildstack.domain.errors import GuildstackError
-from guildstack.domain.models import Completion, Delta, ModelRequest, StreamItem, Usage
+from guildstack.domain.models import (
+    ChatMessage,
+    Completion,
+    Delta,
+    ModelRequest,
+    StreamItem,
+    Usage,
+)
+from guildstack.domain.tools import ToolCall, delimited, from_wire, parse_arguments, wire_name
 
 if TYPE_CHECKING:
     import httpx2
@@ -65,6 +73,7 @@ class AnthropicProvider:
         with vendor_errors(self._failure):
             message = await self.client.messages.create(**_arguments(model, request))
             text = _text_of(message.content)
+            calls = _calls_of(message.content, request)
             usage = _usage(message.usage)
             stop_reason = message.stop_reason
             model_used = message.model or model
@@ -75,6 +84,7 @@ class AnthropicProvider:
             model=model_used,
             latency_ms=(time.perf_counter() - started) * 1000,
             stop_reason=stop_reason,
+            tool_calls=calls,
         )
 
     async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
@@ -83,13 +93,22 @@ class AnthropicProvider:
         usage = Usage()
         stop_reason: str | None = None
         model_used = model
+        # Tool-use blocks by index: (id, wire name, the input's JSON text so far).
+        uses: dict[int, tuple[str, str, list[str]]] = {}
         with vendor_errors(self._failure):
             events = await self.client.messages.create(**_arguments(model, request), stream=True)
             async for event in events:
                 if event.type == "message_start":
                     usage = _usage(event.message.usage)
                     model_used = event.message.model or model
+                elif event.type == "content_block_start":
+                    block = event.content_block
+                    if block.type == "tool_use":
+                        uses[event.index] = (block.id, block.name, [])
                 elif event.type == "content_block_delta":
+                    if event.delta.type == "input_json_delta" and event.index in uses:
+                        uses[event.index][2].append(event.delta.partial_json)
+                        continue
                     piece = _delta_text(event.delta)
                     if piece:
                         parts.append(piece)
@@ -109,6 +128,10 @@ class AnthropicProvider:
             model=model_used,
             latency_ms=(time.perf_counter() - started) * 1000,
             stop_reason=stop_reason,
+            tool_calls=tuple(
+                ToolCall(call_id, from_wire(name, request.tools), parse_arguments("".join(pieces)))
+                for _, (call_id, name, pieces) in sorted(uses.items())
+            ),
         )
 
     def _failure(self, exc: Exception) -> GuildstackError:
@@ -131,10 +154,21 @@ def _arguments(model: str, request: ModelRequest) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_tokens,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
     }
     if request.system:
         arguments["system"] = request.system
+    if request.tools:
+        arguments["tools"] = [
+            {
+                "name": wire_name(tool.name),
+                "description": tool.description,
+                "input_schema": dict(tool.parameters),
+            }
+            for tool in request.tools
+        ]
+        if request.tool_choice == "none":
+            arguments["tool_choice"] = {"type": "none"}
     if request.json_schema is not None:
         arguments["output_config"] = {
             "format": {"type": "json_schema", "schema": output_schema(request.json_schema)}
@@ -241,6 +275,42 @@ def _one_schema_per_type(schema: dict[str, Any], types: list[str]) -> dict[str, 
         own = {k: v for k, v in rest.items() if k not in _ANY_TYPE_KEYWORDS or k in keys}
         options.append(_converted({"type": name, **own}))
     return {**shared, "anyOf": options}
+
+
+def _message(message: ChatMessage) -> dict[str, Any]:
+    """A turn as the Messages API takes it: tool calls as `tool_use` blocks of the
+    assistant's turn, their results as `tool_result` blocks of the next user turn."""
+    if not message.tool_calls and not message.tool_results:
+        return {"role": message.role, "content": message.content}
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "tool_result",
+            "tool_use_id": result.call_id,
+            "content": delimited(result),
+            "is_error": result.is_error,
+        }
+        for result in message.tool_results
+    ]
+    if message.content:
+        blocks.append({"type": "text", "text": message.content})
+    blocks += [
+        {
+            "type": "tool_use",
+            "id": call.id,
+            "name": wire_name(call.name),
+            "input": dict(call.arguments),
+        }
+        for call in message.tool_calls
+    ]
+    return {"role": message.role, "content": blocks}
+
+
+def _calls_of(content: Any, request: ModelRequest) -> tuple[ToolCall, ...]:
+    return tuple(
+        ToolCall(block.id, from_wire(block.name, request.tools), dict(block.input or {}))
+        for block in content or ()
+        if block.type == "tool_use"
+    )
 
 
 def _text_of(content: Any) -> str:

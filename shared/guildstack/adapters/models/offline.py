@@ -23,6 +23,7 @@ from guildstack.domain.models import (
     StreamItem,
     Usage,
 )
+from guildstack.domain.tools import ToolCall, offline_directives
 
 
 class OfflineProvider:
@@ -30,15 +31,31 @@ class OfflineProvider:
 
     async def complete(self, model: str, request: ModelRequest) -> Completion:
         started = time.perf_counter()
-        text = self.answer(request)
+        calls = self.tool_calls(request)
+        text = "" if calls else self.answer(request)
         return Completion(
             text=text,
             usage=_usage(request, text),
             provider=OFFLINE,
             model=OFFLINE,
             latency_ms=(time.perf_counter() - started) * 1000,
-            stop_reason="end_turn",
+            stop_reason="tool_use" if calls else "end_turn",
+            tool_calls=calls,
         )
+
+    def tool_calls(self, request: ModelRequest) -> tuple[ToolCall, ...]:
+        """The offline provider calls tools when its first user message asks it to, one
+        `@tool name {json}` line per call, one call per round, in order (tools not offered
+        to it are passed over); then it answers."""
+        if not request.tools or not request.messages or request.tool_choice == "none":
+            return ()
+        offered = {tool.name for tool in request.tools}
+        wanted = [d for d in offline_directives(request.messages[0].content) if d[0] in offered]
+        done = sum(len(m.tool_calls) for m in request.messages if m.role == "assistant")
+        if done >= len(wanted):
+            return ()
+        name, arguments = wanted[done]
+        return (ToolCall(f"offline-call-{done + 1}", name, arguments),)
 
     async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
         completion = await self.complete(model, request)
@@ -47,21 +64,30 @@ class OfflineProvider:
         yield completion
 
     def answer(self, request: ModelRequest) -> str:
+        results = [r for m in request.messages for r in m.tool_results]
         digest = hashlib.sha256(
             json.dumps(
-                [request.system, [(m.role, m.content) for m in request.messages]],
+                [request.system, [(m.role, m.content) for m in request.messages]]
+                + ([[(r.name, r.content) for r in results]] if results else []),
                 ensure_ascii=False,
             ).encode()
         ).hexdigest()
         if request.json_schema is not None:
             return json.dumps(example_for(request.json_schema, digest), ensure_ascii=False)
-        last = request.messages[-1].content if request.messages else ""
-        topic = " ".join(last.split())[:160]
-        return (
+        said = [m.content for m in request.messages if m.content]
+        topic = " ".join((said[-1] if said else "").split())[:160]
+        answer = (
             f"[offline model {digest[:8]}] No model provider is configured, so this is a "
             f'deterministic placeholder answer. You asked: "{topic}". Configure '
             "ANTHROPIC_API_KEY, OPENAI_API_KEY or OPENAI_COMPATIBLE_BASE_URL for real answers."
         )
+        if results:
+            seen = "; ".join(
+                f"{r.name} ({'error' if r.is_error else 'ok'}): {' '.join(r.content.split())[:200]}"
+                for r in results
+            )
+            answer += f" Tool results: {seen}"
+        return answer
 
 
 def example_for(schema: Mapping[str, Any] | bool, seed: str) -> Any:
@@ -208,5 +234,5 @@ def _pieces(text: str, count: int = 4) -> list[str]:
 
 
 def _usage(request: ModelRequest, text: str) -> Usage:
-    prompt = len(request.system) + sum(len(m.content) for m in request.messages)
+    prompt = len(request.system) + sum(m.size() for m in request.messages)
     return Usage(input_tokens=math.ceil(prompt / 4), output_tokens=math.ceil(len(text) / 4))

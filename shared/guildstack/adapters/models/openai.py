@@ -31,7 +31,15 @@ from guildstack.adapters.models.errors import (
     vendor_errors,
 )
 from guildstack.domain.errors import GuildstackError
-from guildstack.domain.models import Completion, Delta, ModelRequest, StreamItem, Usage
+from guildstack.domain.models import (
+    ChatMessage,
+    Completion,
+    Delta,
+    ModelRequest,
+    StreamItem,
+    Usage,
+)
+from guildstack.domain.tools import ToolCall, delimited, from_wire, parse_arguments, wire_name
 
 if TYPE_CHECKING:
     import httpx2
@@ -81,6 +89,15 @@ class OpenAIProvider:
             response = await self.client.chat.completions.create(**self._arguments(model, request))
             choice = response.choices[0]
             text = choice.message.content or ""
+            calls = tuple(
+                ToolCall(
+                    call.id,
+                    from_wire(call.function.name, request.tools),
+                    parse_arguments(call.function.arguments),
+                )
+                for call in choice.message.tool_calls or ()
+                if call.type == "function"
+            )
             usage = _usage(response.usage) if response.usage else _estimated(request, text)
             stop_reason = choice.finish_reason
             model_used = response.model or model
@@ -91,6 +108,7 @@ class OpenAIProvider:
             model=model_used,
             latency_ms=(time.perf_counter() - started) * 1000,
             stop_reason=stop_reason,
+            tool_calls=calls,
         )
 
     async def stream(self, model: str, request: ModelRequest) -> AsyncIterator[StreamItem]:
@@ -99,6 +117,8 @@ class OpenAIProvider:
         usage: Usage | None = None
         stop_reason: str | None = None
         model_used = model
+        # Tool calls by index: id, name and the arguments' JSON text, as they arrive.
+        calls: dict[int, tuple[list[str], list[str], list[str]]] = {}
         with vendor_errors(self._failure):
             chunks = await self.client.chat.completions.create(
                 **self._arguments(model, request),
@@ -113,6 +133,13 @@ class OpenAIProvider:
                     if choice.delta.content:
                         parts.append(choice.delta.content)
                         yield Delta(choice.delta.content)
+                    for piece in choice.delta.tool_calls or ():
+                        ids, names, arguments = calls.setdefault(piece.index, ([], [], []))
+                        if piece.id:
+                            ids.append(piece.id)
+                        if piece.function is not None:
+                            names.append(piece.function.name or "")
+                            arguments.append(piece.function.arguments or "")
                     stop_reason = choice.finish_reason or stop_reason
         text = "".join(parts)
         yield Completion(
@@ -122,6 +149,14 @@ class OpenAIProvider:
             model=model_used,
             latency_ms=(time.perf_counter() - started) * 1000,
             stop_reason=stop_reason,
+            tool_calls=tuple(
+                ToolCall(
+                    "".join(ids) or f"call_{index}",
+                    from_wire("".join(names), request.tools),
+                    parse_arguments("".join(arguments)),
+                )
+                for index, (ids, names, arguments) in sorted(calls.items())
+            ),
         )
 
     def _arguments(self, model: str, request: ModelRequest) -> dict[str, Any]:
@@ -129,16 +164,31 @@ class OpenAIProvider:
         system = request.system
         if schema is not None and not self.native_json_schema:
             system = "\n\n".join(part for part in (system, schema_instruction(schema)) if part)
-        messages: list[dict[str, str]] = []
+        messages: list[dict[str, Any]] = []
         if system:
             messages.append({"role": "system", "content": system})
-        messages += [{"role": m.role, "content": m.content} for m in request.messages]
+        for message in request.messages:
+            messages += _messages(message)
         arguments: dict[str, Any] = {
             "model": model,
             "messages": messages,
             "temperature": request.temperature,
             self._max_tokens_field: request.max_tokens,
         }
+        if request.tools:
+            arguments["tools"] = [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": wire_name(tool.name),
+                        "description": tool.description,
+                        "parameters": dict(tool.parameters),
+                    },
+                }
+                for tool in request.tools
+            ]
+            if request.tool_choice == "none":
+                arguments["tool_choice"] = "none"
         if schema is not None:
             arguments["response_format"] = (
                 {
@@ -164,6 +214,38 @@ class OpenAIProvider:
         raise exc
 
 
+def _messages(message: ChatMessage) -> list[dict[str, Any]]:
+    """A turn in chat-completions form: an assistant turn's calls as `tool_calls`, each
+    result as a `tool` message of its own (then any text of that turn)."""
+    if message.tool_results:
+        out: list[dict[str, Any]] = [
+            {"role": "tool", "tool_call_id": r.call_id, "content": delimited(r)}
+            for r in message.tool_results
+        ]
+        if message.content:
+            out.append({"role": message.role, "content": message.content})
+        return out
+    if message.tool_calls:
+        return [
+            {
+                "role": "assistant",
+                "content": message.content or None,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": wire_name(call.name),
+                            "arguments": json.dumps(dict(call.arguments), ensure_ascii=False),
+                        },
+                    }
+                    for call in message.tool_calls
+                ],
+            }
+        ]
+    return [{"role": message.role, "content": message.content}]
+
+
 def schema_instruction(schema: dict[str, Any]) -> str:
     """The system-prompt paragraph that carries the schema in JSON mode. It says "JSON"
     outright: OpenAI-style servers refuse `json_object` when no message mentions JSON."""
@@ -185,5 +267,5 @@ def _usage(usage: Any) -> Usage:
 
 def _estimated(request: ModelRequest, text: str) -> Usage:
     """For servers that report no usage: ~4 characters a token."""
-    prompt = len(request.system) + sum(len(m.content) for m in request.messages)
+    prompt = len(request.system) + sum(m.size() for m in request.messages)
     return Usage(input_tokens=math.ceil(prompt / 4), output_tokens=math.ceil(len(text) / 4))

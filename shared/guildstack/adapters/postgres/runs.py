@@ -165,6 +165,17 @@ class PostgresRunRepository:
     async def append_tokens(
         self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str
     ) -> bool:
+        token = NewEvent(EventType.STEP_TOKEN, {"step": step_key, "attempt": attempt, "text": text})
+        return await self.append_step_events(workspace_id, run_id, step_key, attempt, [token])
+
+    async def append_step_events(
+        self,
+        workspace_id: UUID,
+        run_id: UUID,
+        step_key: str,
+        attempt: int,
+        events: Sequence[NewEvent],
+    ) -> bool:
         cur = await self._conn.execute(
             "select 1 from public.steps s join public.runs r on r.id = s.run_id"
             " where s.run_id = %s and s.workspace_id = %s and s.key = %s"
@@ -173,8 +184,7 @@ class PostgresRunRepository:
         )
         if await cur.fetchone() is None:
             return False
-        token = NewEvent(EventType.STEP_TOKEN, {"step": step_key, "attempt": attempt, "text": text})
-        return await self._append(workspace_id, run_id, [token]) == 1
+        return await self._append(workspace_id, run_id, events) == len(events)
 
     # Reads ---------------------------------------------------------------------------------
 

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         PostgresMemoryRepository,
     )
     from guildstack.adapters.postgres.runs import PostgresRunRepository
+    from guildstack.adapters.postgres.tools import PostgresToolRepository
     from guildstack.adapters.postgres.usage import PostgresUsageLedger
     from guildstack.adapters.postgres.workspaces import PostgresWorkspaceRepository
 
@@ -112,6 +113,12 @@ class PostgresTx:
         from guildstack.adapters.postgres.memory import PostgresDocumentRepository
 
         return PostgresDocumentRepository(self.conn, self._actor)
+
+    @cached_property
+    def tools(self) -> PostgresToolRepository:
+        from guildstack.adapters.postgres.tools import PostgresToolRepository
+
+        return PostgresToolRepository(self.conn)
 
 
 class PostgresUnitOfWork:
