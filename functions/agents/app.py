@@ -64,7 +64,10 @@ async def list_agents(
         q=q,
         include_retired=include_retired,
     )
-    return key_page([AgentResponse.of_agent(a) for a in agents], _order, limit, cursor)
+    # The page first, then the responses of its agents only.
+    page = key_page(agents, lambda a: f"{a.spec.guild}/{a.code}", limit, cursor)
+    items = [AgentResponse.of_agent(a) for a in page.items]
+    return ListResponse(items=items, next_cursor=page.next_cursor)
 
 
 @router.get("/agents/catalog")

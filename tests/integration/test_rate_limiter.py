@@ -68,3 +68,32 @@ async def test_given_a_released_hit_then_it_no_longer_counts(upstash: UpstashEnd
     assert not refused.allowed and refused.ticket == ""
     assert (await limiter.hit("k")).allowed
     assert not (await limiter.hit("k")).allowed
+
+
+async def test_given_two_limits_hit_together_then_all_or_none_is_counted(
+    upstash: UpstashEndpoint,
+) -> None:
+    """The user's and the workspace's limits in one script call: when one is full, the
+    other is not counted either."""
+    factory = UpstashClientFactory(upstash.url, upstash.token)
+    prefix = f"rl-test:{uuid.uuid4().hex[:8]}"
+    users = UpstashRateLimiter(factory, limit=3, window_seconds=60, prefix=f"{prefix}:u")
+    workspaces = UpstashRateLimiter(factory, limit=2, window_seconds=60, prefix=f"{prefix}:w")
+
+    first = await users.hit_with("ada", [(workspaces, "ws")])
+    second = await users.hit_with("ada", [(workspaces, "ws")])
+    refused = await users.hit_with("ada", [(workspaces, "ws")])
+
+    assert [d.allowed for d in first] == [True, True] and first[0].ticket == first[1].ticket
+    assert [(d.remaining) for d in second] == [1, 0]
+    assert [d.allowed for d in refused] == [True, False]
+    assert 1 <= refused[1].retry_after_seconds <= 60
+    # The refused request took nothing from the user's limit: one left.
+    assert (await users.hit("ada")).remaining == 0
+    assert not (await users.hit("ada")).allowed
+    other = UpstashRateLimiter(
+        UpstashClientFactory(upstash.url, upstash.token), limit=1, window_seconds=60,
+        prefix=f"{prefix}:o",
+    )  # fmt: skip
+    mixed = await users.hit_with("bob", [(other, "x")])  # another client: one by one
+    assert [d.allowed for d in mixed] == [True, True]

@@ -263,6 +263,17 @@ async def test_given_a_slow_answer_then_the_fetch_gives_up_at_its_time_limit(
     assert loop.time() - started < 5
 
 
+@pytest.mark.parametrize("url", ["http://[::1/", "http://[not-an-address]/", "http://[/"])
+async def test_given_a_url_that_does_not_parse_then_it_is_refused_not_crashed(url: str) -> None:
+    # Found by the API fuzz: POST /tools/mcp-servers answered 500 ("Invalid IPv6 URL").
+    fetcher = GuardedFetcher()
+
+    with pytest.raises(ToolRefused, match="not a valid URL"):
+        await fetcher.check(url)
+    with pytest.raises(ToolRefused, match="not a valid URL"):
+        await fetcher.fetch(url, lambda host: True)
+
+
 @pytest.mark.parametrize(
     "url",
     [

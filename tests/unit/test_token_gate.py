@@ -3,6 +3,7 @@ answers are kept for a short time per container, refusals never."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 
@@ -103,3 +104,45 @@ async def test_given_many_accounts_then_the_cache_stays_bounded() -> None:
         await gate.verify(f"{user}:")
     await gate.verify(f"{users[0]}:")  # dropped as the oldest, so asked again
     assert len(directory.asked) == 6
+
+
+@dataclass
+class SignedVerifier:
+    """Tokens are `<user id>:<exp>`; counts the verifications it does."""
+
+    calls: int = 0
+
+    async def verify(self, token: str) -> Principal:
+        self.calls += 1
+        user, _, exp = token.partition(":")
+        return Principal(uuid.UUID(user), None, {"exp": float(exp)})
+
+
+async def test_given_a_token_seen_before_then_it_is_not_verified_again_until_the_ttl() -> None:
+    user, directory, clock, verifier = uuid.uuid4(), Directory(), Clock(), SignedVerifier()
+    directory.alive.add(user)
+    gate = TokenGate(verifier, directory, ttl_seconds=60, clock=clock)
+    token = f"{user}:{time.time() + 3600}"
+
+    principals = [await gate.verify(token) for _ in range(5)]
+    assert verifier.calls == 1 and {p.user_id for p in principals} == {user}
+    clock.now += 61
+    directory.alive.clear()  # the account is gone: the next check after the TTL says so
+    with pytest.raises(Unauthorized):
+        await gate.verify(token)
+    assert verifier.calls == 2
+
+
+async def test_given_a_token_about_to_expire_then_it_is_kept_no_longer_than_its_exp() -> None:
+    user, directory, clock, verifier = uuid.uuid4(), Directory(), Clock(), SignedVerifier()
+    directory.alive.add(user)
+    gate = TokenGate(verifier, directory, ttl_seconds=60, clock=clock)
+    token = f"{user}:{time.time() + 5}"
+
+    await gate.verify(token)
+    clock.now += 6  # past its exp: verified again (where an expired token is refused)
+    await gate.verify(token)
+    assert verifier.calls == 2
+    expired = f"{user}:{time.time() - 1}"
+    await gate.verify(expired), await gate.verify(expired)
+    assert verifier.calls == 4

@@ -47,6 +47,15 @@ async def stream(ws: Ws) -> StreamingResponse:
     return StreamingResponse(events(), media_type="text/event-stream")
 
 
+class CountedLookups(WorkspaceRateLimit):
+    lookups = 0
+
+    async def is_member(self, user_id: uuid.UUID, workspace_id: uuid.UUID) -> bool:
+        if self.known(user_id, workspace_id) is None:
+            self.lookups += 1
+        return await super().is_member(user_id, workspace_id)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -61,6 +70,7 @@ class Setup:
     uow: InMemoryUnitOfWork
     users: CountingLimiter
     workspaces: CountingLimiter
+    limit: CountedLookups
     clock: Clock
     owner: uuid.UUID
     viewer: uuid.UUID
@@ -87,18 +97,19 @@ async def setup() -> AsyncIterator[Setup]:
     async with uow(Principal(viewer, "v@example.com", {})) as tx:
         await tx.workspaces.accept_invites()
     users, workspaces, clock = CountingLimiter(100), CountingLimiter(4), Clock()
+    limit = CountedLookups(workspaces, uow, ttl_seconds=60, clock=clock)
     container = build(
         Settings(stage="test"),
         token_verifier=StaticTokenVerifier(),
         uow=uow,
         user_rate_limiter=users,
-        workspace_rate_limit=WorkspaceRateLimit(workspaces, uow, ttl_seconds=60, clock=clock),
+        workspace_rate_limit=limit,
     )
     app = create_app(container.settings, title="t", routers=[router])
     app.state.container = container
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        yield Setup(client, uow, users, workspaces, clock, owner, viewer, ws)
+        yield Setup(client, uow, users, workspaces, limit, clock, owner, viewer, ws)
 
 
 async def test_given_two_members_over_the_workspace_limit_then_429_with_retry_after(
@@ -125,6 +136,33 @@ async def test_given_an_outsider_naming_the_workspace_then_members_keep_the_whol
     assert outsider_statuses == [404] * 10
     assert f"ws:{setup.workspace_id}" not in setup.workspaces.hits
     assert [(await setup.get(setup.owner)).status_code for _ in range(5)] == [200] * 4 + [429]
+
+
+async def test_given_a_known_member_then_both_limits_are_counted_in_one_call(
+    setup: Setup,
+) -> None:
+    assert [(await setup.get(setup.owner)).status_code for _ in range(3)] == [200] * 3
+
+    # The first request asked for the membership (the user's limit counted on its own);
+    # the next ones count both limits in one call.
+    assert setup.users.together == 2
+    assert len(setup.users.hits[f"user:{setup.owner}"]) == 3
+    assert len(setup.workspaces.hits[f"ws:{setup.workspace_id}"]) == 3
+
+
+async def test_given_a_caller_over_their_own_limit_then_no_membership_is_looked_up(
+    setup: Setup,
+) -> None:
+    setup.users.limit = 2
+    names = [str(uuid.uuid4()) for _ in range(5)]
+    statuses = [
+        (await setup.client.get("/operate", headers={**setup.headers(setup.owner),
+                                                    "X-Workspace-Id": name})).status_code
+        for name in names
+    ]  # fmt: skip
+
+    assert statuses == [404, 404, 429, 429, 429]
+    assert setup.limit.lookups == 2
 
 
 async def test_given_an_event_stream_then_it_counts_once(setup: Setup) -> None:

@@ -6,9 +6,10 @@ import hashlib
 import math
 import time
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from guildstack.ports.ratelimit import RateDecision
+from guildstack.ports.ratelimit import RateDecision, RateLimiter
 
 if TYPE_CHECKING:
     from upstash_redis.asyncio import Redis
@@ -57,6 +58,29 @@ return {0, 0, tonumber(oldest[2]) + window - now}
 """
 _SLIDING_LOG_SHA = hashlib.sha1(_SLIDING_LOG.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
+# The same for several logs at once, all or none: {0, 0, remaining...} when every log has
+# room (the request is counted in each), else {i, wait_ms} for the first full log i.
+_SLIDING_LOGS = """
+local now, ticket = tonumber(ARGV[1]), ARGV[2]
+for i = 1, #KEYS do
+  local window, limit = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[i]) >= limit then
+    local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
+    return {i, tonumber(oldest[2]) + window - now}
+  end
+end
+local reply = {0, 0}
+for i = 1, #KEYS do
+  local window, limit = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  redis.call('ZADD', KEYS[i], now, ticket)
+  redis.call('PEXPIRE', KEYS[i], window)
+  reply[#reply + 1] = limit - redis.call('ZCARD', KEYS[i])
+end
+return reply
+"""
+_SLIDING_LOGS_SHA = hashlib.sha1(_SLIDING_LOGS.encode()).hexdigest()  # noqa: S324
+
 
 class UpstashRateLimiter:
     """At most `limit` requests per key in any `window_seconds` (one script call per hit)."""
@@ -70,16 +94,10 @@ class UpstashRateLimiter:
         self._prefix = prefix
 
     async def hit(self, key: str) -> RateDecision:
-        client = self._redis.client()
         keys = [f"{self._prefix}:{key}"]
         ticket = uuid.uuid4().hex
         args = [str(int(time.time() * 1000)), str(self._window_ms), str(self._limit), ticket]
-        try:
-            reply = await client.evalsha(_SLIDING_LOG_SHA, keys, args)
-        except Exception as exc:
-            if "NOSCRIPT" not in str(exc):
-                raise
-            reply = await client.eval(_SLIDING_LOG, keys, args)
+        reply = await self._eval(_SLIDING_LOG_SHA, _SLIDING_LOG, keys, args)
         allowed, remaining, wait_ms = (int(part) for part in reply)
         return RateDecision(
             allowed=bool(allowed),
@@ -89,9 +107,64 @@ class UpstashRateLimiter:
             ticket=ticket if allowed else "",
         )
 
+    async def hit_with(
+        self, key: str, others: Sequence[tuple[RateLimiter, str]]
+    ) -> list[RateDecision]:
+        """One script call for all the logs when every limiter is one of these on the same
+        Redis; otherwise each in turn (and released again unless all allow)."""
+        pairs: list[tuple[RateLimiter, str]] = [(self, key), *others]
+        limiters = [limiter for limiter, _ in pairs]
+        if not all(
+            isinstance(limiter, UpstashRateLimiter) and limiter._redis is self._redis
+            for limiter in limiters
+        ):
+            return await _one_by_one(pairs)
+        own = [limiter for limiter in limiters if isinstance(limiter, UpstashRateLimiter)]
+        ticket = uuid.uuid4().hex
+        keys = [f"{limiter._prefix}:{k}" for limiter, (_, k) in zip(own, pairs, strict=True)]
+        args = [str(int(time.time() * 1000)), ticket]
+        for limiter in own:
+            args += [str(limiter._window_ms), str(limiter._limit)]
+        reply = [
+            int(part) for part in await self._eval(_SLIDING_LOGS_SHA, _SLIDING_LOGS, keys, args)
+        ]
+        refused, wait_ms = reply[0], reply[1]
+        if refused:
+            wait = max(1, math.ceil(wait_ms / 1000))
+            return [
+                RateDecision(i + 1 != refused, limiter._limit, 0, wait if i + 1 == refused else 0)
+                for i, limiter in enumerate(own)
+            ]
+        return [
+            RateDecision(True, limiter._limit, remaining, 0, ticket)
+            for limiter, remaining in zip(own, reply[2:], strict=True)
+        ]
+
+    async def _eval(self, sha: str, script: str, keys: list[str], args: list[str]) -> Any:
+        client = self._redis.client()
+        try:
+            return await client.evalsha(sha, keys, args)
+        except Exception as exc:
+            if "NOSCRIPT" not in str(exc):
+                raise
+            return await client.eval(script, keys, args)
+
     async def release(self, key: str, ticket: str) -> None:
         if ticket:
             await self._redis.client().zrem(f"{self._prefix}:{key}", ticket)
+
+
+async def _one_by_one(pairs: Sequence[tuple[RateLimiter, str]]) -> list[RateDecision]:
+    decisions = []
+    for limiter, key in pairs:
+        decision = await limiter.hit(key)
+        decisions.append(decision)
+        if not decision.allowed:
+            for (counted, k), d in zip(pairs, decisions, strict=False):
+                if d.allowed:
+                    await counted.release(k, d.ticket)
+            break
+    return decisions
 
 
 class UpstashProbe:

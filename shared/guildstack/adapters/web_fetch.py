@@ -101,7 +101,12 @@ class GuardedFetcher:
                 response = await client.send(request, stream=True)
                 try:
                     if response.is_redirect and "location" in response.headers:
-                        url = urljoin(url, response.headers["location"])
+                        try:
+                            url = urljoin(url, response.headers["location"])
+                        except ValueError as exc:
+                            raise ToolRefused(
+                                "The page redirects to a URL that is not valid."
+                            ) from exc
                         continue
                     body, truncated = await self._read(response)
                 finally:
@@ -114,12 +119,16 @@ class GuardedFetcher:
 
     async def _checked(self, url: str, allowed: Callable[[str], bool]) -> tuple[str, int, str]:
         """The URL's host, port and the one address to connect to, or `ToolRefused`."""
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            hostname = parts.hostname
+        except ValueError as exc:
+            raise ToolRefused(f"{url!r} is not a valid URL.") from exc
         if parts.scheme not in ("http", "https"):
             raise ToolRefused("Only http and https URLs can be fetched.")
         if parts.username or parts.password:
             raise ToolRefused("URLs with credentials are refused.")
-        host = (parts.hostname or "").lower()
+        host = (hostname or "").lower()
         if not host:
             raise ToolRefused("The URL has no host.")
         try:

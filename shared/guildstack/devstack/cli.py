@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -21,6 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="run Postgres, Redis, auth and every function locally")
     dev.add_argument("--port", type=int, default=8787, help="gateway port (default 8787)")
     dev.add_argument("--data-dir", type=Path, default=None, help="default: <repo>/.devstack")
+    dev.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("GUILDSTACK_DEV_WORKERS", "0")),
+        help="run each HTTP function in its own uvicorn with this many processes (as Lambda"
+        " runs each function apart); 0 (default): every app in the gateway's process",
+    )
 
     migrate = commands.add_parser("migrate", help="apply SQL migrations to a database")
     migrate.add_argument("--database-url", required=False, default=None)
@@ -45,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from guildstack.devstack.stack import run_forever
 
-        return run_forever(gateway_port=args.port, data_dir=args.data_dir)
+        return run_forever(gateway_port=args.port, data_dir=args.data_dir, workers=args.workers)
     if args.command == "migrate":
         return _migrate(args.database_url)
     if args.command == "openapi":

@@ -187,14 +187,20 @@ def build_gateway(
     cors_origins: frozenset[str] = frozenset(),
     observer: Callable[[str, str, int], None] | None = None,
     pages: dict[str, Any] | None = None,
+    apps: dict[str, Any] | None = None,
 ) -> Gateway:
-    """Import each HTTP function's FastAPI app (`<package>.app:app`) and route to it."""
-    apps: dict[str, Any] = {}
+    """Import each HTTP function's FastAPI app (`<package>.app:app`) and route to it; a
+    function in `apps` is served by that ASGI app instead (a proxy to its own process)."""
+    given = apps or {}
+    apps = {}
     routes: list[_Compiled] = []
     for spec in template.functions:
         if not spec.routes:
             continue
-        apps[spec.logical_id] = import_module(spec.app_module).app
+        if spec.logical_id in given:
+            apps[spec.logical_id] = given[spec.logical_id]
+        else:
+            apps[spec.logical_id] = import_module(spec.app_module).app
         routes += [_compile(route, spec.logical_id) for route in spec.routes]
 
     def document() -> dict[str, Any]:

@@ -179,13 +179,21 @@ def start_gateway(
     import_module: Callable[[str], Any] | None = None,
     observer: Callable[[str, str, int], None] | None = None,
     pages: dict[str, Any] | None = None,
+    workers: int = 0,
 ) -> str:
-    """Every function of template.yaml behind one uvicorn server; returns its URL."""
+    """Every function of template.yaml behind one uvicorn server; returns its URL. With
+    `workers`, each HTTP function runs in its own uvicorn with that many processes (as
+    Lambda runs each function in containers of its own) and the gateway forwards to it."""
     from guildstack.devstack.gateway import build_gateway
     from guildstack.devstack.template import Template
 
     template = Template.load(root / "template.yaml")
-    kwargs = {"import_module": import_module} if import_module else {}
+    kwargs: dict[str, Any] = {"import_module": import_module} if import_module else {}
+    if workers > 0:
+        from guildstack.devstack.workers import start_function_processes
+
+        http = [(f.logical_id, f.app_module) for f in template.functions if f.routes]
+        kwargs["apps"] = start_function_processes(root, http, workers, stack)
     origins = frozenset(get_settings().cors_origins)
     gateway = ServerThread(
         build_gateway(template, cors_origins=origins, observer=observer, pages=pages, **kwargs),
@@ -197,7 +205,7 @@ def start_gateway(
     return url
 
 
-def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
+def run_forever(*, gateway_port: int, data_dir: Path | None, workers: int = 0) -> int:
     """`guildstack dev`: start everything, print the URLs and one ready line, stop on Ctrl-C."""
     from guildstack.devstack.cli import repo_root
 
@@ -232,7 +240,9 @@ def run_forever(*, gateway_port: int, data_dir: Path | None) -> int:
                 anonKey=endpoints.anon_key,
             ),
         )
-        gateway_url = start_gateway(root, ports.gateway, stack, pages={CONSOLE_PATH: console})
+        gateway_url = start_gateway(
+            root, ports.gateway, stack, pages={CONSOLE_PATH: console}, workers=workers
+        )
         # Worker, dead-letter and sweeper handlers are imported here, with that environment.
         start_event_sources(template, sqs, stack)
         _print_banner(gateway_url, endpoints, sqs.endpoint_url)

@@ -79,48 +79,98 @@ async def current_user(request: Request) -> Principal:
 
     Invalid tokens are counted per client address: past that limit they get 429 instead
     of 401 (a valid token from the same address still works)."""
-    principal, _ = await _authenticated(request)
+    principal = await _verified(request)
+    await enforce_rate_limit(container_of(request).user_rate_limiter, _user_key(principal))
     return principal
 
 
-async def _authenticated(request: Request) -> "tuple[Principal, RateDecision | None]":
-    """The verified caller and the user limit's decision on this request."""
+async def _verified(request: Request) -> Principal:
+    """The token's caller; an invalid token counts against its address's limit."""
     container = container_of(request)
     token = bearer_token(request)
     try:
-        principal = await container.token_verifier.verify(token)
+        return await container.token_verifier.verify(token)
     except Unauthorized:
         limiter = container.invalid_token_rate_limiter
         await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
         raise
-    user_key = f"user:{principal.user_id}"
-    return principal, await enforce_rate_limit(container.user_rate_limiter, user_key)
 
 
-async def enforce_workspace_limit(
-    request: Request, principal: Principal, workspace_id: UUID, user_hit: "RateDecision | None"
-) -> None:
-    """Count a member's request against the workspace's limit (a non-member's is not
-    counted: its action answers 404); 429 with Retry-After over it, and then the request
-    does not count against the caller's own limit either. Fails open like the user limit."""
+def _user_key(principal: Principal) -> str:
+    return f"user:{principal.user_id}"
+
+
+async def enforce_limits(request: Request, principal: Principal, workspace_id: UUID) -> None:
+    """Count the request against the caller's limit and, when the caller is a member,
+    against the workspace's (a non-member's request is not counted there: its action
+    answers 404). 429 with Retry-After naming the limit that refused; a refused request
+    counts against neither. Fails open like `enforce_rate_limit`.
+
+    When this container knows the caller's membership (the usual case) both limits are
+    counted in one round trip. Otherwise the caller's own limit is counted first, so a
+    caller over it cannot make the membership lookup run for workspace after workspace.
+    """
     container = container_of(request)
-    limit = container.workspace_rate_limit
-    if limit is None:
+    users, workspaces = container.user_rate_limiter, container.workspace_rate_limit
+    user_key = _user_key(principal)
+    if workspaces is None:
+        await enforce_rate_limit(users, user_key)
+        return
+    member = workspaces.known(principal.user_id, workspace_id)
+    workspace_key = workspaces.key(workspace_id)
+    if member is None:
+        user_hit = await enforce_rate_limit(users, user_key)
+        try:
+            member = await workspaces.is_member(principal.user_id, workspace_id)
+        except Exception:  # noqa: BLE001 - fail open, see enforce_rate_limit
+            logger.warning("workspace membership unavailable; request allowed")
+            return
+        if member:
+            await _hit_workspace_after(workspaces.limiter, workspace_key, users, user_key, user_hit)
+        return
+    if not member:
+        await enforce_rate_limit(users, user_key)
+        return
+    if users is None:
+        await _hit_workspace_after(workspaces.limiter, workspace_key, None, user_key, None)
         return
     try:
-        decision = await limit.hit(principal.user_id, workspace_id)
+        decisions = await users.hit_with(user_key, [(workspaces.limiter, workspace_key)])
     except Exception:  # noqa: BLE001 - fail open, see enforce_rate_limit
-        logger.warning("workspace rate limit unavailable; request allowed")
+        logger.warning("rate limiter unavailable; request allowed")
         return
-    if decision is None or decision.allowed:
+    for index, decision in enumerate(decisions):
+        if not decision.allowed:
+            raise _limited(decision, workspace=index == 1)
+
+
+async def _hit_workspace_after(
+    limiter: "RateLimiter",
+    workspace_key: str,
+    users: "RateLimiter | None",
+    user_key: str,
+    user_hit: "RateDecision | None",
+) -> None:
+    """The workspace's count on its own; refused: the user's hit (if any) is given back."""
+    try:
+        decision = await limiter.hit(workspace_key)
+    except Exception:  # noqa: BLE001 - fail open, see enforce_rate_limit
+        logger.warning("rate limiter unavailable; request allowed")
         return
-    if user_hit is not None and user_hit.ticket and container.user_rate_limiter is not None:
+    if decision.allowed:
+        return
+    if users is not None and user_hit is not None and user_hit.ticket:
         try:
-            await container.user_rate_limiter.release(f"user:{principal.user_id}", user_hit.ticket)
+            await users.release(user_key, user_hit.ticket)
         except Exception:  # noqa: BLE001 - the refusal stands either way
             logger.warning("could not release a user hit")
-    raise RateLimited(
-        f"The workspace's rate limit of {decision.limit} requests per minute exceeded.",
+    raise _limited(decision, workspace=True)
+
+
+def _limited(decision: "RateDecision", *, workspace: bool) -> RateLimited:
+    whose = "The workspace's rate limit" if workspace else "Rate limit"
+    return RateLimited(
+        f"{whose} of {decision.limit} requests per minute exceeded.",
         retry_after_seconds=decision.retry_after_seconds,
     )
 
@@ -163,9 +213,9 @@ def in_workspace(pick: Callable[["Container"], S]) -> Callable[[Request], Awaita
 
     @authenticates
     async def dependency(request: Request) -> Scoped[S]:
-        principal, user_hit = await _authenticated(request)
+        principal = await _verified(request)
         workspace_id = workspace_id_header(request)
-        await enforce_workspace_limit(request, principal, workspace_id, user_hit)
+        await enforce_limits(request, principal, workspace_id)
         return Scoped(principal, workspace_id, pick(container_of(request)))
 
     setattr(dependency, AUTH_MARK, "workspace")

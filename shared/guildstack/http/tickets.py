@@ -18,8 +18,8 @@ from guildstack.http.auth import (
     Scoped,
     address_of,
     container_of,
+    enforce_limits,
     enforce_rate_limit,
-    enforce_workspace_limit,
     in_workspace,
 )
 from guildstack.http.ids import canonical_uuid
@@ -67,8 +67,7 @@ def streamed(
             await enforce_rate_limit(limiter, f"ip:{address_of(request)}")
             raise
         principal = grant.principal()
-        user_hit = await enforce_rate_limit(container.user_rate_limiter, f"user:{grant.user_id}")
-        await enforce_workspace_limit(request, principal, grant.workspace_id, user_hit)
+        await enforce_limits(request, principal, grant.workspace_id)
         return Scoped(principal, grant.workspace_id, pick(container))
 
     setattr(dependency, AUTH_MARK, "stream")

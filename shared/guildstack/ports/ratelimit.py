@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,6 +21,15 @@ class RateLimiter(Protocol):
     async def hit(self, key: str) -> RateDecision:
         """Count one request against `key` and say whether it may proceed (a refused one is
         not counted)."""
+        ...
+
+    async def hit_with(
+        self, key: str, others: Sequence[tuple[RateLimiter, str]]
+    ) -> list[RateDecision]:
+        """Count one request against `key` here and against each `(limiter, key)` of
+        `others`, all or none (one round trip where the limiters share a store): the
+        decisions in that order, up to the first refusal; when one refuses, nothing is
+        counted anywhere."""
         ...
 
     async def release(self, key: str, ticket: str) -> None:

@@ -41,6 +41,18 @@ class WorkspaceRateLimit:
         self._clock = clock
         self._known: OrderedDict[CacheKey, tuple[bool, float]] = OrderedDict()
 
+    @property
+    def limiter(self) -> RateLimiter:
+        return self._limiter
+
+    def known(self, user_id: UUID, workspace_id: UUID) -> bool | None:
+        """Whether the caller is a member, as this container last heard (None: not asked
+        lately)."""
+        known = self._known.get((user_id, workspace_id))
+        if known is None or known[1] <= self._clock():
+            return None
+        return known[0]
+
     async def hit(self, user_id: UUID, workspace_id: UUID) -> RateDecision | None:
         """Count the request of `user_id` against the workspace: None when the caller is
         not a member (nothing counted; the action will answer 404)."""
@@ -57,10 +69,10 @@ class WorkspaceRateLimit:
 
     async def is_member(self, user_id: UUID, workspace_id: UUID) -> bool:
         key = (user_id, workspace_id)
+        known = self.known(user_id, workspace_id)
+        if known is not None:
+            return known
         now = self._clock()
-        known = self._known.get(key)
-        if known is not None and known[1] > now:
-            return known[0]
         async with self._uow.system("is the caller a member (workspace rate limit)") as tx:
             member = await tx.workspaces.role_of(workspace_id, user_id) is not None
         self._known[key] = (member, now + self._ttl)

@@ -1,0 +1,308 @@
+"""What a request costs through the whole app, beside a bare FastAPI route doing one
+Postgres transaction on the same database.
+
+The apps are the functions' own (every middleware, the token check, the rate limits in
+Redis, the workspace check and the use case's transaction), called in-process over ASGI,
+as are the bare routes, so both sides pay the same client and framework costs. Postgres is
+the embedded server; Redis sits behind the Upstash REST bridge, in a process of its own
+(as Upstash is not in the function's process). Rows: a read (`GET /agents?limit=20`,
+AgentsFunction) and a write (`POST /conversations`, ChatFunction), one client in sequence,
+then 50 clients at once. Targets: a read's single-client p50 at most 1.5x the bare
+route's; throughput at 50 clients at least 0.67x.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import multiprocessing
+import pstats
+import secrets
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+from fastapi import FastAPI
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from guildstack.bootstrap import build
+from guildstack.config import Settings
+from guildstack.devstack.gotrue import SigningKey, api_key_for, create_auth_app
+from guildstack.devstack.redis import RedisServer
+from guildstack.devstack.servers import ServerThread, free_port
+from guildstack.observability import logger
+from tests.bench.support import REPO, bench_database
+
+CLIENTS = 50
+PROFILE_ORDER = "cumulative"
+READ_P50_TARGET = 1.5
+THROUGHPUT_TARGET = 0.67
+Call = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
+
+
+def _serve_bridge(redis_url: str, token: str, port: int) -> None:
+    """The Upstash REST bridge in a process of its own."""
+    import uvicorn
+
+    from guildstack.devstack.upstash_bridge import create_bridge_app
+
+    uvicorn.run(create_bridge_app(redis_url, token), host="127.0.0.1", port=port,
+                log_level="warning", lifespan="off")  # fmt: skip
+
+
+@dataclass
+class Row:
+    label: str
+    single: list[float]
+    concurrent: list[float]
+    throughput: float
+
+    def p(self, samples: list[float], q: int) -> float:
+        return statistics.quantiles(samples, n=100)[q - 1] * 1000
+
+
+async def _measure(label: str, client: httpx.AsyncClient, call: Call, n: int) -> Row:
+    for _ in range(30):
+        (await call(client)).raise_for_status()
+    single = []
+    for _ in range(n):
+        started = time.perf_counter()
+        (await call(client)).raise_for_status()
+        single.append(time.perf_counter() - started)
+    latencies: list[float] = []
+    each = max(4, n // CLIENTS * 2)
+
+    async def one_client() -> None:
+        for _ in range(each):
+            started = time.perf_counter()
+            (await call(client)).raise_for_status()
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client() for _ in range(CLIENTS)))
+    wall = time.perf_counter() - started
+    return Row(label, single, latencies, len(latencies) / wall)
+
+
+def bare_app(pool: AsyncConnectionPool[Any], workspace_id: str) -> FastAPI:
+    """A FastAPI app whose routes each run one transaction on the same database."""
+    app = FastAPI()
+
+    @app.get("/bare/read")
+    async def read() -> dict[str, Any]:
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "select id, code, name, status from public.agents where workspace_id = %s"
+                " order by code limit 20",
+                (workspace_id,),
+            )
+            return {"items": [dict(row) for row in await cur.fetchall()]}
+
+    @app.post("/bare/write", status_code=201)
+    async def write(body: dict[str, Any]) -> dict[str, Any]:
+        async with pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "insert into bench_writes (body) values (%s) returning id", (json.dumps(body),)
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            return {"id": str(row["id"])}
+
+    return app
+
+
+async def run(settings: Settings, url: str, token: str, workspace_id: str, n: int,
+              profile: bool) -> list[tuple[Row, Row]]:  # fmt: skip
+    from functions.agents.app import create as agents_app
+    from functions.chat.app import create as chat_app
+
+    headers = {"Authorization": f"Bearer {token}", "X-Workspace-Id": workspace_id}
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        url, min_size=1, max_size=settings.db_pool_max_size, open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": None},
+    )  # fmt: skip
+    await pool.open()
+    agents, chat = build(settings), build(settings)
+    clients = {
+        "bare": bare_app(pool, workspace_id),
+        "agents": agents_app(agents),
+        "chat": chat_app(chat),
+    }
+
+    def client(name: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=clients[name])
+        return httpx.AsyncClient(transport=transport, base_url="http://bench", timeout=60)
+
+    async def full_read(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.get("/agents", params={"limit": 20}, headers=headers)
+
+    async def full_write(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.post("/conversations", json={"title": "bench"}, headers=headers)
+
+    async def bare_read(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.get("/bare/read", headers=headers)
+
+    async def bare_write(c: httpx.AsyncClient) -> httpx.Response:
+        return await c.post("/bare/write", json={"title": "bench"}, headers=headers)
+
+    try:
+        async with client("bare") as bare, client("agents") as ag, client("chat") as ch:
+            if profile:
+                await _profile(ag, full_read, n)
+            return [
+                (await _measure("read", ag, full_read, n),
+                 await _measure("read", bare, bare_read, n)),
+                (await _measure("write", ch, full_write, n),
+                 await _measure("write", bare, bare_write, n)),
+            ]  # fmt: skip
+    finally:
+        await pool.close()
+        for container in (agents, chat):
+            if "database" in vars(container):
+                await container.database.close()
+
+
+async def _profile(client: httpx.AsyncClient, call: Call, n: int) -> None:
+    for _ in range(30):
+        await call(client)
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(n):
+        await call(client)
+    profiler.disable()
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats(PROFILE_ORDER).print_stats(45)
+    print("```\n" + out.getvalue()[-9000:] + "\n```\n")
+
+
+def _setup(url: str, auth_url: str, anon_key: str) -> tuple[str, str]:
+    """A signed-up user owning a workspace; a table for the bare write."""
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    signed_up = httpx.post(
+        f"{auth_url}/auth/v1/signup",
+        json={"email": email, "password": f"pw-{uuid.uuid4().hex}"},
+        headers={"apikey": anon_key},
+    )
+    signed_up.raise_for_status()
+    body = signed_up.json()
+    claims = {"sub": body["user"]["id"], "role": "authenticated", "email": email}
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "create table if not exists bench_writes (id uuid primary key default"
+            " gen_random_uuid(), body jsonb not null, created_at timestamptz default now())"
+        )
+        with conn.transaction():
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true),"
+                " set_config('request.jwt.claim.sub', %s, true),"
+                " set_config('role', 'authenticated', true)",
+                (json.dumps(claims), claims["sub"]),
+            )
+            row = conn.execute("select id from public.create_workspace('Bench', 'bench', null)")
+            created = row.fetchone()
+    assert created is not None
+    return str(body["access_token"]), str(created[0])
+
+
+def _print(rows: list[tuple[Row, Row]], n: int) -> None:
+    print(f"## A request through the whole app beside a bare route ({n} in sequence, then"
+          f" {CLIENTS} clients at once)\n")  # fmt: skip
+    print("| request | side | 1 client p50 ms | p95 ms | 50 clients req/s | p50 ms | p95 ms |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for full, bare in rows:
+        for side, row in (("Guildstack", full), ("bare FastAPI + 1 transaction", bare)):
+            print(
+                f"| {row.label} | {side} | {row.p(row.single, 50):.2f}"
+                f" | {row.p(row.single, 95):.2f}"
+                f" | {row.throughput:.0f} | {row.p(row.concurrent, 50):.1f}"
+                f" | {row.p(row.concurrent, 95):.1f} |"
+            )
+    print()
+    for full, bare in rows:
+        p50 = full.p(full.single, 50) / bare.p(bare.single, 50)
+        rate = full.throughput / bare.throughput
+        verdict_p50 = "pass" if p50 <= READ_P50_TARGET else "MISS"
+        verdict_rate = "pass" if rate >= THROUGHPUT_TARGET else "MISS"
+        judged = full.label == "read"
+        print(
+            f"- {full.label}: single-client p50 {p50:.2f}x the bare route"
+            + (f" (target ≤ {READ_P50_TARGET}x: {verdict_p50})" if judged else "")
+            + f"; throughput at {CLIENTS} clients {rate:.2f}x"
+            + f" (target ≥ {THROUGHPUT_TARGET}x: {verdict_rate})"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="print a profile of reads")
+    args = parser.parse_args(argv)
+    logger.setLevel("WARNING")
+    n = max(200, args.runs * 40)
+    redis = RedisServer(REPO / ".devstack" / "bench-redis")
+    redis_url = redis.start()
+    token, port = secrets.token_urlsafe(16), free_port()
+    bridge = multiprocessing.get_context("spawn").Process(
+        target=_serve_bridge, args=(redis_url, token, port), daemon=True
+    )
+    bridge.start()
+    key = SigningKey.generate()
+    try:
+        with bench_database() as url:
+            auth_port = free_port()
+            auth_url = f"http://127.0.0.1:{auth_port}"
+            anon, service = api_key_for(key, "anon"), api_key_for(key, "service_role")
+            auth = create_auth_app(url, issuer=f"{auth_url}/auth/v1", signing_key=key,
+                                   anon_key=anon, service_role_key=service)  # fmt: skip
+            server = ServerThread(Starlette(routes=[Mount("/auth/v1", app=auth)]),
+                                  port=auth_port, name="auth")  # fmt: skip
+            server.start()
+            _wait_for(f"http://127.0.0.1:{port}")
+            settings = Settings(
+                stage="test",
+                database_url=SecretStr(url),
+                supabase_url=auth_url,
+                supabase_anon_key=SecretStr(anon),
+                upstash_redis_rest_url=f"http://127.0.0.1:{port}",
+                upstash_redis_rest_token=SecretStr(token),
+                # Counted as always, never reached.
+                rate_limit_per_minute=10_000_000,
+                workspace_rate_limit_per_minute=10_000_000,
+                rate_limit_prefix=f"gs:bench:{uuid.uuid4().hex[:8]}",
+            )
+            access, workspace_id = _setup(url, auth_url, anon)
+            rows = asyncio.run(run(settings, url, access, workspace_id, n, args.profile))
+            server.stop()
+    finally:
+        bridge.terminate()
+        bridge.join(5)
+        redis.stop()
+    _print(rows, n)
+    return 0
+
+
+def _wait_for(url: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not start")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
