@@ -269,9 +269,12 @@ class Container:
     @cached_property
     def model_book(self) -> ModelBook:
         from guildstack.agents.catalog import load_model_book
+        from guildstack.domain.models import Price
 
-        path = self.settings.catalog_dir / "models.yaml"
-        return load_model_book(path, self.settings.model_tiers)
+        s = self.settings
+        compatible = Price(s.compatible_input_price_usd, s.compatible_output_price_usd)
+        path = s.catalog_dir / "models.yaml"
+        return load_model_book(path, s.model_tiers, {"compatible": compatible})
 
     @cached_property
     def model(self) -> LanguageModel:
