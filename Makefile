@@ -65,3 +65,6 @@ build-ChatFunction:
 
 build-RetentionFunction:
 	$(call function_build,retention)
+
+build-SelfAuditFunction:
+	$(call function_build,selfaudit)

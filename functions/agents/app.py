@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
+from functions.agents.audits import router as audits_router
 from functions.agents.runs import router as runs_router
 from functions.agents.schemas import (
     AgentCode,
@@ -130,7 +131,9 @@ async def usage(
 
 def create(container: Container) -> FastAPI:
     """The Agents function's app around a composition root (tests pass their own)."""
-    app = create_app(container.settings, title="Guildstack Agents", routers=[router, runs_router])
+    app = create_app(
+        container.settings, title="Guildstack Agents", routers=[router, runs_router, audits_router]
+    )
     app.state.container = container
     return app
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
     from guildstack.services.agents import AgentRegistry
+    from guildstack.services.audits import SelfAudit
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
     from guildstack.services.discussions import DiscussionService
@@ -462,6 +463,25 @@ class Container:
         from guildstack.services.memory import MemoryService
 
         return MemoryService(self.uow, self.embedder, self.search_cache, self.ingestion)
+
+    # Operations --------------------------------------------------------------------------
+
+    @cached_property
+    def audits(self) -> SelfAudit:
+        """The self-audit (daily checks, weekly reflection) and its findings."""
+        from datetime import timedelta
+
+        from guildstack.adapters.sqs import SqsStepQueue
+        from guildstack.services.audits import SelfAudit
+
+        s = self.settings
+        dlq = (
+            SqsStepQueue(s.steps_dlq_url, endpoint_url=s.sqs_endpoint_url, region=s.aws_region)
+            if s.steps_dlq_url is not None
+            else None
+        )
+        stuck = timedelta(minutes=s.audit_stuck_run_minutes)
+        return SelfAudit(self.uow, self.model, dlq, stuck_after=stuck)
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

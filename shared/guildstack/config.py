@@ -105,6 +105,10 @@ class Settings(BaseModel):
     aws_lwa_invoke_mode: str | None = None
 
     steps_queue_url: str | None = None
+    # The steps' dead-letter queue: the self-audit reports its depth.
+    steps_dlq_url: str | None = None
+    # The self-audit calls a run in flight without an event for this long stuck.
+    audit_stuck_run_minutes: int = Field(default=60, ge=1, le=10_080)
     sqs_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     # A claimed step is the worker's until its lease ends (keep it above the worker timeout).

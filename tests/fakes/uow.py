@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from guildstack.domain.agents import Agent
+from guildstack.domain.audits import Finding, Severity, StoredFinding
 from guildstack.domain.conversations import (
     Conversation,
     ConversationEvent,
@@ -61,6 +62,13 @@ from guildstack.domain.usage import (
     UsageTotals,
 )
 from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
+from guildstack.ports.audits import (
+    Flagged,
+    ProviderCalls,
+    UnprotectedTable,
+    WeekSummary,
+    WorkspaceSpend,
+)
 from guildstack.ports.memory import CandidateQuery, NewMemory, PendingDocument
 from guildstack.ports.runs import StaleStep, StepContext, StepInputs
 from guildstack.ports.uow import RunFinishers
@@ -104,6 +112,7 @@ class World:
     votes: dict[tuple[UUID, UUID], int] = field(default_factory=dict)  # (memory, user) → ±1
     documents: dict[UUID, StoredDocument] = field(default_factory=dict)
     conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
+    findings: list[StoredFinding] = field(default_factory=list)
 
     def snapshot(self) -> World:
         """A copy to roll back to. Rows written as frozen values (workspaces, members,
@@ -141,6 +150,7 @@ class World:
                 cid: StoredConversation(c.conversation, list(c.messages), list(c.events))
                 for cid, c in self.conversations.items()
             },
+            findings=list(self.findings),
         )
 
     def register(self, email: str) -> UUID:
@@ -240,6 +250,7 @@ class FakeTx:
         self.memories = FakeMemories(self)
         self.documents = FakeDocuments(self)
         self.conversations = FakeConversations(self)
+        self.audits = FakeAudits(self)
 
     @property
     def actor(self) -> Principal | None:
@@ -1068,3 +1079,72 @@ class FakeConversations:
             sum(1 for m in mine if m.created_at >= week_start and m.metadata.get("image_prompt")),
             await self._tx.ledger.remaining(CallContext(workspace_id, member.user_id)),
         )
+
+
+class FakeAudits:
+    """Findings kept in the world; of the operational facts, only what the weekly reflection
+    reads (activity from the usage rows) is modelled."""
+
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx = tx
+
+    async def stuck_runs(self, quiet_for: timedelta) -> list[Flagged]:
+        return []
+
+    async def dead_steps(self) -> list[Flagged]:
+        return []
+
+    async def failed_documents(self, within: timedelta) -> list[Flagged]:
+        return []
+
+    async def deferred_steps(self, within: timedelta) -> list[Flagged]:
+        return []
+
+    async def provider_calls(self, within: timedelta) -> list[ProviderCalls]:
+        return []
+
+    async def spend(self, active_within: timedelta) -> list[WorkspaceSpend]:
+        return []
+
+    async def unprotected_tables(self, schemas: Sequence[str]) -> list[UnprotectedTable]:
+        return []
+
+    async def active_workspaces(self, within: timedelta) -> list[UUID]:
+        return sorted({r.context.workspace_id for r in self._tx.world.usage})
+
+    async def week_summary(self, workspace_id: UUID, within: timedelta) -> WeekSummary:
+        rows = [r for r in self._tx.world.usage if r.context.workspace_id == workspace_id]
+        calls: dict[str, int] = defaultdict(int)
+        for r in rows:
+            calls[r.context.agent_code or "-"] += 1
+        return WeekSummary(
+            workspace_id=workspace_id,
+            runs_by_status={},
+            failed_steps=0,
+            calls_by_agent=dict(calls),
+            cost_usd=sum((r.completion.cost_usd for r in rows), Decimal(0)),
+            tokens=sum(
+                r.completion.usage.input_tokens + r.completion.usage.output_tokens for r in rows
+            ),
+            conversations=0,
+            memory_votes_up=0,
+            memory_votes_down=0,
+        )
+
+    async def record(self, findings: Sequence[Finding]) -> None:
+        if self._tx.actor is not None:
+            raise Forbidden("Findings are written by the system.")
+        now = self._tx.now
+        self._tx.world.findings.extend(StoredFinding(uuid.uuid4(), f, now) for f in findings)
+
+    async def list(
+        self, workspace_id: UUID, page: PageRequest, severity: Severity | None = None
+    ) -> Page[StoredFinding]:
+        rows = [
+            f
+            for f in self._tx.world.findings
+            if f.finding.workspace_id == workspace_id
+            and self._tx.sees(workspace_id, Role.ADMIN)
+            and (severity is None or f.finding.severity is severity)
+        ]
+        return _page(rows, page, lambda f: (f.created_at, f.id), newest_first=True)

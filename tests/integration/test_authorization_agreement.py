@@ -64,6 +64,7 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("conversation_events", "INSERT"): {A.CHAT},
     ("conversation_counters", "INSERT"): {A.CHAT},
     ("conversation_counters", "UPDATE"): {A.CHAT},
+    ("audits", "SELECT"): {A.READ_AUDITS},
 }  # fmt: skip
 ROLE_IN_POLICY = re.compile(
     r"(?:has_workspace_role\([^,]+,\s*'(\w+)'(?:::text)?\)|member_workspace_ids\('(\w+)'(?:::text)?\))"
