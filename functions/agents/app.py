@@ -1,7 +1,7 @@
 """AgentsFunction: the agent registry, durable runs and the usage ledger (the HTTP API's
 Agents routes)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
@@ -39,6 +39,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 router = APIRouter()
+# `stats` in GET /agents and GET /agents/{code} cover this many days.
+ACTIVITY_DAYS = 7
+ACTIVITY_WINDOW = timedelta(days=ACTIVITY_DAYS)
 
 
 def _order(agent: AgentResponse | AgentTemplateResponse) -> str:
@@ -63,7 +66,10 @@ async def list_agents(
         q=q,
         include_retired=include_retired,
     )
-    return key_page([AgentResponse.of_agent(a) for a in agents], _order, limit, cursor)
+    activity = await ws.service.activity(ws.principal, ws.workspace_id, ACTIVITY_WINDOW)
+    days = ACTIVITY_DAYS
+    items = [AgentResponse.of_agent(a, activity, days) for a in agents]
+    return key_page(items, _order, limit, cursor)
 
 
 @router.get("/agents/catalog")
@@ -84,7 +90,9 @@ async def create_agent(body: CreateAgentRequest, ws: Agents, response: Response)
 
 @router.get("/agents/{code}")
 async def get_agent(code: AgentCode, ws: Agents) -> AgentResponse:
-    return AgentResponse.of_agent(await ws.service.get(ws.principal, ws.workspace_id, code))
+    agent = await ws.service.get(ws.principal, ws.workspace_id, code)
+    activity = await ws.service.activity(ws.principal, ws.workspace_id, ACTIVITY_WINDOW)
+    return AgentResponse.of_agent(agent, activity, ACTIVITY_DAYS)
 
 
 @router.patch("/agents/{code}")

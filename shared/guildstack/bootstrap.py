@@ -282,7 +282,14 @@ class Container:
         """The one way services call models: budgeted, failing over, recorded."""
         from guildstack.services.models import MeteredModel
 
-        return MeteredModel(self.failover, self.model_book, self.uow)
+        known: dict[str, str] = {}
+
+        def guilds() -> dict[str, str]:  # the catalog is read on the first call's metrics
+            if not known:
+                known.update({spec.code: spec.guild for spec in self.agent_catalog})
+            return known
+
+        return MeteredModel(self.failover, self.model_book, self.uow, guilds=guilds)
 
     @cached_property
     def usage(self) -> UsageService:

@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
-from guildstack.domain.agents import Agent
+from guildstack.domain.agents import Agent, AgentActivity
 from guildstack.domain.audits import Finding, Severity, StoredFinding
 from guildstack.domain.conversations import (
     Conversation,
@@ -449,6 +449,36 @@ class FakeAgents:
         if not self._tx.sees(workspace_id):
             return None
         return self._w.agents.get((workspace_id, code))
+
+    async def activity(self, workspace_id: UUID, window: timedelta) -> dict[str, AgentActivity]:
+        """From the world's steps, as the real query reads them (latency not modelled)."""
+        if not self._tx.sees(workspace_id):
+            return {}
+        since = self._tx.now - window
+        settled_kinds = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.DEAD)
+        found: dict[str, list[StepState]] = defaultdict(list)
+        for stored in self._w.runs.values():
+            if stored.run.workspace_id != workspace_id:
+                continue
+            for step in stored.steps.values():
+                found[step.agent_code].append(step)
+        days = max(1, round(window.total_seconds() / 86_400))
+        result = {}
+        for code, steps in found.items():
+            settled = [
+                s
+                for s in steps
+                if s.status in settled_kinds and s.finished_at and s.finished_at >= since
+            ]
+            settled.sort(key=lambda s: s.finished_at or since)
+            result[code] = AgentActivity(
+                window_days=days,
+                settled=len(settled),
+                succeeded=sum(s.status is StepStatus.SUCCEEDED for s in settled),
+                running=sum(s.status is StepStatus.RUNNING for s in steps),
+                last_failed=bool(settled) and settled[-1].status is not StepStatus.SUCCEEDED,
+            )
+        return result
 
     async def insert(self, workspace_id: UUID, agent: Agent) -> Agent:
         if (workspace_id, agent.code) in self._w.agents:

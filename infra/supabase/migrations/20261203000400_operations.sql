@@ -31,3 +31,8 @@ create policy audits_select on public.audits
 revoke all on public.audits from anon, public;
 grant select on public.audits to authenticated;
 grant all on public.audits to service_role;
+
+-- Agents' activity (GET /agents stats: success rate, latency, running now) reads a
+-- workspace's recently settled steps.
+create index if not exists steps_workspace_finished_idx
+    on public.steps (workspace_id, finished_at);

@@ -5,15 +5,19 @@ from __future__ import annotations
 import builtins
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from guildstack.domain.agents import Agent, AgentSource, AgentSpec, AgentStatus
+from guildstack.domain.agents import Agent, AgentActivity, AgentSource, AgentSpec, AgentStatus
 from guildstack.domain.authorization import Action
 from guildstack.domain.errors import Conflict, InvalidInput, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
+
+# The window of the success rates and latencies `GET /agents` reports.
+ACTIVITY_WINDOW = timedelta(days=7)
 
 EDITABLE = frozenset(
     {
@@ -69,6 +73,15 @@ class AgentRegistry:
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             return await self.resolve(tx, workspace_id, code)
+
+    async def activity(
+        self, actor: Principal, workspace_id: UUID, window: timedelta = ACTIVITY_WINDOW
+    ) -> dict[str, AgentActivity]:
+        """Per agent, its steps' success rate and latency over the window and whether one
+        runs now (viewers and up: steps are theirs to read)."""
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            return await tx.agents.activity(workspace_id, window)
 
     async def create(self, actor: Principal, workspace_id: UUID, spec: AgentSpec) -> Agent:
         """A custom agent (admin+). Its code must not be a catalog code or already used."""

@@ -5,11 +5,12 @@ records what it cost (another, or the caller's own when it settles the call itse
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
 from guildstack.domain.errors import BudgetExceeded
+from guildstack.domain.metrics import call_dimensions
 from guildstack.domain.models import (
     OFFLINE,
     CallContext,
@@ -26,7 +27,7 @@ from guildstack.domain.models import (
 )
 from guildstack.domain.pricing import ModelBook
 from guildstack.domain.usage import UsageRecord
-from guildstack.observability import logger, metrics
+from guildstack.observability import call_metrics, logger
 from guildstack.ports.uow import UnitOfWork
 from guildstack.ports.usage import UsageLedger
 from guildstack.services.failover import FailoverChain
@@ -42,11 +43,14 @@ class MeteredModel:
         uow: UnitOfWork,
         *,
         clock: Callable[[], float] = time.perf_counter,
+        guilds: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
         self._chain = chain
         self._book = book
         self._uow = uow
         self._clock = clock
+        # The built-in agents' guilds by code: metric dimensions name only these (bounded).
+        self._guilds = guilds or dict
 
     async def plan(self, request: ModelRequest, context: CallContext) -> CallPlan:
         """The models to try and the most the call may cost: the requested tier when the
@@ -75,6 +79,7 @@ class MeteredModel:
         try:
             result = await self._chain.complete(plan.chain, request)
         except BaseException:
+            self._failed(context, plan)
             await self._release(reservation)
             raise
         return await self._priced(reservation, plan, context, result, started, settle)
@@ -102,6 +107,7 @@ class MeteredModel:
                     yield completion
         finally:
             if not done:
+                self._failed(context, plan)
                 await self._release(reservation)
 
     async def _plan(
@@ -159,8 +165,14 @@ class MeteredModel:
                 await tx.ledger.settle(reservation, UsageRecord(context, completion))
         else:
             completion = replace(completion, unsettled=reservation)
-        _emit_metrics(context, completion)
+        _emit_metrics(context, completion, self._dimensions(context, ref))
         return completion
+
+    def _dimensions(self, context: CallContext, ref: ModelRef | None) -> dict[str, str]:
+        return call_dimensions(context.agent_code, ref, self._guilds(), self._book)
+
+    def _failed(self, context: CallContext, plan: CallPlan) -> None:
+        call_metrics(self._dimensions(context, plan.chain[0] if plan.chain else None), ok=False)
 
     def _estimate(self, chain: tuple[ModelRef, ...], input_tokens: int, output: int) -> Decimal:
         # Failover may land on any model of the chain: reserve for the dearest.
@@ -189,12 +201,11 @@ def _over_budget(remaining: Decimal | None) -> BudgetExceeded:
     )
 
 
-def _emit_metrics(context: CallContext, completion: Completion) -> None:
-    dimensions = {"model": f"{completion.provider}/{completion.model}"}
+def _emit_metrics(context: CallContext, completion: Completion, dimensions: dict[str, str]) -> None:
     logger.info(
         "model call",
         extra={
-            **dimensions,
+            "model": f"{completion.provider}/{completion.model}",
             "agent": context.agent_code,
             "input_tokens": completion.usage.input_tokens,
             "output_tokens": completion.usage.output_tokens,
@@ -204,12 +215,10 @@ def _emit_metrics(context: CallContext, completion: Completion) -> None:
             "downgraded_from": completion.downgraded_from,
         },
     )
-    metrics.add_metric(name="ModelCalls", unit="Count", value=1)
-    metrics.add_metric(
-        name="ModelTokens",
-        unit="Count",
-        value=completion.usage.input_tokens + completion.usage.output_tokens,
-    )
-    metrics.add_metric(
-        name="ModelCostMicroUsd", unit="Count", value=float(completion.cost_usd * 1_000_000)
+    call_metrics(
+        dimensions,
+        ok=True,
+        tokens=completion.usage.input_tokens + completion.usage.output_tokens,
+        cost_usd=completion.cost_usd,
+        latency_ms=completion.latency_ms,
     )
