@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from guildstack.services.agent_trials import AgentTrials
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.audits import SelfAudit
+    from guildstack.services.cache import CacheService
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
     from guildstack.services.discussions import DiscussionService
@@ -61,6 +62,7 @@ OVERRIDABLE = frozenset(
         "jobs",
         "embedder",
         "search_cache",
+        "cache",
     }
 )
 
@@ -289,7 +291,9 @@ class Container:
                 known.update({spec.code: spec.guild for spec in self.agent_catalog})
             return known
 
-        return MeteredModel(self.failover, self.model_book, self.uow, guilds=guilds)
+        return MeteredModel(
+            self.failover, self.model_book, self.uow, guilds=guilds, cache=self.cache
+        )
 
     @cached_property
     def usage(self) -> UsageService:
@@ -472,6 +476,14 @@ class Container:
         return MemoryService(self.uow, self.embedder, self.search_cache, self.ingestion)
 
     # Operations --------------------------------------------------------------------------
+
+    @cached_property
+    def cache(self) -> CacheService | None:
+        """The typed cache (per-type TTLs, generation invalidation); None without Redis."""
+        from guildstack.adapters.upstash import UpstashCache
+        from guildstack.services.cache import CacheService
+
+        return CacheService(UpstashCache(self.upstash)) if self.upstash is not None else None
 
     @cached_property
     def audits(self) -> SelfAudit:

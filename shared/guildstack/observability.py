@@ -56,3 +56,11 @@ def call_metrics(
         record.add_metric(name="ModelCostMicroUsd", unit="Count", value=float(cost_usd * 1_000_000))
         record.add_metric(name="ModelLatency", unit="Milliseconds", value=latency_ms)
     record.flush_metrics()
+
+
+def cache_metric(cache_type: str, *, hit: bool) -> None:
+    """A cache read's outcome (`CacheHits` or `CacheMisses`) with its `cache_type`."""
+    record = EphemeralMetrics(namespace=NAMESPACE, service=SERVICE)
+    record.add_dimension(name="cache_type", value=cache_type)
+    record.add_metric(name="CacheHits" if hit else "CacheMisses", unit="Count", value=1)
+    record.flush_metrics()

@@ -36,3 +36,11 @@ grant all on public.audits to service_role;
 -- workspace's recently settled steps.
 create index if not exists steps_workspace_finished_idx
     on public.steps (workspace_id, finished_at);
+
+-- Response cache: a deterministic model request answered from the cache is recorded as a
+-- usage row of status 'cached' with no tokens, no cost and no provider attempt.
+alter table public.usage drop constraint if exists usage_status_check;
+alter table public.usage add constraint usage_status_check
+    check (status in ('succeeded', 'partial', 'cached'));
+alter table public.usage drop constraint if exists usage_attempts_check;
+alter table public.usage add constraint usage_attempts_check check (attempts >= 0);

@@ -184,6 +184,8 @@ class Completion:
     # Set when the caller asked to settle the call in its own transaction: the reservation
     # that transaction must replace by this call's usage row.
     unsettled: Reservation | None = None
+    # Answered from the response cache: no provider was asked, it cost nothing.
+    cached: bool = False
 
 
 @dataclass(frozen=True)

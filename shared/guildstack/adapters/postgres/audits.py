@@ -20,6 +20,7 @@ from guildstack.adapters.postgres.paging import fetch_page
 from guildstack.domain.audits import AuditKind, Check, Finding, Severity, StoredFinding
 from guildstack.domain.jobs import DocumentStatus
 from guildstack.domain.paging import Page, PageRequest
+from guildstack.domain.usage import CACHED_USAGE
 from guildstack.domain.vocabulary import EventType, RunStatus, StepStatus
 from guildstack.ports.audits import (
     Flagged,
@@ -111,8 +112,9 @@ class PostgresAuditRepository:
     async def provider_calls(self, within: timedelta) -> list[ProviderCalls]:
         rows = await self._rows(
             "select provider, count(*) as calls, sum(attempts) as attempts from public.usage"
-            " where created_at >= now() - %(within)s group by provider order by provider",
-            {"within": within},
+            " where created_at >= now() - %(within)s and status <> %(cached)s"
+            " group by provider order by provider",
+            {"within": within, "cached": CACHED_USAGE},
         )
         return [ProviderCalls(r["provider"], int(r["calls"]), int(r["attempts"])) for r in rows]
 
