@@ -68,3 +68,6 @@ build-RetentionFunction:
 
 build-SelfAuditFunction:
 	$(call function_build,selfaudit)
+
+build-CacheWarmFunction:
+	$(call function_build,cachewarm)

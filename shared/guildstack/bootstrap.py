@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from guildstack.services.agents import AgentRegistry
     from guildstack.services.audits import SelfAudit
     from guildstack.services.cache import CacheService
+    from guildstack.services.cache_warm import CacheWarmer
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
     from guildstack.services.discussions import DiscussionService
@@ -313,7 +314,7 @@ class Container:
     def agents(self) -> AgentRegistry:
         from guildstack.services.agents import AgentRegistry
 
-        return AgentRegistry(self.agent_catalog, self.uow)
+        return AgentRegistry(self.agent_catalog, self.uow, self.cache)
 
     # Conversations -----------------------------------------------------------------------
 
@@ -476,6 +477,12 @@ class Container:
         return MemoryService(self.uow, self.embedder, self.search_cache, self.ingestion)
 
     # Operations --------------------------------------------------------------------------
+
+    @cached_property
+    def cache_warmer(self) -> CacheWarmer:
+        from guildstack.services.cache_warm import CacheWarmer
+
+        return CacheWarmer(self.uow, self.agents)
 
     @cached_property
     def cache(self) -> CacheService | None:

@@ -34,6 +34,7 @@ SHIPPED = {
     "schedule_retention.json": "RetentionFunction",
     "schedule_daily_audit.json": "SelfAuditFunction",
     "schedule_weekly_audit.json": "SelfAuditFunction",
+    "schedule_cache_warm.json": "CacheWarmFunction",
 }
 
 

@@ -134,3 +134,73 @@ async def test_given_a_deterministic_request_twice_then_the_second_asks_no_provi
     await model.complete(_request("What is the answer?", temperature=0.7), CallContext(ws))
     await model.complete(_request("What is the answer?", temperature=0.7), CallContext(ws))
     assert len(provider.calls) == 4
+
+
+async def test_given_a_read_before_a_write_then_its_late_store_is_never_served(
+    cache: CacheService,
+) -> None:
+    ws = uuid.uuid4()
+    seen = await cache.lookup(CacheType.WORKSPACE_SETTINGS, ws, "s")  # a reader misses...
+    await cache.invalidate(CacheType.WORKSPACE_SETTINGS, ws)  # ...a writer commits...
+    await cache.store(CacheType.WORKSPACE_SETTINGS, ws, "s", "stale", seen.generation)
+    assert await cache.get(CacheType.WORKSPACE_SETTINGS, ws, "s") is None  # ...never served
+
+
+async def _rename_behind_the_cache(database: PostgresDatabase, ws: uuid.UUID, name: str) -> None:
+    async with database.service_transaction("rename") as conn:
+        await conn.execute(
+            "update public.agents set name = %s where workspace_id = %s and code = 'seo_agent'",
+            (name, ws),
+        )
+
+
+async def test_given_the_agent_list_then_it_is_cached_until_an_agent_changes(
+    database: PostgresDatabase, make_user: MakeUser, cache: CacheService
+) -> None:
+    from guildstack.agents.catalog import load_agents
+    from guildstack.domain.identity import Principal
+    from guildstack.services.agents import AgentRegistry
+    from tests.fixtures.postgres import claims_for
+
+    owner = await make_user()
+    ws = await create_workspace(database, owner)
+    me = Principal(owner, None, claims_for(owner))
+    registry = AgentRegistry(
+        load_agents(DEFAULT_CATALOG_DIR / "agents.yaml"), PostgresUnitOfWork(database), cache
+    )
+    await registry.update(me, ws, "seo_agent", {"name": "Searcher"})
+
+    first = {a.code: a for a in await registry.list(me, ws)}
+    await _rename_behind_the_cache(database, ws, "Renamed in SQL")
+    cached = {a.code: a for a in await registry.list(me, ws)}
+    assert first["seo_agent"].spec.name == cached["seo_agent"].spec.name == "Searcher"
+    assert cached["seo_agent"] == first["seo_agent"]  # the row survives the round trip
+
+    await registry.update(me, ws, "seo_agent", {"description": "Finds keywords."})
+    fresh = {a.code: a for a in await registry.list(me, ws)}
+    assert fresh["seo_agent"].spec.name == "Renamed in SQL"  # the write invalidated the list
+
+
+async def test_given_active_and_quiet_workspaces_then_the_warm_up_fills_the_active_ones(
+    database: PostgresDatabase, make_user: MakeUser, cache: CacheService
+) -> None:
+    from guildstack.agents.catalog import load_agents
+    from guildstack.services.agents import ROWS_KEY, AgentRegistry
+    from guildstack.services.cache_warm import CacheWarmer
+
+    owner = await make_user()
+    active, quiet = await create_workspace(database, owner), await create_workspace(database, owner)
+    async with database.service_transaction("activity") as conn:
+        await conn.execute(
+            "insert into public.usage (workspace_id, user_id, provider, model)"
+            " values (%s, %s, 'offline', 'offline')",
+            (active, owner),
+        )
+    uow = PostgresUnitOfWork(database)
+    registry = AgentRegistry(load_agents(DEFAULT_CATALOG_DIR / "agents.yaml"), uow, cache)
+
+    result = await CacheWarmer(uow, registry).warm()
+
+    assert result["workspaces"] >= 1 and result["agents"] >= len(registry.catalog())
+    assert await cache.get(CacheType.AGENT_CATALOG, active, ROWS_KEY) == "[]"
+    assert await cache.get(CacheType.AGENT_CATALOG, quiet, ROWS_KEY) is None

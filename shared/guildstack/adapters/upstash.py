@@ -142,18 +142,30 @@ class UpstashCache:
     def _generation_key(self, kind: object, workspace_id: object) -> str:
         return f"{self._prefix}:gen:{kind}:{workspace_id}"
 
-    async def _entry_key(self, kind: object, workspace_id: object, key: str) -> str:
-        generation = await self._redis.client().get(self._generation_key(kind, workspace_id))
-        return f"{self._prefix}:{kind}:{workspace_id}:{int(generation or 0)}:{key}"
+    def _entry_key(self, kind: object, workspace_id: object, generation: int, key: str) -> str:
+        return f"{self._prefix}:{kind}:{workspace_id}:{generation}:{key}"
 
-    async def get(self, kind: object, workspace_id: object, key: str) -> str | None:
-        value = await self._redis.client().get(await self._entry_key(kind, workspace_id, key))
+    async def generation(self, kind: object, workspace_id: object) -> int:
+        value = await self._redis.client().get(self._generation_key(kind, workspace_id))
+        return int(value or 0)
+
+    async def get(
+        self, kind: object, workspace_id: object, generation: int, key: str
+    ) -> str | None:
+        entry = self._entry_key(kind, workspace_id, generation, key)
+        value = await self._redis.client().get(entry)
         return str(value) if value is not None else None
 
     async def put(
-        self, kind: object, workspace_id: object, key: str, value: str, ttl_seconds: int
+        self,
+        kind: object,
+        workspace_id: object,
+        generation: int,
+        key: str,
+        value: str,
+        ttl_seconds: int,
     ) -> None:
-        entry = await self._entry_key(kind, workspace_id, key)
+        entry = self._entry_key(kind, workspace_id, generation, key)
         await self._redis.client().set(entry, value, ex=ttl_seconds)
 
     async def invalidate(self, kind: object, workspace_id: object) -> None:
