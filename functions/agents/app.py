@@ -58,17 +58,16 @@ async def list_agents(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ListResponse[AgentResponse]:
-    agents = await ws.service.list(
+    agents, activity = await ws.service.list_with_activity(
         ws.principal,
         ws.workspace_id,
+        ACTIVITY_WINDOW,
         guild=guild.value if guild else None,
         role=role,
         q=q,
         include_retired=include_retired,
     )
-    activity = await ws.service.activity(ws.principal, ws.workspace_id, ACTIVITY_WINDOW)
-    days = ACTIVITY_DAYS
-    items = [AgentResponse.of_agent(a, activity, days) for a in agents]
+    items = [AgentResponse.of_agent(a, activity, ACTIVITY_DAYS) for a in agents]
     return key_page(items, _order, limit, cursor)
 
 
@@ -90,8 +89,9 @@ async def create_agent(body: CreateAgentRequest, ws: Agents, response: Response)
 
 @router.get("/agents/{code}")
 async def get_agent(code: AgentCode, ws: Agents) -> AgentResponse:
-    agent = await ws.service.get(ws.principal, ws.workspace_id, code)
-    activity = await ws.service.activity(ws.principal, ws.workspace_id, ACTIVITY_WINDOW)
+    agent, activity = await ws.service.get_with_activity(
+        ws.principal, ws.workspace_id, code, ACTIVITY_WINDOW
+    )
     return AgentResponse.of_agent(agent, activity, ACTIVITY_DAYS)
 
 

@@ -69,29 +69,40 @@ class AgentRegistry:
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             agents = self.merged(await self._rows(tx, workspace_id))
-        needle = q.casefold() if q else None
-        return [
-            agent
-            for agent in agents
-            if (include_retired or agent.status is not AgentStatus.TERMINATED)
-            and (guild is None or agent.spec.guild == guild)
-            and (role is None or agent.spec.role == role)
-            and (needle is None or needle in _searchable(agent.spec))
-        ]
+        return _filtered(agents, guild, role, q, include_retired)
+
+    async def list_with_activity(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        window: timedelta = ACTIVITY_WINDOW,
+        *,
+        guild: str | None = None,
+        role: str | None = None,
+        q: str | None = None,
+        include_retired: bool = False,
+    ) -> tuple[builtins.list[Agent], dict[str, AgentActivity]]:
+        """As `list`, with each agent's steps over the window (success rate, latency,
+        running now), read in the same transaction."""
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            agents = self.merged(await self._rows(tx, workspace_id))
+            activity = await tx.agents.activity(workspace_id, window)
+        return _filtered(agents, guild, role, q, include_retired), activity
 
     async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent:
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             return await self.resolve(tx, workspace_id, code)
 
-    async def activity(
-        self, actor: Principal, workspace_id: UUID, window: timedelta = ACTIVITY_WINDOW
-    ) -> dict[str, AgentActivity]:
-        """Per agent, its steps' success rate and latency over the window and whether one
-        runs now (viewers and up: steps are theirs to read)."""
+    async def get_with_activity(
+        self, actor: Principal, workspace_id: UUID, code: str, window: timedelta = ACTIVITY_WINDOW
+    ) -> tuple[Agent, dict[str, AgentActivity]]:
+        """As `get`, with the workspace's agents' steps over the window (one transaction)."""
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
-            return await tx.agents.activity(workspace_id, window)
+            agent = await self.resolve(tx, workspace_id, code)
+            return agent, await tx.agents.activity(workspace_id, window)
 
     async def create(self, actor: Principal, workspace_id: UUID, spec: AgentSpec) -> Agent:
         """A custom agent (admin+). Its code must not be a catalog code or already used."""
@@ -234,6 +245,24 @@ def decode_agents(raw: str) -> builtins.list[Agent]:
             bool(item["customized"]),
         )
         for item in json.loads(raw)
+    ]
+
+
+def _filtered(
+    agents: Sequence[Agent],
+    guild: str | None,
+    role: str | None,
+    q: str | None,
+    include_retired: bool,
+) -> builtins.list[Agent]:
+    needle = q.casefold() if q else None
+    return [
+        agent
+        for agent in agents
+        if (include_retired or agent.status is not AgentStatus.TERMINATED)
+        and (guild is None or agent.spec.guild == guild)
+        and (role is None or agent.spec.role == role)
+        and (needle is None or needle in _searchable(agent.spec))
     ]
 
 
