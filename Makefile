@@ -65,3 +65,9 @@ build-ChatFunction:
 
 build-RetentionFunction:
 	$(call function_build,retention)
+
+build-SelfAuditFunction:
+	$(call function_build,selfaudit)
+
+build-CacheWarmFunction:
+	$(call function_build,cachewarm)

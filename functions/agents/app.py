@@ -1,11 +1,12 @@
 """AgentsFunction: the agent registry, durable runs and the usage ledger (the HTTP API's
 Agents routes)."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
+from functions.agents.audits import router as audits_router
 from functions.agents.runs import router as runs_router
 from functions.agents.schemas import (
     AgentCode,
@@ -40,6 +41,9 @@ Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 Cursor = Annotated[str | None, Query(max_length=200)]
 
 router = APIRouter()
+# `stats` in GET /agents and GET /agents/{code} cover this many days.
+ACTIVITY_DAYS = 7
+ACTIVITY_WINDOW = timedelta(days=ACTIVITY_DAYS)
 
 
 def _order(agent: AgentResponse | AgentTemplateResponse) -> str:
@@ -56,9 +60,10 @@ async def list_agents(
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> ListResponse[AgentResponse]:
-    agents = await ws.service.list(
+    agents, activity = await ws.service.list_with_activity(
         ws.principal,
         ws.workspace_id,
+        ACTIVITY_WINDOW,
         guild=guild.value if guild else None,
         role=role,
         q=q,
@@ -66,7 +71,7 @@ async def list_agents(
     )
     # The page first, then the responses of its agents only.
     page = key_page(agents, lambda a: f"{a.spec.guild}/{a.code}", limit, cursor)
-    items = [AgentResponse.of_agent(a) for a in page.items]
+    items = [AgentResponse.of_agent(a, activity, ACTIVITY_DAYS) for a in page.items]
     return ListResponse(items=items, next_cursor=page.next_cursor)
 
 
@@ -88,7 +93,10 @@ async def create_agent(body: CreateAgentRequest, ws: Agents, response: Response)
 
 @router.get("/agents/{code}")
 async def get_agent(code: AgentCode, ws: Agents) -> AgentResponse:
-    return AgentResponse.of_agent(await ws.service.get(ws.principal, ws.workspace_id, code))
+    agent, activity = await ws.service.get_with_activity(
+        ws.principal, ws.workspace_id, code, ACTIVITY_WINDOW
+    )
+    return AgentResponse.of_agent(agent, activity, ACTIVITY_DAYS)
 
 
 @router.patch("/agents/{code}")
@@ -136,7 +144,9 @@ async def usage(
 def create(container: Container) -> FastAPI:
     """The Agents function's app around a composition root (tests pass their own)."""
     app = create_app(
-        container.settings, title="Guildstack Agents", routers=[router, runs_router, tools_router]
+        container.settings,
+        title="Guildstack Agents",
+        routers=[router, runs_router, tools_router, audits_router],
     )
     app.state.container = container
     return app

@@ -9,7 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_vali
 from guildstack.domain.vocabulary import Guild, Tier
 
 if TYPE_CHECKING:  # only in signatures: cold start loads just the vocabulary
-    from guildstack.domain.agents import Agent, AgentSpec
+    from collections.abc import Mapping
+
+    from guildstack.domain.agents import Agent, AgentActivity, AgentSpec
     from guildstack.domain.usage import BudgetStatus, UsageReport, UsageTotals
 
 AgentCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")]
@@ -127,21 +129,60 @@ class AgentTemplateResponse(BaseModel):
         )
 
 
+class AgentStatsResponse(BaseModel):
+    """The agent's steps over the window: settled steps, success rate, latency."""
+
+    window_days: int
+    steps: int
+    success_rate: float | None
+    p50_latency_ms: float | None
+    p95_latency_ms: float | None
+    running: int
+
+    @classmethod
+    def of(cls, activity: "AgentActivity") -> Self:
+        return cls(
+            window_days=activity.window_days,
+            steps=activity.settled,
+            success_rate=activity.success_rate,
+            p50_latency_ms=activity.p50_ms,
+            p95_latency_ms=activity.p95_ms,
+            running=activity.running,
+        )
+
+
 class AgentResponse(AgentTemplateResponse):
     status: str
     source: str
     customized: bool
     updated_at: datetime | None
+    stats: AgentStatsResponse | None = None
 
     @classmethod
-    def of_agent(cls, agent: "Agent") -> Self:
+    def of_agent(
+        cls,
+        agent: "Agent",
+        activity: "Mapping[str, AgentActivity] | None" = None,
+        window_days: int = 7,
+    ) -> Self:
+        """With `activity` (per code), the agent's stats and its live status (working while
+        a step runs, error after a failed one)."""
+        from guildstack.domain.agents import AgentActivity, live_status
+
         base = AgentTemplateResponse.of(agent.spec).model_dump()
+        stats = None
+        status = agent.status
+        if activity is not None:
+            mine = activity.get(agent.code)
+            stats = AgentStatsResponse.of(mine or AgentActivity(window_days=window_days))
+            status = live_status(agent.status, mine)
         return cls(
             **base,
-            status=agent.status.value,
+            status=status.value,
             source=agent.source.value,
             customized=agent.customized,
             updated_at=agent.updated_at,
+            stats=stats,
         )
 
 

@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
     from guildstack.services.agents import AgentRegistry
+    from guildstack.services.audits import SelfAudit
+    from guildstack.services.cache import CacheService
+    from guildstack.services.cache_warm import CacheWarmer
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
     from guildstack.services.discussions import DiscussionService
@@ -70,6 +73,7 @@ OVERRIDABLE = frozenset(
         "embedder",
         "search_cache",
         "stream_tickets",
+        "cache",
     }
 )
 
@@ -304,16 +308,28 @@ class Container:
     @cached_property
     def model_book(self) -> ModelBook:
         from guildstack.agents.catalog import load_model_book
+        from guildstack.domain.models import Price
 
-        path = self.settings.catalog_dir / "models.yaml"
-        return load_model_book(path, self.settings.model_tiers)
+        s = self.settings
+        compatible = Price(s.compatible_input_price_usd, s.compatible_output_price_usd)
+        path = s.catalog_dir / "models.yaml"
+        return load_model_book(path, s.model_tiers, {"compatible": compatible})
 
     @cached_property
     def model(self) -> LanguageModel:
         """The one way services call models: budgeted, failing over, recorded."""
         from guildstack.services.models import MeteredModel
 
-        return MeteredModel(self.failover, self.model_book, self.uow)
+        known: dict[str, str] = {}
+
+        def guilds() -> dict[str, str]:  # the catalog is read on the first call's metrics
+            if not known:
+                known.update({spec.code: spec.guild for spec in self.agent_catalog})
+            return known
+
+        return MeteredModel(
+            self.failover, self.model_book, self.uow, guilds=guilds, cache=self.cache
+        )
 
     @cached_property
     def usage(self) -> UsageService:
@@ -333,7 +349,7 @@ class Container:
     def agents(self) -> AgentRegistry:
         from guildstack.services.agents import AgentRegistry
 
-        return AgentRegistry(self.agent_catalog, self.uow)
+        return AgentRegistry(self.agent_catalog, self.uow, self.cache)
 
     # Conversations -----------------------------------------------------------------------
 
@@ -605,6 +621,39 @@ class Container:
         from guildstack.services.memory import MemoryService
 
         return MemoryService(self.uow, self.embedder, self.search_cache, self.ingestion)
+
+    # Operations --------------------------------------------------------------------------
+
+    @cached_property
+    def cache_warmer(self) -> CacheWarmer:
+        from guildstack.services.cache_warm import CacheWarmer
+
+        return CacheWarmer(self.uow, self.agents)
+
+    @cached_property
+    def cache(self) -> CacheService | None:
+        """The typed cache (per-type TTLs, generation invalidation); None without Redis."""
+        from guildstack.adapters.upstash import UpstashCache
+        from guildstack.services.cache import CacheService
+
+        return CacheService(UpstashCache(self.upstash)) if self.upstash is not None else None
+
+    @cached_property
+    def audits(self) -> SelfAudit:
+        """The self-audit (daily checks, weekly reflection) and its findings."""
+        from datetime import timedelta
+
+        from guildstack.adapters.sqs import SqsStepQueue
+        from guildstack.services.audits import SelfAudit
+
+        s = self.settings
+        dlq = (
+            SqsStepQueue(s.steps_dlq_url, endpoint_url=s.sqs_endpoint_url, region=s.aws_region)
+            if s.steps_dlq_url is not None
+            else None
+        )
+        stuck = timedelta(minutes=s.audit_stuck_run_minutes)
+        return SelfAudit(self.uow, self.model, dlq, stuck_after=stuck)
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:

@@ -6,6 +6,7 @@ would do the same for ~65 ms more of cold-start import time.
 
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Self
@@ -92,6 +93,10 @@ class Settings(BaseModel):
     openai_compatible_api_key: SecretStr | None = None
     # JSON: {"fast": ["compatible/llama3.1", "anthropic/claude-haiku-4-5"], ...}
     model_tiers: Json[dict[Tier, list[str]]] | None = None
+    # USD per million tokens for an OpenAI-compatible model the catalog does not price (an
+    # OpenRouter model, say), so budgets hold; set both to 0 for a server of your own.
+    compatible_input_price_usd: Decimal = Field(default=Decimal("3.00"), ge=0)
+    compatible_output_price_usd: Decimal = Field(default=Decimal("15.00"), ge=0)
     model_timeout_seconds: float = Field(default=60.0, gt=0, le=900)
     model_max_attempts: int = Field(default=3, ge=1, le=10)
     catalog_dir: Path = DEFAULT_CATALOG_DIR
@@ -106,6 +111,10 @@ class Settings(BaseModel):
     aws_lwa_invoke_mode: str | None = None
 
     steps_queue_url: str | None = None
+    # The steps' dead-letter queue: the self-audit reports its depth.
+    steps_dlq_url: str | None = None
+    # The self-audit calls a run in flight without an event for this long stuck.
+    audit_stuck_run_minutes: int = Field(default=60, ge=1, le=10_080)
     sqs_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     # A claimed step is the worker's until its lease ends (keep it above the worker timeout).

@@ -23,7 +23,8 @@ from decimal import Decimal
 from typing import Any, TypeVar
 from uuid import UUID
 
-from guildstack.domain.agents import Agent
+from guildstack.domain.agents import Agent, AgentActivity
+from guildstack.domain.audits import Finding, Severity, StoredFinding
 from guildstack.domain.conversations import (
     Conversation,
     ConversationEvent,
@@ -62,6 +63,13 @@ from guildstack.domain.usage import (
     UsageTotals,
 )
 from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
+from guildstack.ports.audits import (
+    Flagged,
+    ProviderCalls,
+    UnprotectedTable,
+    WeekSummary,
+    WorkspaceSpend,
+)
 from guildstack.ports.memory import CandidateQuery, NewMemory, PendingDocument
 from guildstack.ports.runs import StaleStep, StepContext, StepInputs
 from guildstack.ports.tools import McpServer
@@ -108,6 +116,7 @@ class World:
     conversations: dict[UUID, StoredConversation] = field(default_factory=dict)
     tool_settings: dict[UUID, ToolSettings] = field(default_factory=dict)
     mcp_servers: dict[UUID, McpServer] = field(default_factory=dict)
+    findings: list[StoredFinding] = field(default_factory=list)
 
     def snapshot(self) -> World:
         """A copy to roll back to. Rows written as frozen values (workspaces, members,
@@ -147,6 +156,7 @@ class World:
             },
             tool_settings=dict(self.tool_settings),
             mcp_servers=dict(self.mcp_servers),
+            findings=list(self.findings),
         )
 
     def register(self, email: str) -> UUID:
@@ -247,6 +257,7 @@ class FakeTx:
         self.documents = FakeDocuments(self)
         self.conversations = FakeConversations(self)
         self.tools = FakeTools(self)
+        self.audits = FakeAudits(self)
 
     @property
     def actor(self) -> Principal | None:
@@ -445,6 +456,36 @@ class FakeAgents:
         if not self._tx.sees(workspace_id):
             return None
         return self._w.agents.get((workspace_id, code))
+
+    async def activity(self, workspace_id: UUID, window: timedelta) -> dict[str, AgentActivity]:
+        """From the world's steps, as the real query reads them (latency not modelled)."""
+        if not self._tx.sees(workspace_id):
+            return {}
+        since = self._tx.now - window
+        settled_kinds = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.DEAD)
+        found: dict[str, list[StepState]] = defaultdict(list)
+        for stored in self._w.runs.values():
+            if stored.run.workspace_id != workspace_id:
+                continue
+            for step in stored.steps.values():
+                found[step.agent_code].append(step)
+        days = max(1, round(window.total_seconds() / 86_400))
+        result = {}
+        for code, steps in found.items():
+            settled = [
+                s
+                for s in steps
+                if s.status in settled_kinds and s.finished_at and s.finished_at >= since
+            ]
+            settled.sort(key=lambda s: s.finished_at or since)
+            result[code] = AgentActivity(
+                window_days=days,
+                settled=len(settled),
+                succeeded=sum(s.status is StepStatus.SUCCEEDED for s in settled),
+                running=sum(s.status is StepStatus.RUNNING for s in steps),
+                last_failed=bool(settled) and settled[-1].status is not StepStatus.SUCCEEDED,
+            )
+        return result
 
     async def insert(self, workspace_id: UUID, agent: Agent) -> Agent:
         if (workspace_id, agent.code) in self._w.agents:
@@ -1154,3 +1195,72 @@ class FakeTools:
             return False
         del self._w.mcp_servers[server_id]
         return True
+
+
+class FakeAudits:
+    """Findings kept in the world; of the operational facts, only what the weekly reflection
+    reads (activity from the usage rows) is modelled."""
+
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx = tx
+
+    async def stuck_runs(self, quiet_for: timedelta) -> list[Flagged]:
+        return []
+
+    async def dead_steps(self) -> list[Flagged]:
+        return []
+
+    async def failed_documents(self, within: timedelta) -> list[Flagged]:
+        return []
+
+    async def deferred_steps(self, within: timedelta) -> list[Flagged]:
+        return []
+
+    async def provider_calls(self, within: timedelta) -> list[ProviderCalls]:
+        return []
+
+    async def spend(self, active_within: timedelta) -> list[WorkspaceSpend]:
+        return []
+
+    async def unprotected_tables(self, schemas: Sequence[str]) -> list[UnprotectedTable]:
+        return []
+
+    async def active_workspaces(self, within: timedelta) -> list[UUID]:
+        return sorted({r.context.workspace_id for r in self._tx.world.usage})
+
+    async def week_summary(self, workspace_id: UUID, within: timedelta) -> WeekSummary:
+        rows = [r for r in self._tx.world.usage if r.context.workspace_id == workspace_id]
+        calls: dict[str, int] = defaultdict(int)
+        for r in rows:
+            calls[r.context.agent_code or "-"] += 1
+        return WeekSummary(
+            workspace_id=workspace_id,
+            runs_by_status={},
+            failed_steps=0,
+            calls_by_agent=dict(calls),
+            cost_usd=sum((r.completion.cost_usd for r in rows), Decimal(0)),
+            tokens=sum(
+                r.completion.usage.input_tokens + r.completion.usage.output_tokens for r in rows
+            ),
+            conversations=0,
+            memory_votes_up=0,
+            memory_votes_down=0,
+        )
+
+    async def record(self, findings: Sequence[Finding]) -> None:
+        if self._tx.actor is not None:
+            raise Forbidden("Findings are written by the system.")
+        now = self._tx.now
+        self._tx.world.findings.extend(StoredFinding(uuid.uuid4(), f, now) for f in findings)
+
+    async def list(
+        self, workspace_id: UUID, page: PageRequest, severity: Severity | None = None
+    ) -> Page[StoredFinding]:
+        rows = [
+            f
+            for f in self._tx.world.findings
+            if f.finding.workspace_id == workspace_id
+            and self._tx.sees(workspace_id, Role.ADMIN)
+            and (severity is None or f.finding.severity is severity)
+        ]
+        return _page(rows, page, lambda f: (f.created_at, f.id), newest_first=True)

@@ -71,6 +71,7 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("agent_tools", "UPDATE"): {A.MANAGE_AGENTS},
     ("mcp_servers", "INSERT"): {A.MANAGE_AGENTS},
     ("mcp_servers", "DELETE"): {A.MANAGE_AGENTS},
+    ("audits", "SELECT"): {A.READ_AUDITS},
 }  # fmt: skip
 ROLE_IN_POLICY = re.compile(
     r"(?:has_workspace_role\([^,]+,\s*'(\w+)'(?:::text)?\)|member_workspace_ids\('(\w+)'(?:::text)?\))"

@@ -321,6 +321,9 @@ async def test_given_a_local_compatible_model_first_when_it_is_down_then_the_clo
         {
             "STAGE": "test",
             "MODEL_TIERS": '{"fast": ["compatible/llama3.1", "anthropic/claude-haiku-4-5"]}',
+            # A model server of one's own is free only when configured so.
+            "COMPATIBLE_INPUT_PRICE_USD": "0",
+            "COMPATIBLE_OUTPUT_PRICE_USD": "0",
         }
     )
     container = build(settings, database=database, failover=FailoverChain(providers, sleep=no_wait))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,8 @@ from guildstack.agents.catalog import (
 )
 from guildstack.config import DEFAULT_CATALOG_DIR
 from guildstack.domain.agents import AgentStatus, check_transition
-from guildstack.domain.errors import Conflict
-from guildstack.domain.models import ModelRef, Tier
+from guildstack.domain.errors import Conflict, InvalidRequest
+from guildstack.domain.models import ModelRef, Price, Tier
 from guildstack.domain.routing import keyword_terms
 
 AGENTS = load_agents(DEFAULT_CATALOG_DIR / "agents.yaml")
@@ -152,7 +153,8 @@ def test_the_model_catalog_prices_every_model_a_tier_can_use() -> None:
         assert book.chain(tier, frozenset({"anthropic", "openai"}))
         for ref in book.tiers[tier]:
             assert book.price(ref).output > 0
-    assert book.price(ModelRef("compatible", "llama3.1")).output == 0  # provider wildcard
+    with pytest.raises(InvalidRequest, match="No price"):  # never free by accident
+        book.price(ModelRef("compatible", "llama3.1"))
 
 
 def test_given_a_tier_model_without_a_price_then_the_model_catalog_is_refused(
@@ -169,10 +171,31 @@ def test_given_a_tier_model_without_a_price_then_the_model_catalog_is_refused(
 
 
 def test_given_tier_overrides_then_they_replace_whole_chains() -> None:
+    default = Price(Decimal(1), Decimal(2))
     book = load_model_book(
-        DEFAULT_CATALOG_DIR / "models.yaml", {Tier.FAST: ["compatible/llama3.1"]}
+        DEFAULT_CATALOG_DIR / "models.yaml",
+        {Tier.FAST: ["compatible/llama3.1"]},
+        {"compatible": default},
     )
     assert book.tiers[Tier.FAST] == (ModelRef("compatible", "llama3.1"),)
+    assert book.price(ModelRef("compatible", "llama3.1")) == default
+
+
+def test_given_an_unpriced_tier_model_of_a_provider_without_default_then_refused() -> None:
+    with pytest.raises(InvalidRequest, match="No price"):
+        load_model_book(DEFAULT_CATALOG_DIR / "models.yaml", {Tier.FAST: ["compatible/llama3.1"]})
+
+
+def test_given_a_catalog_price_then_it_wins_over_the_providers_default() -> None:
+    book = ModelCatalogFile.model_validate(
+        {
+            "version": 1,
+            "prices": {"compatible/own": {"input": 0, "output": 0}},
+            "tiers": {t.value: ["compatible/own"] for t in Tier},
+        }
+    ).to_book({"compatible": Price(Decimal(9), Decimal(9))})
+    assert book.price(ModelRef("compatible", "own")).output == 0
+    assert book.price(ModelRef("compatible", "other")).output == 9
 
 
 @pytest.mark.parametrize(

@@ -107,3 +107,27 @@ async def test_given_head_on_an_endless_stream_then_it_ends_at_once() -> None:
         head = await asyncio.wait_for(client.head("/forever"), timeout=5)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-type"].startswith("text/event-stream")
+
+
+async def test_given_requests_then_one_access_log_line_each_with_the_route_template(
+    http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    owner = uuid.uuid4()
+    created = (await http.post("/workspaces", json={"name": "W"}, headers=bearer(owner))).json()
+    caplog.clear()
+
+    got = await http.get(f"/workspaces/{created['id']}", headers=bearer(owner))
+    missing = await http.get(f"/workspaces/{uuid.uuid4()}", headers=bearer(owner))
+    huge = await http.get("/health", headers={"x-big": "a" * 20_000})
+
+    lines = [vars(r) for r in caplog.records if r.getMessage() == "request"]
+    assert [(line["method"], line["route"], line["status"]) for line in lines] == [
+        ("GET", "/workspaces/{workspace_id}", 200),
+        ("GET", "/workspaces/{workspace_id}", missing.status_code),
+        ("GET", "-", 431),
+    ]
+    assert [line["request_id"] for line in lines] == [
+        r.headers["x-request-id"] for r in (got, missing, huge)
+    ]
+    assert all(line["latency_ms"] >= 0 for line in lines)
+    assert all(created["id"] not in str(line["route"]) for line in lines)

@@ -160,3 +160,28 @@ async def test_given_an_explicit_model_then_tiers_are_skipped_and_its_price_appl
         result.tier is None
         and result.cost_usd == (10 * Decimal("1.25") + 2 * Decimal("10")) / 1_000_000
     )
+
+
+async def test_given_an_unpriced_compatible_model_then_the_default_price_holds_the_budget() -> None:
+    from guildstack.bootstrap import build
+    from guildstack.config import Settings
+
+    settings = Settings(
+        openai_compatible_base_url="http://models.invalid/v1",
+        compatible_input_price_usd=Decimal("3"),
+        compatible_output_price_usd=Decimal("15"),
+    )
+    book = build(settings).model_book
+    provider = ScriptedProvider("compatible", ["spent"])
+    chain = FailoverChain({provider.name: provider})
+    request = ask(model="compatible/meta-llama/llama-3.1-70b", max_tokens=1000)
+
+    # 1,000 output tokens at 15 per million is 0.015: a budget of 0.01 cannot cover it.
+    poor = InMemoryLedger(budget=Decimal("0.01"))
+    with pytest.raises(BudgetExceeded):
+        await MeteredModel(chain, book, poor.uow).complete(request, CONTEXT)
+    assert provider.calls == []
+
+    rich = InMemoryLedger(budget=Decimal("1"))
+    result = await MeteredModel(chain, book, rich.uow).complete(request, CONTEXT)
+    assert result.cost_usd == (10 * Decimal(3) + 5 * Decimal(15)) / 1_000_000 > 0

@@ -79,6 +79,11 @@ class SqsStepQueue:
         attributes: dict[str, str] = response.get("Attributes") or {}
         return attributes
 
+    async def depth(self) -> int:
+        """Messages waiting (SQS's approximate count); the self-audit reads the DLQ's."""
+        attributes = await asyncio.to_thread(self.attributes)
+        return int(attributes.get("ApproximateNumberOfMessages", 0))
+
 
 class SqsProbe:
     name = "queue"

@@ -205,3 +205,45 @@ class UpstashSearchCache:
     async def bump(self, workspace_id: object, user_id: object | None) -> None:
         shared, own = self._generation_keys(workspace_id, user_id)
         await self._redis.client().incr(own if user_id is not None else shared)
+
+
+class UpstashCache:
+    """Typed cache entries `<prefix>:<type>:<workspace>:<generation>:<key>`; a write bumps
+    the type's generation in the workspace (`<prefix>:gen:<type>:<workspace>`), so old
+    entries are never read again and expire by their TTL."""
+
+    def __init__(self, redis: UpstashClientFactory, *, prefix: str = "gs:c") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _generation_key(self, kind: object, workspace_id: object) -> str:
+        return f"{self._prefix}:gen:{kind}:{workspace_id}"
+
+    def _entry_key(self, kind: object, workspace_id: object, generation: int, key: str) -> str:
+        return f"{self._prefix}:{kind}:{workspace_id}:{generation}:{key}"
+
+    async def generation(self, kind: object, workspace_id: object) -> int:
+        value = await self._redis.client().get(self._generation_key(kind, workspace_id))
+        return int(value or 0)
+
+    async def get(
+        self, kind: object, workspace_id: object, generation: int, key: str
+    ) -> str | None:
+        entry = self._entry_key(kind, workspace_id, generation, key)
+        value = await self._redis.client().get(entry)
+        return str(value) if value is not None else None
+
+    async def put(
+        self,
+        kind: object,
+        workspace_id: object,
+        generation: int,
+        key: str,
+        value: str,
+        ttl_seconds: int,
+    ) -> None:
+        entry = self._entry_key(kind, workspace_id, generation, key)
+        await self._redis.client().set(entry, value, ex=ttl_seconds)
+
+    async def invalidate(self, kind: object, workspace_id: object) -> None:
+        await self._redis.client().incr(self._generation_key(kind, workspace_id))

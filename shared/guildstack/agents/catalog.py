@@ -3,6 +3,7 @@
 Loaded on first use, never at import: a function that never calls a model pays nothing.
 """
 
+from collections.abc import Mapping
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -107,13 +108,13 @@ class ModelCatalogFile(BaseModel):
                 ModelRef.parse(ref)
         return tiers
 
-    def to_book(self) -> ModelBook:
+    def to_book(self, defaults: Mapping[str, Price] | None = None) -> ModelBook:
         prices = {
             key: Price(p.input, p.output, p.cache_read, p.cache_write)
             for key, p in self.prices.items()
         }
         tiers = {tier: tuple(ModelRef.parse(r) for r in refs) for tier, refs in self.tiers.items()}
-        book = ModelBook(prices, tiers)
+        book = ModelBook(prices, tiers, dict(defaults or {}))
         for chain in tiers.values():
             for ref in chain:
                 book.price(ref)  # every model a tier can use must have a price
@@ -134,8 +135,13 @@ def load_agents(path: Path) -> tuple[AgentSpec, ...]:
     return tuple(agent.to_spec() for agent in catalog.agents)
 
 
-def load_model_book(path: Path, tier_overrides: dict[Tier, list[str]] | None = None) -> ModelBook:
-    """Prices and tier chains; `tier_overrides` (from settings) replace whole chains."""
+def load_model_book(
+    path: Path,
+    tier_overrides: dict[Tier, list[str]] | None = None,
+    defaults: Mapping[str, Price] | None = None,
+) -> ModelBook:
+    """Prices and tier chains; `tier_overrides` (from settings) replace whole chains;
+    `defaults` price a provider's models the catalog does not name."""
     raw = _yaml(path)
     catalog = ModelCatalogFile.model_validate(raw)
     if tier_overrides:
@@ -143,4 +149,4 @@ def load_model_book(path: Path, tier_overrides: dict[Tier, list[str]] | None = N
         catalog = ModelCatalogFile.model_validate(
             {**catalog.model_dump(mode="json"), "tiers": {k.value: v for k, v in tiers.items()}}
         )
-    return catalog.to_book()
+    return catalog.to_book(defaults)

@@ -1,10 +1,11 @@
-"""`guildstack` command: `dev` (the whole local system), `migrate`, `invoke`."""
+"""`guildstack` command: `dev` (the whole local system), `migrate`, `invoke`, `sam-env`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -43,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
     openapi.add_argument(
         "--check", action="store_true", help="fail if the file differs from the code"
     )
+    sam_env = commands.add_parser(
+        "sam-env", help="write env.json for `sam local ... --env-vars` (the devstack's endpoints)"
+    )
+    sam_env.add_argument("--output", type=Path, default=Path("env.json"))
+    sam_env.add_argument(
+        "--host",
+        default="host.docker.internal",
+        help="the devstack's address from a container (127.0.0.1 with --docker-network host)",
+    )
+    sam_env.add_argument("--data-dir", type=Path, default=None, help="default: <repo>/.devstack")
 
     args = parser.parse_args(argv)
     # The repository root plays Lambda's /var/task: function packages import from it.
@@ -58,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(args.database_url)
     if args.command == "openapi":
         return _openapi(args.out or repo_root() / "docs" / "openapi.json", check=args.check)
+    if args.command == "sam-env":
+        from guildstack.devstack.sam_env import write_sam_env
+
+        env = write_sam_env(repo_root(), args.output, host=args.host, data_dir=args.data_dir)
+        print(f"wrote {args.output} for {len(env)} functions")  # noqa: T201
+        return 0
     return _invoke(args.logical_id, args.event, args.template)
 
 
@@ -92,12 +109,21 @@ def _migrate(database_url: str | None) -> int:
     return 0
 
 
+PLACEHOLDER = re.compile(r"\$\{(GUILDSTACK_[A-Z0-9_]+)\}")
+
+
+def with_placeholders(text: str) -> str:
+    """`${GUILDSTACK_...}` in an event replaced by that environment variable (an access
+    token, a workspace id), so a shipped event can make an authenticated request."""
+    return PLACEHOLDER.sub(lambda m: os.environ.get(m.group(1), m.group(0)), text)
+
+
 def _invoke(logical_id: str, event_file: Path, template_file: Path | None) -> int:
     from guildstack.devstack.invoke import invoke
     from guildstack.devstack.template import Template
 
     template = Template.load(template_file or repo_root() / "template.yaml")
-    event = json.loads(event_file.read_text())
+    event = json.loads(with_placeholders(event_file.read_text()))
     result = invoke(template, logical_id, event)
     print(json.dumps(result, indent=2, default=str))  # noqa: T201
     return 0

@@ -521,7 +521,11 @@ class ScheduleRunner:
             known = ", ".join(sorted(self.functions)) or "none"
             raise KeyError(f"no scheduled function {logical_id!r} (scheduled: {known})")
         chosen = self._schedule(spec, schedule)
-        event = scheduled_event(self.rule_arn(spec, chosen), region=self.region)
+        event = (
+            dict(chosen.input)
+            if chosen.input is not None
+            else scheduled_event(self.rule_arn(spec, chosen), region=self.region)
+        )
         return self._handlers[logical_id](event, _context(spec))
 
     def rule_arn(self, spec: FunctionSpec, schedule: ScheduleSpec) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -245,11 +246,31 @@ def run_forever(*, gateway_port: int, data_dir: Path | None, workers: int = 0) -
         )
         # Worker, dead-letter and sweeper handlers are imported here, with that environment.
         start_event_sources(template, sqs, stack)
+        if not wait_until_healthy(gateway_url):
+            print("warning: some dependency is not answering; see /health", flush=True)  # noqa: T201
         _print_banner(gateway_url, endpoints, sqs.endpoint_url)
         stop.wait()
         print("stopping…", flush=True)  # noqa: T201
     print("stopped", flush=True)  # noqa: T201
     return 0
+
+
+def wait_until_healthy(gateway_url: str, *, timeout: float = 60.0, interval: float = 0.2) -> bool:
+    """Whether `/health` reported every dependency `ok` within `timeout` (the ready line is
+    printed only then: a client that starts on it finds everything answering)."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            body = httpx.get(f"{gateway_url}/health", timeout=5).json()
+            if body.get("status") == "ok" and all(v == "ok" for v in body["checks"].values()):
+                return True
+        except (httpx.HTTPError, ValueError, KeyError, AttributeError):
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
 
 
 def _without_password(url: str) -> str:

@@ -7,6 +7,7 @@ kept as `{"Ref": ...}` / `{"Fn::Sub": ...}` values, unresolved.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,8 @@ class SqsEvent:
 class ScheduleSpec:
     name: str
     expression: str
+    # The rule's constant `Input` (JSON): EventBridge then delivers it instead of its event.
+    input: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,9 @@ def _function(
             )
         elif kind in ("Schedule", "ScheduleV2"):
             expression = event_props.get("Schedule") or event_props.get("ScheduleExpression")
-            schedules.append(ScheduleSpec(name, str(expression)))
+            raw_input = event_props.get("Input")
+            constant = json.loads(raw_input) if isinstance(raw_input, str) else None
+            schedules.append(ScheduleSpec(name, str(expression), constant))
     return FunctionSpec(
         logical_id=logical_id,
         handler=str(props.get("Handler") or globals_.get("Handler")),

@@ -96,3 +96,37 @@ class Agent:
     def moved_to(self, target: AgentStatus) -> Agent:
         check_transition(self.status, target)
         return replace(self, status=target)
+
+
+@dataclass(frozen=True)
+class AgentActivity:
+    """What an agent's steps did over a window: settled steps, how many succeeded, their
+    duration (started → finished) percentiles, steps running now, and whether the last
+    settled step failed."""
+
+    window_days: int
+    settled: int = 0
+    succeeded: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    running: int = 0
+    last_failed: bool = False
+
+    @property
+    def success_rate(self) -> float | None:
+        return round(self.succeeded / self.settled, 4) if self.settled else None
+
+
+def live_status(stored: AgentStatus, activity: AgentActivity | None) -> AgentStatus:
+    """An available agent is `working` while one of its steps runs, `error` when its last
+    settled step failed, `idle` otherwise; paused, spawning and retired agents keep their
+    status (nothing runs them)."""
+    if stored not in (AgentStatus.IDLE, AgentStatus.WORKING, AgentStatus.ERROR):
+        return stored
+    if activity is None:
+        return AgentStatus.IDLE
+    if activity.running:
+        return AgentStatus.WORKING
+    if activity.last_failed:
+        return AgentStatus.ERROR
+    return AgentStatus.IDLE

@@ -31,6 +31,7 @@ class Action(StrEnum):
     SET_ACCOUNT_KIND = "set_account_kind"  # a member's account kind (child, parent, ...)
     UPDATE_WORKSPACE = "update_workspace"  # name, budget
     MANAGE_MEMBERS = "manage_members"
+    READ_AUDITS = "read_audits"  # the self-audit's findings about the workspace
     GRANT_OWNER = "grant_owner"  # give, take away or remove the owner role
 
 
@@ -50,6 +51,7 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.SET_ACCOUNT_KIND: Role.ADMIN,
     Action.UPDATE_WORKSPACE: Role.ADMIN,
     Action.MANAGE_MEMBERS: Role.ADMIN,
+    Action.READ_AUDITS: Role.ADMIN,
     Action.GRANT_OWNER: Role.OWNER,
 }
 

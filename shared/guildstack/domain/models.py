@@ -206,6 +206,8 @@ class Completion:
     unsettled: Reservation | None = None
     # The tools the model asked to call (its turn ends there: `stop_reason` "tool_use").
     tool_calls: tuple[ToolCall, ...] = ()
+    # Answered from the response cache: no provider was asked, it cost nothing.
+    cached: bool = False
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,10 @@ __all__ = [
 ]
 
 
+# The ledger's status of a call answered from the response cache (no provider, no cost).
+CACHED_USAGE = "cached"
+
+
 @dataclass(frozen=True)
 class UsageRecord:
     """One model call, as the ledger keeps it."""
@@ -28,6 +32,12 @@ class UsageRecord:
     context: CallContext
     completion: Completion
     status: str = "succeeded"
+
+    @classmethod
+    def of(cls, context: CallContext, completion: Completion) -> UsageRecord:
+        if completion.cached:
+            return cls(context, completion, CACHED_USAGE)
+        return cls(context, completion)
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ headers), and HEAD served as GET."""
 from __future__ import annotations
 
 import re
+import time
 import uuid
 from typing import Any
 
@@ -54,6 +55,20 @@ class RequestContextMiddleware:
         request_id = _incoming_request_id(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         logger.set_correlation_id(request_id)
+        started = time.perf_counter()
+        status: list[int] = []
+
+        async def send_noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        try:
+            await self._handle(scope, receive, send_noting_status, request_id)
+        finally:
+            _access_log(scope, status[0] if status else 500, started, request_id)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         if headers_too_large(scope):
             detail = f"The request headers exceed {MAX_HEADER_BYTES} bytes."
             await problem(431, detail, request_id=request_id)(scope, receive, send)
@@ -99,6 +114,23 @@ class RequestContextMiddleware:
             request_id=request_id,
         )
         await response(scope, receive, send)
+
+
+def _access_log(scope: Scope, status: int, started: float, request_id: str) -> None:
+    """One line per request: method, route template (never the raw path, which carries
+    ids), status, latency and request id."""
+    route = scope.get("route")
+    template = getattr(route, "path", None) or "-"
+    logger.info(
+        "request",
+        extra={
+            "method": scope["method"],
+            "route": template,
+            "status": status,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            "request_id": request_id,
+        },
+    )
 
 
 def _with_head(name: bytes, value: bytes) -> tuple[bytes, bytes]:

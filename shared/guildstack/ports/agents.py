@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Protocol
 from uuid import UUID
 
-from guildstack.domain.agents import Agent
+from guildstack.domain.agents import Agent, AgentActivity
 
 
 class AgentRepository(Protocol):
@@ -21,4 +22,8 @@ class AgentRepository(Protocol):
 
     async def save(self, workspace_id: UUID, agent: Agent) -> Agent:
         """Insert or replace the workspace's row for `agent.code`."""
+        ...
+
+    async def activity(self, workspace_id: UUID, window: timedelta) -> dict[str, AgentActivity]:
+        """Per agent code, what its steps did in the window (and which run now)."""
         ...

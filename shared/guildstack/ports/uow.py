@@ -19,6 +19,7 @@ from guildstack.domain.principal import Principal
 from guildstack.domain.run_graph import RunGraph
 from guildstack.domain.vocabulary import RunKind
 from guildstack.ports.agents import AgentRepository
+from guildstack.ports.audits import AuditRepository
 from guildstack.ports.conversations import ConversationRepository
 from guildstack.ports.memory import DocumentRepository, MemoryRepository
 from guildstack.ports.runs import RunRepository
@@ -62,6 +63,9 @@ class Tx(Protocol):
 
     @property
     def tools(self) -> ToolRepository: ...
+
+    @property
+    def audits(self) -> AuditRepository: ...
 
     def send(self, *messages: JobMessage, delay_seconds: int = 0) -> None:
         """Queue messages to send once the transaction has committed."""

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from guildstack.domain.agents import Agent, AgentSource, AgentSpec, AgentStatus
+from guildstack.domain.agents import Agent, AgentActivity, AgentSource, AgentSpec, AgentStatus
 from guildstack.domain.authorization import Action
+from guildstack.domain.cache import CacheType
 from guildstack.domain.errors import Conflict, InvalidInput, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
+from guildstack.services.cache import CacheService
+
+# The window of the success rates and latencies `GET /agents` reports.
+ACTIVITY_WINDOW = timedelta(days=7)
 
 EDITABLE = frozenset(
     {
@@ -33,9 +40,16 @@ EDITABLE = frozenset(
 class AgentRegistry:
     """The catalog every workspace sees, merged with the workspace's own agent rows."""
 
-    def __init__(self, catalog: Sequence[AgentSpec], uow: UnitOfWork) -> None:
+    def __init__(
+        self,
+        catalog: Sequence[AgentSpec],
+        uow: UnitOfWork,
+        cache: CacheService | None = None,
+    ) -> None:
         self._catalog = {spec.code: spec for spec in catalog}
         self._uow = uow
+        # The workspace's agent rows (`agent_catalog` cache, an hour; writes invalidate).
+        self._cache = cache
 
     def catalog(self) -> list[AgentSpec]:
         """The built-in agent templates."""
@@ -54,21 +68,41 @@ class AgentRegistry:
         """The workspace's agents: catalog ones (as the workspace changed them) and its own."""
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
-            agents = await self.all_in(tx, workspace_id)
-        needle = q.casefold() if q else None
-        return [
-            agent
-            for agent in agents
-            if (include_retired or agent.status is not AgentStatus.TERMINATED)
-            and (guild is None or agent.spec.guild == guild)
-            and (role is None or agent.spec.role == role)
-            and (needle is None or needle in _searchable(agent.spec))
-        ]
+            agents = self.merged(await self._rows(tx, workspace_id))
+        return _filtered(agents, guild, role, q, include_retired)
+
+    async def list_with_activity(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        window: timedelta = ACTIVITY_WINDOW,
+        *,
+        guild: str | None = None,
+        role: str | None = None,
+        q: str | None = None,
+        include_retired: bool = False,
+    ) -> tuple[builtins.list[Agent], dict[str, AgentActivity]]:
+        """As `list`, with each agent's steps over the window (success rate, latency,
+        running now), read in the same transaction."""
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            agents = self.merged(await self._rows(tx, workspace_id))
+            activity = await tx.agents.activity(workspace_id, window)
+        return _filtered(agents, guild, role, q, include_retired), activity
 
     async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent:
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             return await self.resolve(tx, workspace_id, code)
+
+    async def get_with_activity(
+        self, actor: Principal, workspace_id: UUID, code: str, window: timedelta = ACTIVITY_WINDOW
+    ) -> tuple[Agent, dict[str, AgentActivity]]:
+        """As `get`, with the workspace's agents' steps over the window (one transaction)."""
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.VIEW)
+            agent = await self.resolve(tx, workspace_id, code)
+            return agent, await tx.agents.activity(workspace_id, window)
 
     async def create(self, actor: Principal, workspace_id: UUID, spec: AgentSpec) -> Agent:
         """A custom agent (admin+). Its code must not be a catalog code or already used."""
@@ -78,7 +112,9 @@ class AgentRegistry:
         agent = Agent(spec, AgentSource.CUSTOM, AgentStatus.SPAWNING).moved_to(AgentStatus.IDLE)
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.MANAGE_AGENTS)
-            return await tx.agents.insert(workspace_id, agent)
+            created = await tx.agents.insert(workspace_id, agent)
+        await self._invalidate(workspace_id)
+        return created
 
     async def update(
         self,
@@ -102,7 +138,9 @@ class AgentRegistry:
                 agent = agent.moved_to(status)
             if changes:
                 agent = replace(agent, spec=replace(agent.spec, **changes))
-            return await tx.agents.save(workspace_id, agent)
+            saved = await tx.agents.save(workspace_id, agent)
+        await self._invalidate(workspace_id)
+        return saved
 
     async def retire(self, actor: Principal, workspace_id: UUID, code: str) -> None:
         """Terminate the agent in this workspace; retiring a retired agent changes nothing."""
@@ -111,6 +149,33 @@ class AgentRegistry:
             agent = await self.resolve(tx, workspace_id, code)
             if agent.status is not AgentStatus.TERMINATED:
                 await tx.agents.save(workspace_id, agent.moved_to(AgentStatus.TERMINATED))
+        await self._invalidate(workspace_id)
+
+    async def warm(self, workspace_id: UUID) -> int:
+        """Pre-fill the workspace's agent list in the cache (the hourly warm-up, as the
+        system); how many agents it holds."""
+        async with self._uow.system("warm the agent list") as tx:
+            rows = await self._rows(tx, workspace_id, refresh=True)
+        return len(self.merged(rows))
+
+    async def _rows(
+        self, tx: Tx, workspace_id: UUID, *, refresh: bool = False
+    ) -> builtins.list[Agent]:
+        if self._cache is None:
+            return await tx.agents.all(workspace_id)
+        found = await self._cache.lookup(CacheType.AGENT_CATALOG, workspace_id, ROWS_KEY)
+        if found.value is not None and not refresh:
+            return decode_agents(found.value)
+        rows = await tx.agents.all(workspace_id)
+        value = encode_agents(rows)
+        await self._cache.store(
+            CacheType.AGENT_CATALOG, workspace_id, ROWS_KEY, value, found.generation
+        )
+        return rows
+
+    async def _invalidate(self, workspace_id: UUID) -> None:
+        if self._cache is not None:
+            await self._cache.invalidate(CacheType.AGENT_CATALOG, workspace_id)
 
     # Inside another use case's unit of work (the caller has authorized it) -----------------
 
@@ -134,13 +199,71 @@ class AgentRegistry:
 
     async def all_in(self, tx: Tx, workspace_id: UUID) -> builtins.list[Agent]:
         """Every agent of the workspace, retired ones included, by guild and code."""
-        rows = {agent.code: agent for agent in await tx.agents.all(workspace_id)}
+        return self.merged(await tx.agents.all(workspace_id))
+
+    def merged(self, stored: Sequence[Agent]) -> builtins.list[Agent]:
+        """The catalog with the workspace's rows over it, plus its own agents."""
+        rows = {agent.code: agent for agent in stored}
         merged = [
             rows.get(code) or Agent(spec, AgentSource.CATALOG)
             for code, spec in self._catalog.items()
         ]
         merged += [agent for code, agent in rows.items() if code not in self._catalog]
         return sorted(merged, key=lambda a: (a.spec.guild, a.code))
+
+
+ROWS_KEY = "rows"
+
+
+def encode_agents(agents: Sequence[Agent]) -> str:
+    return json.dumps(
+        [
+            {
+                "spec": {
+                    **asdict(agent.spec),
+                    "model_tier": agent.spec.model_tier.value,
+                },
+                "source": agent.source.value,
+                "status": agent.status.value,
+                "created_at": agent.created_at.isoformat() if agent.created_at else None,
+                "updated_at": agent.updated_at.isoformat() if agent.updated_at else None,
+                "customized": agent.customized,
+            }
+            for agent in agents
+        ]
+    )
+
+
+def decode_agents(raw: str) -> builtins.list[Agent]:
+    return [
+        Agent(
+            AgentSpec.of(**item["spec"]),
+            AgentSource(item["source"]),
+            AgentStatus(item["status"]),
+            datetime.fromisoformat(item["created_at"]) if item["created_at"] else None,
+            datetime.fromisoformat(item["updated_at"]) if item["updated_at"] else None,
+            bool(item["customized"]),
+        )
+        for item in json.loads(raw)
+    ]
+
+
+def _filtered(
+    agents: Sequence[Agent],
+    guild: str | None,
+    role: str | None,
+    q: str | None,
+    include_retired: bool,
+) -> builtins.list[Agent]:
+    needle = q.casefold() if q else None
+    return [
+        agent
+        for agent in agents
+        if (include_retired or agent.status is not AgentStatus.TERMINATED)
+        and (guild is None or agent.spec.guild == guild)
+        and (role is None or agent.spec.role == role)
+        and (needle is None or needle in _searchable(agent.spec))
+    ]
 
 
 def _searchable(spec: AgentSpec) -> str:

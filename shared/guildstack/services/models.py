@@ -4,12 +4,15 @@ records what it cost (another, or the caller's own when it settles the call itse
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import replace
 from decimal import Decimal
 
+from guildstack.domain.cache import CacheType, response_key
 from guildstack.domain.errors import BudgetExceeded
+from guildstack.domain.metrics import call_dimensions
 from guildstack.domain.models import (
     OFFLINE,
     CallContext,
@@ -22,13 +25,15 @@ from guildstack.domain.models import (
     StreamItem,
     Ticket,
     Tier,
+    Usage,
     tier_for,
 )
 from guildstack.domain.pricing import ModelBook
 from guildstack.domain.usage import UsageRecord
-from guildstack.observability import logger, metrics
+from guildstack.observability import call_metrics, logger
 from guildstack.ports.uow import UnitOfWork
 from guildstack.ports.usage import UsageLedger
+from guildstack.services.cache import CacheService
 from guildstack.services.failover import FailoverChain
 
 OFFLINE_REF = ModelRef(OFFLINE, OFFLINE)
@@ -42,11 +47,17 @@ class MeteredModel:
         uow: UnitOfWork,
         *,
         clock: Callable[[], float] = time.perf_counter,
+        guilds: Callable[[], Mapping[str, str]] | None = None,
+        cache: CacheService | None = None,
     ) -> None:
         self._chain = chain
         self._book = book
         self._uow = uow
         self._clock = clock
+        # The built-in agents' guilds by code: metric dimensions name only these (bounded).
+        self._guilds = guilds or dict
+        # Deterministic requests' answers (temperature 0), per workspace.
+        self._cache = cache
 
     async def plan(self, request: ModelRequest, context: CallContext) -> CallPlan:
         """The models to try and the most the call may cost: the requested tier when the
@@ -72,11 +83,17 @@ class MeteredModel:
     ) -> Completion:
         plan, reservation = await self._ticket(ticket, request, context)
         started = self._clock()
+        key = self._cache_key(request, context)
+        hit = await self._cached(key, context, started)
+        if hit is not None:
+            return await self._priced(reservation, plan, context, hit, started, settle)
         try:
             result = await self._chain.complete(plan.chain, request)
         except BaseException:
+            self._failed(context, plan)
             await self._release(reservation)
             raise
+        await self._remember(key, context, result)
         return await self._priced(reservation, plan, context, result, started, settle)
 
     async def stream(
@@ -89,12 +106,19 @@ class MeteredModel:
     ) -> AsyncIterator[StreamItem]:
         plan, reservation = await self._ticket(ticket, request, context)
         started = self._clock()
+        key = self._cache_key(request, context)
+        hit = await self._cached(key, context, started)
+        if hit is not None:
+            yield Delta(hit.text)
+            yield await self._priced(reservation, plan, context, hit, started, settle)
+            return
         done = False
         try:
             async for item in self._chain.stream(plan.chain, request):
                 if isinstance(item, Delta):
                     yield item
                 else:
+                    await self._remember(key, context, item)
                     completion = await self._priced(
                         reservation, plan, context, item, started, settle
                     )
@@ -102,6 +126,7 @@ class MeteredModel:
                     yield completion
         finally:
             if not done:
+                self._failed(context, plan)
                 await self._release(reservation)
 
     async def _plan(
@@ -159,11 +184,57 @@ class MeteredModel:
         )
         if settle:
             async with self._uow.system("usage settlement") as tx:
-                await tx.ledger.settle(reservation, UsageRecord(context, completion))
+                await tx.ledger.settle(reservation, UsageRecord.of(context, completion))
         else:
             completion = replace(completion, unsettled=reservation)
-        _emit_metrics(context, completion)
+        _emit_metrics(context, completion, self._dimensions(context, ref))
         return completion
+
+    def _cache_key(self, request: ModelRequest, context: CallContext) -> str | None:
+        return response_key(request, context.workspace_id) if self._cache else None
+
+    async def _cached(
+        self, key: str | None, context: CallContext, started: float
+    ) -> Completion | None:
+        """A deterministic request's earlier answer: no provider request, no tokens, no cost."""
+        if key is None or self._cache is None:
+            return None
+        raw = await self._cache.get(CacheType.AGENT_RESPONSE, context.workspace_id, key)
+        if raw is None:
+            return None
+        try:
+            saved = json.loads(raw)
+            return Completion(
+                str(saved["text"]),
+                Usage(),
+                str(saved["provider"]),
+                str(saved["model"]),
+                latency_ms=round((self._clock() - started) * 1000, 3),
+                stop_reason=saved.get("stop_reason"),
+                attempts=0,
+                cached=True,
+            )
+        except (ValueError, KeyError, TypeError):
+            return None  # an entry this version cannot read: ask the model
+
+    async def _remember(self, key: str | None, context: CallContext, result: Completion) -> None:
+        if key is None or self._cache is None:
+            return
+        saved = {
+            "text": result.text,
+            "provider": result.provider,
+            "model": result.model,
+            "stop_reason": result.stop_reason,
+        }
+        await self._cache.put(
+            CacheType.AGENT_RESPONSE, context.workspace_id, key, json.dumps(saved)
+        )
+
+    def _dimensions(self, context: CallContext, ref: ModelRef | None) -> dict[str, str]:
+        return call_dimensions(context.agent_code, ref, self._guilds(), self._book)
+
+    def _failed(self, context: CallContext, plan: CallPlan) -> None:
+        call_metrics(self._dimensions(context, plan.chain[0] if plan.chain else None), ok=False)
 
     def _estimate(self, chain: tuple[ModelRef, ...], input_tokens: int, output: int) -> Decimal:
         # Failover may land on any model of the chain: reserve for the dearest.
@@ -176,7 +247,7 @@ class MeteredModel:
 async def settle_in(ledger: UsageLedger, context: CallContext, completion: Completion) -> None:
     """Record a call made with `settle=False` in the caller's transaction."""
     if completion.unsettled is not None:
-        await ledger.settle(completion.unsettled, UsageRecord(context, completion))
+        await ledger.settle(completion.unsettled, UsageRecord.of(context, completion))
 
 
 def _check_affordable(estimate: Decimal, remaining: Decimal | None) -> None:
@@ -192,12 +263,11 @@ def _over_budget(remaining: Decimal | None) -> BudgetExceeded:
     )
 
 
-def _emit_metrics(context: CallContext, completion: Completion) -> None:
-    dimensions = {"model": f"{completion.provider}/{completion.model}"}
+def _emit_metrics(context: CallContext, completion: Completion, dimensions: dict[str, str]) -> None:
     logger.info(
         "model call",
         extra={
-            **dimensions,
+            "model": f"{completion.provider}/{completion.model}",
             "agent": context.agent_code,
             "input_tokens": completion.usage.input_tokens,
             "output_tokens": completion.usage.output_tokens,
@@ -207,12 +277,10 @@ def _emit_metrics(context: CallContext, completion: Completion) -> None:
             "downgraded_from": completion.downgraded_from,
         },
     )
-    metrics.add_metric(name="ModelCalls", unit="Count", value=1)
-    metrics.add_metric(
-        name="ModelTokens",
-        unit="Count",
-        value=completion.usage.input_tokens + completion.usage.output_tokens,
-    )
-    metrics.add_metric(
-        name="ModelCostMicroUsd", unit="Count", value=float(completion.cost_usd * 1_000_000)
+    call_metrics(
+        dimensions,
+        ok=True,
+        tokens=completion.usage.input_tokens + completion.usage.output_tokens,
+        cost_usd=completion.cost_usd,
+        latency_ms=completion.latency_ms,
     )

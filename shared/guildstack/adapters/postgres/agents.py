@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from guildstack.adapters.postgres.database import Connection
-from guildstack.domain.agents import Agent, AgentSource, AgentSpec, AgentStatus
+from guildstack.domain.agents import Agent, AgentActivity, AgentSource, AgentSpec, AgentStatus
 from guildstack.domain.errors import NotFound
 from guildstack.domain.identity import Principal
 from guildstack.domain.models import Tier
+from guildstack.domain.vocabulary import StepStatus
+
+# Steps that ran to an end: what success rates count.
+SETTLED = (StepStatus.SUCCEEDED, StepStatus.FAILED, StepStatus.DEAD)
 
 _COLUMNS = """
     code, source, name, role, guild, description, system_prompt, model_tier, temperature,
@@ -31,6 +36,52 @@ class PostgresAgentRepository:
 
     async def get(self, workspace_id: UUID, code: str) -> Agent | None:
         return await _get(self._conn, workspace_id, code)
+
+    async def activity(self, workspace_id: UUID, window: timedelta) -> dict[str, AgentActivity]:
+        cur = await self._conn.execute(
+            """
+            select agent_code,
+                   count(*) filter (where status = any(%(settled)s)) as settled,
+                   count(*) filter (where status = %(ok)s) as ok_steps,
+                   percentile_cont(0.5) within group (order by ms) filter (where status = %(ok)s)
+                       as p50,
+                   percentile_cont(0.95) within group (order by ms) filter (where status = %(ok)s)
+                       as p95,
+                   count(*) filter (where status = %(running_status)s and lease_until > now())
+                       as running_now,
+                   (array_agg(status order by finished_at desc)
+                       filter (where status = any(%(settled)s)))[1] as last_status
+            from (
+                select agent_code, status, finished_at, lease_until,
+                       extract(epoch from finished_at - started_at) * 1000 as ms
+                from public.steps
+                where workspace_id = %(ws)s
+                  and (finished_at >= now() - %(window)s or status = %(running_status)s)
+            ) s
+            group by agent_code
+            """,
+            {
+                "ws": workspace_id,
+                "window": window,
+                "settled": [s.value for s in SETTLED],
+                "ok": StepStatus.SUCCEEDED.value,
+                "running_status": StepStatus.RUNNING.value,
+            },
+        )
+        days = max(1, round(window.total_seconds() / 86_400))
+        return {
+            r["agent_code"]: AgentActivity(
+                window_days=days,
+                settled=int(r["settled"]),
+                succeeded=int(r["ok_steps"]),
+                p50_ms=round(float(r["p50"]), 1) if r["p50"] is not None else None,
+                p95_ms=round(float(r["p95"]), 1) if r["p95"] is not None else None,
+                running=int(r["running_now"]),
+                last_failed=r["last_status"] is not None
+                and r["last_status"] != StepStatus.SUCCEEDED.value,
+            )
+            for r in await cur.fetchall()
+        }
 
     async def insert(self, workspace_id: UUID, agent: Agent) -> Agent:
         await self._conn.execute(

@@ -29,6 +29,7 @@ from guildstack.ports.uow import RunFinisher, RunFinishers
 
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.agents import PostgresAgentRepository
+    from guildstack.adapters.postgres.audits import PostgresAuditRepository
     from guildstack.adapters.postgres.conversations import PostgresConversationRepository
     from guildstack.adapters.postgres.memory import (
         PostgresDocumentRepository,
@@ -119,6 +120,12 @@ class PostgresTx:
         from guildstack.adapters.postgres.tools import PostgresToolRepository
 
         return PostgresToolRepository(self.conn)
+
+    @cached_property
+    def audits(self) -> PostgresAuditRepository:
+        from guildstack.adapters.postgres.audits import PostgresAuditRepository
+
+        return PostgresAuditRepository(self.conn)
 
 
 class PostgresUnitOfWork:
