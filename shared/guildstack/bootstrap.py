@@ -27,8 +27,10 @@ if TYPE_CHECKING:
     from guildstack.services.accounts import AccountService
     from guildstack.services.agent_trials import AgentTrials
     from guildstack.services.agents import AgentRegistry
+    from guildstack.services.campaigns import CampaignService
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
+    from guildstack.services.council import CouncilService
     from guildstack.services.discussions import DiscussionService
     from guildstack.services.engine import StepEngine
     from guildstack.services.failover import FailoverChain
@@ -95,12 +97,17 @@ class Container:
         from guildstack.adapters.postgres.uow import PostgresUnitOfWork
         from guildstack.domain.vocabulary import RunKind
         from guildstack.ports.uow import RunFinisher
-        from guildstack.services.run_finishers import ChatFinisher, DiscussionFinisher
+        from guildstack.services.run_finishers import (
+            BriefFinisher,
+            ChatFinisher,
+            DiscussionFinisher,
+        )
 
         queue = self.step_queue if self.settings.steps_queue_url is not None else None
         finishers: dict[RunKind, RunFinisher] = {
             RunKind.CHAT: ChatFinisher(),
             RunKind.DISCUSSION: DiscussionFinisher(),
+            RunKind.CAMPAIGN_BRIEF: BriefFinisher(),
         }
         return PostgresUnitOfWork(self.database, queue, finishers)
 
@@ -326,6 +333,26 @@ class Container:
 
         return DiscussionService(self.uow, self.agents)
 
+    # Campaigns ---------------------------------------------------------------------------
+
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        from guildstack.services.campaigns import CampaignService
+
+        return CampaignService(self.uow)
+
+    @cached_property
+    def council(self) -> CouncilService:
+        from guildstack.services.council import CouncilService
+
+        return CouncilService(self.uow, self.agents, self.model)
+
+    @property
+    def _lords(self) -> dict[str, AgentSpec]:
+        from guildstack.domain.vocabulary import Guild
+
+        return {a.code: a for a in self.agent_catalog if a.guild == Guild.COUNCIL}
+
     # Durable runs ------------------------------------------------------------------------
 
     @cached_property
@@ -382,6 +409,7 @@ class Container:
     def step_engine(self) -> StepEngine:
         from guildstack.domain.vocabulary import RunKind
         from guildstack.services.chat import ChatExecutor
+        from guildstack.services.council import CouncilSteps
         from guildstack.services.discussion_turns import DiscussionTurns
         from guildstack.services.engine import StepEngine
 
@@ -394,6 +422,7 @@ class Container:
             executors={
                 RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model),
                 RunKind.DISCUSSION: DiscussionTurns(self.uow, self.model, self._embedder),
+                RunKind.CAMPAIGN_BRIEF: CouncilSteps(self.uow, self.model, self._lords),
             },
         )
 

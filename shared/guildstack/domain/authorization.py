@@ -32,6 +32,9 @@ class Action(StrEnum):
     UPDATE_WORKSPACE = "update_workspace"  # name, budget
     MANAGE_MEMBERS = "manage_members"
     GRANT_OWNER = "grant_owner"  # give, take away or remove the owner role
+    DRAFT_CAMPAIGN = "draft_campaign"  # create campaigns and quests, edit a planning one
+    STEER_CAMPAIGN = "steer_campaign"  # approve, start, pause, complete; generate briefs
+    DELETE_CAMPAIGN = "delete_campaign"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -51,6 +54,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.UPDATE_WORKSPACE: Role.ADMIN,
     Action.MANAGE_MEMBERS: Role.ADMIN,
     Action.GRANT_OWNER: Role.OWNER,
+    Action.DRAFT_CAMPAIGN: Role.ANALYST,
+    Action.STEER_CAMPAIGN: Role.OPERATOR,
+    Action.DELETE_CAMPAIGN: Role.ADMIN,
 }
 
 NOT_A_MEMBER = "No such workspace."
