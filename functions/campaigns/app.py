@@ -12,6 +12,8 @@ from functions.campaigns.schemas import (
     CreateQuestRequest,
     DecisionResponse,
     GenerateBriefRequest,
+    OnboardingRequest,
+    OnboardingStarted,
     QuestProgressRequest,
     QuestResponse,
     StartedResponse,
@@ -28,9 +30,11 @@ from guildstack.observability import metrics
 if TYPE_CHECKING:
     from guildstack.services.campaigns import CampaignService
     from guildstack.services.council import CouncilService
+    from guildstack.services.onboarding import OnboardingService
 
 Campaigns = Annotated["Scoped[CampaignService]", Depends(in_workspace(lambda c: c.campaigns))]
 Council = Annotated["Scoped[CouncilService]", Depends(in_workspace(lambda c: c.council))]
+Onboarding = Annotated["Scoped[OnboardingService]", Depends(in_workspace(lambda c: c.onboarding))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
@@ -168,6 +172,24 @@ async def list_decisions(
     of guild output, refusals, briefs landed; each with the lord who made it."""
     page = await ws.service.decisions(ws.principal, ws.workspace_id, campaign_id, paging)
     return list_of(page, DecisionResponse.of)
+
+
+@router.post("/onboarding", status_code=202)
+async def start_onboarding(
+    body: OnboardingRequest, ws: Onboarding, response: Response
+) -> OnboardingStarted:
+    """The 12-step onboarding of the workspace's company as a run; when the last one failed,
+    that run resumes (its failed steps run again, what succeeded is kept)."""
+    run, resumed = await ws.service.start(ws.principal, ws.workspace_id, body.company)
+    response.headers["Location"] = f"/runs/{run.id}"
+    return OnboardingStarted(run_id=str(run.id), resumed=resumed)
+
+
+@router.get("/onboarding")
+async def onboarding_progress(ws: Onboarding) -> dict[str, Any]:
+    """Progress per step (status, output) and, once done, the company codex."""
+    progress = await ws.service.progress(ws.principal, ws.workspace_id)
+    return progress.as_json()
 
 
 def create(container: Container) -> FastAPI:

@@ -229,3 +229,15 @@ class DecisionResponse(BaseModel):
             step_key=d.step_key,
             created_at=d.created_at,
         )
+
+
+class OnboardingRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # The company as the owner describes it: name, what it sells, to whom, goals.
+    company: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class OnboardingStarted(BaseModel):
+    run_id: str
+    resumed: bool

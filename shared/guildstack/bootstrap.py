@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from guildstack.services.ingestion import DocumentIngestion
     from guildstack.services.jobs import Jobs, Sweeper
     from guildstack.services.memory import MemoryService
+    from guildstack.services.onboarding import OnboardingService
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.usage import UsageService
@@ -347,6 +348,12 @@ class Container:
 
         return CouncilService(self.uow, self.agents, self.model)
 
+    @cached_property
+    def onboarding(self) -> OnboardingService:
+        from guildstack.services.onboarding import OnboardingService
+
+        return OnboardingService(self.uow)
+
     @property
     def _lords(self) -> dict[str, AgentSpec]:
         from guildstack.domain.vocabulary import Guild
@@ -412,6 +419,7 @@ class Container:
         from guildstack.services.council import CouncilSteps
         from guildstack.services.discussion_turns import DiscussionTurns
         from guildstack.services.engine import StepEngine
+        from guildstack.services.onboarding import OnboardingSteps
 
         return StepEngine(
             self.uow,
@@ -423,6 +431,7 @@ class Container:
                 RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model),
                 RunKind.DISCUSSION: DiscussionTurns(self.uow, self.model, self._embedder),
                 RunKind.CAMPAIGN_BRIEF: CouncilSteps(self.uow, self.model, self._lords),
+                RunKind.ONBOARDING: OnboardingSteps(self.model),
             },
         )
 

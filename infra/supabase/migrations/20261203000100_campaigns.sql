@@ -1,12 +1,13 @@
 -- Campaigns: a workspace's marketing campaigns (objective, positioning, cohorts, budget,
 -- dates, status), their quests (ordered chapters of tasks, success metrics) and the Council
 -- of Lords' decisions about them (plans, budget splits, approvals and rejections of guild
--- output, refusals, briefs landed). A campaign's brief is a run of kind `campaign_brief`.
+-- output, refusals, briefs landed). A campaign's brief is a run of kind `campaign_brief`;
+-- a company's 12-step onboarding is a run of kind `onboarding`.
 
 alter table public.runs drop constraint if exists runs_kind_check;
 alter table public.runs add constraint runs_kind_check
     check (kind in ('single', 'pipeline', 'parallel', 'dag', 'chat', 'discussion',
-        'campaign_brief'));
+        'campaign_brief', 'onboarding'));
 
 create table if not exists public.campaigns (
     id uuid primary key default gen_random_uuid(),

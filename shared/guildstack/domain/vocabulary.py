@@ -84,6 +84,7 @@ class RunKind(StrEnum):
     CHAT = "chat"
     DISCUSSION = "discussion"
     CAMPAIGN_BRIEF = "campaign_brief"  # the council's plan for a campaign's brief
+    ONBOARDING = "onboarding"  # the 12-step onboarding of a company
 
 
 class RunStatus(StrEnum):

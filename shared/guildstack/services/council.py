@@ -63,6 +63,7 @@ from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.engine import Claim, Streamer
+from guildstack.services.onboarding import codex_text
 from guildstack.services.structured import complete_json
 
 # The least budget a brief may have: the council's share must pay for its plan and brief.
@@ -97,6 +98,7 @@ class CouncilService:
                 for a in await self._agents.all_in(tx, workspace_id)
                 if a.status not in UNAVAILABLE
             ]
+            codex = await codex_text(tx, workspace_id)
         budget = campaign.budget_usd
         if budget is None or budget < MIN_BRIEF_BUDGET_USD:
             await self._record(workspace_id, [_refusal(
@@ -124,7 +126,9 @@ class CouncilService:
             )])  # fmt: skip
             metrics.add_metric(name="CouncilPlansRefused", unit="Count", value=1)
             raise
-        return await self._start(actor, campaign, plan, agents, human_approval=human_approval)
+        return await self._start(
+            actor, campaign, plan, agents, human_approval=human_approval, codex=codex
+        )
 
     async def _plan(
         self,
@@ -147,6 +151,7 @@ class CouncilService:
         agents: Sequence[AgentSpec],
         *,
         human_approval: bool,
+        codex: str | None,
     ) -> Run:
         budget = campaign.budget_usd or Decimal(0)
         caps = plan.caps(budget)
@@ -164,7 +169,7 @@ class CouncilService:
         workflow = Workflow(
             RunKind.CAMPAIGN_BRIEF,
             f"Brief: {campaign.name}"[:200],
-            campaign.describe(),
+            campaign.describe() + (f"\n\n# The company codex\n{codex}" if codex else ""),
             tuple(nodes),
             budget,
         )
