@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.usage import UsageService
+    from guildstack.services.workflows import WorkflowTemplates
     from guildstack.services.workspaces import WorkspaceService
 
 OVERRIDABLE = frozenset(
@@ -347,6 +348,14 @@ class Container:
         from guildstack.services.council import CouncilService
 
         return CouncilService(self.uow, self.agents, self.model)
+
+    @cached_property
+    def workflows(self) -> WorkflowTemplates:
+        from guildstack.agents.workflows import load_workflows
+        from guildstack.services.workflows import WorkflowTemplates
+
+        templates = load_workflows(self.settings.catalog_dir / "workflows.yaml")
+        return WorkflowTemplates(self.uow, templates, self.runs, self.onboarding, self.council)
 
     @cached_property
     def onboarding(self) -> OnboardingService:

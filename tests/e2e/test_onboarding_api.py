@@ -145,12 +145,13 @@ async def test_given_an_onboarding_in_progress_then_another_start_is_409(
     assert first.status_code == 202
     second = await api.post("/onboarding", json={"company": "Busy Co"}, headers=headers)
     # The first may already have ended on a fast machine; then the second is a new run.
+    await _finished(api, headers, first.json()["run_id"])
     if second.status_code == 409:
         assert second.headers["content-type"].startswith("application/problem+json")
     else:
         assert second.status_code == 202
         assert second.json()["run_id"] != first.json()["run_id"]
-    await _finished(api, headers, first.json()["run_id"])
+        await _finished(api, headers, second.json()["run_id"])
 
 
 @pytest.mark.parametrize("body", [{}, {"company": ""}, {"company": "x" * 4001}, {"firm": "x"}])
@@ -177,9 +178,10 @@ async def test_given_another_tenant_then_its_onboarding_is_invisible(
     api: httpx.AsyncClient,
 ) -> None:
     mine = await _workspace(api, "mine")
-    await api.post("/onboarding", json={"company": "Private Co"}, headers=mine)
+    started = await api.post("/onboarding", json={"company": "Private Co"}, headers=mine)
+    await _finished(api, mine, started.json()["run_id"])
     stranger = await sign_up(api, "stranger")
     as_stranger = {**stranger.auth, "X-Workspace-Id": mine["X-Workspace-Id"]}
     assert (await api.get("/onboarding", headers=as_stranger)).status_code == 404
-    started = await api.post("/onboarding", json={"company": "x"}, headers=as_stranger)
-    assert started.status_code == 404
+    refused = await api.post("/onboarding", json={"company": "x"}, headers=as_stranger)
+    assert refused.status_code == 404
