@@ -38,9 +38,9 @@ REVIEWERS: Mapping[str, str] = {
 COUNCIL_SHARE = 0.2
 # The baseline: how many agents of each guild a brief takes, and who waits for whom.
 _BASELINE: tuple[tuple[str, int, tuple[str, ...]], ...] = (
-    ("research", 2, ()),
-    ("matrix", 2, ()),
-    ("muse", 2, ("research", "matrix")),
+    ("research", 5, ()),
+    ("matrix", 5, ()),
+    ("muse", 4, ("research", "matrix")),
     ("guardian", 1, ("muse",)),
 )
 _OUTPUT_CHARS = 6_000
@@ -49,8 +49,9 @@ SECTION_CHARS = 4_000
 
 def baseline_plan(campaign: Campaign, agents: Sequence[AgentSpec]) -> dict[str, Any]:
     """The plan a keyword router makes: per guild, the agents whose keywords the campaign
-    uses (else the guild's first agents), research and matrix side by side, then muse on
-    their findings, then guardian on the content; shares split evenly."""
+    uses (else the guild's first agents): up to five research and five matrix agents side
+    by side, then four muse agents on their findings, then a guardian on the content;
+    shares split evenly."""
     text = f"{campaign.describe()}\nintelligence brief {campaign.objective_type.value}"
     tasks: list[dict[str, Any]] = []
     keys_of: dict[str, list[str]] = {}

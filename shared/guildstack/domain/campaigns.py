@@ -245,7 +245,7 @@ HERALD = "LORD-007"
 
 # The least a task may be given: one modest call and its review.
 MIN_TASK_USD = Decimal("0.01")
-MAX_PLAN_TASKS = 12
+MAX_PLAN_TASKS = 16
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 PLAN_GUILDS = ("research", "matrix", "muse", "guardian")
 

@@ -67,7 +67,7 @@ from guildstack.services.onboarding import codex_text
 from guildstack.services.structured import complete_json
 
 # The least budget a brief may have: the council's share must pay for its plan and brief.
-MIN_BRIEF_BUDGET_USD = Decimal("0.10")
+MIN_BRIEF_BUDGET_USD = Decimal("0.25")
 UNAVAILABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
 
 
