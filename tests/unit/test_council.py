@@ -173,7 +173,7 @@ async def test_given_a_budget_too_small_then_no_model_is_called() -> None:
 
 
 async def test_given_calls_dearer_than_a_task_s_cap_then_the_task_stops_within_it() -> None:
-    # Each of the 14 tasks gets about USD 0.057 of USD 1; a call costs USD 0.05: the draft
+    # Each of the 15 tasks gets about USD 0.053 of USD 1; a call costs USD 0.05: the draft
     # fits, the review would pass the cap.
     c = council(CouncilModel(cost=Decimal("0.05")))
     campaign = c.campaign(budget=Decimal(1))
