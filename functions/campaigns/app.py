@@ -153,14 +153,22 @@ async def create_quest(
 async def quest_progress(
     campaign_id: UUID, quest_id: UUID, body: QuestProgressRequest, ws: Campaigns
 ) -> QuestResponse:
-    quest = await ws.service.progress(
-        ws.principal,
-        ws.workspace_id,
-        campaign_id,
-        quest_id,
-        tasks=[(t.chapter, t.task, t.done) for t in body.tasks],
-        metrics=body.metrics,
-    )
+    """Progress of chapters' tasks and of metrics; `start_chapter` runs a chapter's tasks."""
+    quest = None
+    if body.tasks or body.metrics:
+        quest = await ws.service.progress(
+            ws.principal,
+            ws.workspace_id,
+            campaign_id,
+            quest_id,
+            tasks=[(t.chapter, t.task, t.done) for t in body.tasks],
+            metrics=body.metrics,
+        )
+    if body.start_chapter is not None:
+        quest = await ws.service.start_chapter(
+            ws.principal, ws.workspace_id, campaign_id, quest_id, body.start_chapter
+        )
+    assert quest is not None  # noqa: S101 - the request validator asks for one of them
     return QuestResponse.of(quest)
 
 

@@ -111,10 +111,13 @@ class QuestProgressRequest(BaseModel):
         Field(max_length=20),
     ] = Field(default_factory=dict)
 
+    # Start this chapter's tasks as a run (operators and up).
+    start_chapter: Annotated[int, Field(ge=0, le=100)] | None = None
+
     @model_validator(mode="after")
     def _something_to_change(self) -> Self:
-        if not self.tasks and not self.metrics:
-            raise ValueError("give tasks or metrics")
+        if not self.tasks and not self.metrics and self.start_chapter is None:
+            raise ValueError("give tasks, metrics or start_chapter")
         return self
 
 

@@ -341,7 +341,7 @@ class Container:
     def campaigns(self) -> CampaignService:
         from guildstack.services.campaigns import CampaignService
 
-        return CampaignService(self.uow)
+        return CampaignService(self.uow, self.agents)
 
     @cached_property
     def council(self) -> CouncilService:

@@ -245,6 +245,22 @@ async def test_given_a_quest_then_its_progress_is_tracked(
     read = await api.get(f"/campaigns/{campaign['id']}", headers=team.headers("viewer"))
     assert read.json()["quests"][0]["progress"] == pytest.approx(1 / 3, abs=1e-3)
 
+    # A chapter starts a run (operators): its tasks, side by side, each to a guild agent.
+    as_analyst = await api.patch(url, json={"start_chapter": 0}, headers=team.headers("analyst"))
+    assert as_analyst.status_code == 403
+    no_such = await api.patch(url, json={"start_chapter": 7}, headers=team.headers("operator"))
+    assert no_such.status_code == 422
+    started = await api.patch(url, json={"start_chapter": 0}, headers=team.headers("operator"))
+    assert started.status_code == 200, started.text
+    run_id = started.json()["chapters"][0]["run_id"]
+    assert run_id and started.json()["chapters"][1]["run_id"] is None
+    run = (await api.get(f"/runs/{run_id}", headers=team.headers("viewer"))).json()
+    assert run["kind"] == "parallel"
+    assert [s["key"] for s in run["steps"]] == ["task_1", "task_2"]
+    assert all(s["agent"].split("-")[0] in {"RES", "MUSE", "MTX", "GRD"} for s in run["steps"])
+    finished = await wait_for_event(api, team, run_id, "run.finished")
+    assert finished["payload"]["status"] == "succeeded"
+
 
 @pytest.mark.parametrize(
     "body",

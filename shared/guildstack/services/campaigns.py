@@ -13,8 +13,10 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from guildstack.domain.agents import AgentSpec
 from guildstack.domain.authorization import Action
 from guildstack.domain.campaigns import (
+    PLAN_GUILDS,
     Campaign,
     CampaignStatus,
     Chapter,
@@ -27,8 +29,13 @@ from guildstack.domain.campaigns import (
 from guildstack.domain.errors import Conflict, InvalidInput
 from guildstack.domain.identity import Principal
 from guildstack.domain.paging import Page, PageRequest
+from guildstack.domain.routing import route_by_keywords
+from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.runs import Node, Workflow
+from guildstack.domain.vocabulary import AgentStatus, RunKind
 from guildstack.ports.uow import UnitOfWork
 from guildstack.services.access import authorized
+from guildstack.services.agents import AgentRegistry
 
 _UNSET: Any = object()
 
@@ -68,8 +75,9 @@ def _dates(start: date | None, end: date | None) -> None:
 
 
 class CampaignService:
-    def __init__(self, uow: UnitOfWork) -> None:
+    def __init__(self, uow: UnitOfWork, agents: AgentRegistry) -> None:
         self._uow = uow
+        self._agents = agents
 
     async def create(
         self,
@@ -233,6 +241,53 @@ class CampaignService:
             await tx.campaigns.save_quest(changed)
             return changed
 
+    async def start_chapter(
+        self, actor: Principal, workspace_id: UUID, campaign_id: UUID, quest_id: UUID, index: int
+    ) -> Quest:
+        """A chapter's tasks as a run (operators): each task goes, side by side, to the guild
+        agent the keyword router picks for it (the content strategist when none fits); the
+        chapter keeps the run. 409 while the chapter's last run is in progress."""
+        async with self._uow(actor) as tx:
+            await authorized(tx, workspace_id, Action.STEER_CAMPAIGN)
+            campaign = await tx.campaigns.get(workspace_id, campaign_id)
+            quest = await tx.campaigns.get_quest(workspace_id, campaign_id, quest_id)
+            if not 0 <= index < len(quest.chapters):
+                raise InvalidInput(
+                    f"The quest has no chapter {index}.",
+                    [{"loc": ["body", "start_chapter"], "msg": "no such chapter",
+                      "type": "value_error"}],
+                )  # fmt: skip
+            chapter = quest.chapters[index]
+            if not chapter.tasks:
+                raise Conflict("The chapter has no tasks to run.")
+            if chapter.run_id is not None:
+                last = await tx.runs.get(workspace_id, chapter.run_id)
+                if not last.status.finished:
+                    raise Conflict(f"The chapter's run is in progress (run {last.id}).")
+            active = [
+                a.spec
+                for a in await self._agents.all_in(tx, workspace_id)
+                if a.status not in UNAVAILABLE and a.spec.guild in PLAN_GUILDS
+            ]
+            nodes = tuple(
+                Node(f"task_{i + 1}", _agent_for(task, active), task)
+                for i, task in enumerate(chapter.tasks)
+            )
+            workflow = Workflow(
+                RunKind.PARALLEL,
+                f"{quest.title}: {chapter.title}"[:200],
+                f"{campaign.describe()}\nQuest: {quest.title}\nChapter: {chapter.title}",
+                nodes,
+            ).validated(a.code for a in active)
+            run = await tx.runs.add(
+                RunGraph.start(workspace_id, actor.user_id, workflow, now=tx.now)
+            )
+            chapters = list(quest.chapters)
+            chapters[index] = replace(chapter, run_id=run.id)
+            changed = replace(quest, chapters=tuple(chapters), updated_at=tx.now)
+            await tx.campaigns.save_quest(changed)
+            return changed
+
     async def decisions(
         self, actor: Principal, workspace_id: UUID, campaign_id: UUID, page: PageRequest
     ) -> Page[Decision]:
@@ -240,3 +295,12 @@ class CampaignService:
             await authorized(tx, workspace_id, Action.VIEW)
             await tx.campaigns.get(workspace_id, campaign_id)
             return await tx.campaigns.decisions(workspace_id, campaign_id, page)
+
+
+UNAVAILABLE = frozenset({AgentStatus.PAUSED, AgentStatus.TERMINATED})
+FALLBACK_AGENT = "MUSE-006"  # the content strategist
+
+
+def _agent_for(task: str, agents: Sequence[AgentSpec]) -> str:
+    picked = route_by_keywords(task, agents, core="", max_specialists=1).specialists
+    return picked[0].code if picked else FALLBACK_AGENT
