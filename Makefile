@@ -63,6 +63,9 @@ build-MemoryFunction:
 build-ChatFunction:
 	$(call function_build,chat)
 
+build-CampaignsFunction:
+	$(call function_build,campaigns)
+
 build-RetentionFunction:
 	$(call function_build,retention)
 

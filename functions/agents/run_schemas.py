@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from guildstack.domain.limits import (
     MAX_ANSWER_CHARS,
@@ -19,6 +19,7 @@ from guildstack.domain.vocabulary import Decision, OnReject, RunKind
 
 if TYPE_CHECKING:
     from guildstack.domain.runs import Approval, Event, Question, Run, Step, Workflow
+    from guildstack.domain.workflows import WorkflowTemplate
 
 StepKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 AgentRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
@@ -44,18 +45,31 @@ class NodeRequest(BaseModel):
 
 
 class CreateRunRequest(BaseModel):
+    """A workflow (`kind`, `title`, `nodes`) or a named template (`template`) on `input`."""
+
     model_config = ConfigDict(extra="forbid")
 
-    kind: RunKind
-    title: Title
+    template: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")] | None = None
+    kind: RunKind | None = None
+    title: Title | None = None
     input: Text
     # Twice the domain's limit: a workflow just over it gets the workflow's own 422.
-    nodes: Annotated[list[NodeRequest], Field(max_length=2 * MAX_NODES)]
+    nodes: Annotated[list[NodeRequest], Field(max_length=2 * MAX_NODES)] | None = None
     budget_usd: Annotated[Decimal, Field(gt=0, le=MAX_RUN_BUDGET_USD)] | None = None
+
+    @model_validator(mode="after")
+    def _workflow_or_template(self) -> Self:
+        if self.template is not None:
+            if self.kind is not None or self.title is not None or self.nodes is not None:
+                raise ValueError("give either template or kind, title and nodes")
+        elif self.kind is None or self.title is None or self.nodes is None:
+            raise ValueError("give kind, title and nodes (or a template)")
+        return self
 
     def to_workflow(self) -> "Workflow":
         from guildstack.domain.runs import Node, Workflow
 
+        assert self.kind is not None and self.title is not None and self.nodes is not None  # noqa: S101
         return Workflow(
             kind=self.kind,
             title=self.title,
@@ -269,4 +283,36 @@ class QuestionResponse(BaseModel):
             answer=question.answer,
             answered_at=question.answered_at,
             created_at=question.created_at,
+        )
+
+
+class WorkflowNodeResponse(BaseModel):
+    key: str
+    agent: str
+    prompt: str | None
+    depends_on: list[str]
+
+
+class WorkflowResponse(BaseModel):
+    name: str
+    version: int
+    title: str
+    description: str
+    kind: str
+    nodes: list[WorkflowNodeResponse]
+
+    @classmethod
+    def of(cls, t: "WorkflowTemplate") -> "WorkflowResponse":
+        return cls(
+            name=t.name,
+            version=t.version,
+            title=t.title,
+            description=t.description,
+            kind=t.kind.value,
+            nodes=[
+                WorkflowNodeResponse(
+                    key=n.key, agent=n.agent, prompt=n.prompt, depends_on=list(n.depends_on)
+                )
+                for n in t.nodes
+            ],
         )

@@ -22,6 +22,7 @@ from functions.agents.run_schemas import (
     RunResponse,
     RunSummary,
     StepKey,
+    WorkflowResponse,
 )
 from functions.agents.schemas import AgentCode
 from guildstack.domain.limits import MAX_EVENTS_PER_PAGE, MAX_WAIT_SECONDS
@@ -35,9 +36,11 @@ from guildstack.http.tickets import StreamTicketResponse
 if TYPE_CHECKING:
     from guildstack.services.runs import RunService
     from guildstack.services.stream_access import StreamAccess
+    from guildstack.services.workflows import WorkflowTemplates
 
 Runs = Annotated["Scoped[RunService]", Depends(in_workspace(lambda c: c.runs))]
 Access = Annotated["Scoped[StreamAccess]", Depends(in_workspace(lambda c: c.stream_access))]
+Templates = Annotated["Scoped[WorkflowTemplates]", Depends(in_workspace(lambda c: c.workflows))]
 Paging = Annotated[PageRequest, Depends(page_request)]
 
 router = APIRouter()
@@ -79,9 +82,24 @@ async def run_stream_ticket(run_id: UUID, ws: Access) -> StreamTicketResponse:
     return StreamTicketResponse.of(ticket)
 
 
+@router.get("/workflows")
+async def list_workflows(ws: Templates) -> ListResponse[WorkflowResponse]:
+    """Named, versioned workflow templates, startable with POST /runs {template, input}."""
+    await ws.service.check_member(ws.principal, ws.workspace_id)
+    items = [WorkflowResponse.of(t) for t in ws.service.all()]
+    return ListResponse(items=items, next_cursor=None)
+
+
 @router.post("/runs", status_code=202, responses=MODEL_CALL)
-async def start_run(body: CreateRunRequest, ws: Runs, response: Response) -> RunAccepted:
-    run = await ws.service.start(ws.principal, ws.workspace_id, body.to_workflow())
+async def start_run(
+    body: CreateRunRequest, ws: Runs, templates: Templates, response: Response
+) -> RunAccepted:
+    if body.template is not None:
+        run = await templates.service.start(
+            ws.principal, ws.workspace_id, body.template, body.input, budget_usd=body.budget_usd
+        )
+    else:
+        run = await ws.service.start(ws.principal, ws.workspace_id, body.to_workflow())
     response.headers["Location"] = f"/runs/{run.id}"
     return RunAccepted(run=RunResponse.of(run))
 

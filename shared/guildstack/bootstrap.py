@@ -33,8 +33,10 @@ if TYPE_CHECKING:
     from guildstack.services.audits import SelfAudit
     from guildstack.services.cache import CacheService
     from guildstack.services.cache_warm import CacheWarmer
+    from guildstack.services.campaigns import CampaignService
     from guildstack.services.chat import ChatTurns
     from guildstack.services.conversations import ConversationService
+    from guildstack.services.council import CouncilService
     from guildstack.services.discussions import DiscussionService
     from guildstack.services.engine import StepEngine
     from guildstack.services.failover import FailoverChain
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from guildstack.services.ingestion import DocumentIngestion
     from guildstack.services.jobs import Jobs, Sweeper
     from guildstack.services.memory import MemoryService
+    from guildstack.services.onboarding import OnboardingService
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.stream_access import StreamAccess
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
     from guildstack.services.tool_settings import ToolSettingsService
     from guildstack.services.tools import Toolbox
     from guildstack.services.usage import UsageService
+    from guildstack.services.workflows import WorkflowTemplates
     from guildstack.services.workspace_limits import WorkspaceRateLimit
     from guildstack.services.workspaces import WorkspaceService
 
@@ -122,12 +126,17 @@ class Container:
         from guildstack.adapters.postgres.uow import PostgresUnitOfWork
         from guildstack.domain.vocabulary import RunKind
         from guildstack.ports.uow import RunFinisher
-        from guildstack.services.run_finishers import ChatFinisher, DiscussionFinisher
+        from guildstack.services.run_finishers import (
+            BriefFinisher,
+            ChatFinisher,
+            DiscussionFinisher,
+        )
 
         queue = self.step_queue if self.settings.steps_queue_url is not None else None
         finishers: dict[RunKind, RunFinisher] = {
             RunKind.CHAT: ChatFinisher(),
             RunKind.DISCUSSION: DiscussionFinisher(),
+            RunKind.CAMPAIGN_BRIEF: BriefFinisher(),
         }
         return PostgresUnitOfWork(self.database, queue, finishers)
 
@@ -377,6 +386,40 @@ class Container:
 
         return DiscussionService(self.uow, self.agents)
 
+    # Campaigns ---------------------------------------------------------------------------
+
+    @cached_property
+    def campaigns(self) -> CampaignService:
+        from guildstack.services.campaigns import CampaignService
+
+        return CampaignService(self.uow, self.agents)
+
+    @cached_property
+    def council(self) -> CouncilService:
+        from guildstack.services.council import CouncilService
+
+        return CouncilService(self.uow, self.agents, self.model)
+
+    @cached_property
+    def workflows(self) -> WorkflowTemplates:
+        from guildstack.agents.workflows import load_workflows
+        from guildstack.services.workflows import WorkflowTemplates
+
+        templates = load_workflows(self.settings.catalog_dir / "workflows.yaml")
+        return WorkflowTemplates(self.uow, templates, self.runs, self.onboarding, self.council)
+
+    @cached_property
+    def onboarding(self) -> OnboardingService:
+        from guildstack.services.onboarding import OnboardingService
+
+        return OnboardingService(self.uow)
+
+    @property
+    def _lords(self) -> dict[str, AgentSpec]:
+        from guildstack.domain.vocabulary import Guild
+
+        return {a.code: a for a in self.agent_catalog if a.guild == Guild.COUNCIL}
+
     # Durable runs ------------------------------------------------------------------------
 
     @cached_property
@@ -450,8 +493,10 @@ class Container:
     def step_engine(self) -> StepEngine:
         from guildstack.domain.vocabulary import RunKind
         from guildstack.services.chat import ChatExecutor
+        from guildstack.services.council import CouncilSteps
         from guildstack.services.discussion_turns import DiscussionTurns
         from guildstack.services.engine import StepEngine
+        from guildstack.services.onboarding import OnboardingSteps
 
         return StepEngine(
             self.uow,
@@ -463,6 +508,8 @@ class Container:
             executors={
                 RunKind.CHAT: ChatExecutor(self.uow, self.agents, self.model),
                 RunKind.DISCUSSION: DiscussionTurns(self.uow, self.model, self._embedder),
+                RunKind.CAMPAIGN_BRIEF: CouncilSteps(self.uow, self.model, self._lords),
+                RunKind.ONBOARDING: OnboardingSteps(self.model),
             },
         )
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import ClassVar
 
 from guildstack.adapters.models.offline import OfflineProvider
-from guildstack.domain.errors import GuildstackError
+from guildstack.agents.council_prompts import REVISED
+from guildstack.domain.errors import GuildstackError, InvalidRequest
 from guildstack.domain.models import (
     CallContext,
     CallPlan,
@@ -159,10 +162,22 @@ class InMemoryLedger:
 
 class AskingOffline(OfflineProvider):
     """The offline provider, except that a prompt containing `[ask]` makes the agent ask
-    the user a question first (and answer normally once the prompt holds the answer)."""
+    the user a question first (and answer normally once the prompt holds the answer), and
+    a lord reviewing work of a campaign named with `[reject-once]` rejects the first draft
+    (with a reason) and approves the revision. An onboarding step of a company named with
+    `[flaky]` is rejected as a bad request while its title is in `broken_steps`."""
+
+    broken_steps: ClassVar[set[str]] = set()
 
     def answer(self, request: ModelRequest) -> str:
         prompt = request.messages[-1].content if request.messages else ""
+        if "[flaky]" in prompt and any(prompt.endswith(f"# Step\n{t}") for t in self.broken_steps):
+            raise InvalidRequest("offline: this step is broken for the test")
         if "[ask]" in prompt and "# The user answered" not in prompt:
             return "QUESTION: Which market should we launch in first?"
+        reviewing = "verdict" in (request.json_schema or {}).get("properties", {})
+        if reviewing and "[reject-once]" in prompt and REVISED not in prompt:
+            return json.dumps(
+                {"verdict": "reject", "reasons": ["Name one competitor with a source."]}
+            )
         return super().answer(request)

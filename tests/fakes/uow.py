@@ -25,6 +25,13 @@ from uuid import UUID
 
 from guildstack.domain.agents import Agent, AgentActivity
 from guildstack.domain.audits import Finding, Severity, StoredFinding
+from guildstack.domain.campaigns import (
+    Campaign,
+    CampaignStatus,
+    Decision,
+    ObjectiveType,
+    Quest,
+)
 from guildstack.domain.conversations import (
     Conversation,
     ConversationEvent,
@@ -117,6 +124,9 @@ class World:
     tool_settings: dict[UUID, ToolSettings] = field(default_factory=dict)
     mcp_servers: dict[UUID, McpServer] = field(default_factory=dict)
     findings: list[StoredFinding] = field(default_factory=list)
+    campaigns: dict[UUID, Campaign] = field(default_factory=dict)
+    quests: dict[UUID, Quest] = field(default_factory=dict)
+    decisions: list[Decision] = field(default_factory=list)
 
     def snapshot(self) -> World:
         """A copy to roll back to. Rows written as frozen values (workspaces, members,
@@ -157,6 +167,9 @@ class World:
             tool_settings=dict(self.tool_settings),
             mcp_servers=dict(self.mcp_servers),
             findings=list(self.findings),
+            campaigns=dict(self.campaigns),
+            quests=dict(self.quests),
+            decisions=list(self.decisions),
         )
 
     def register(self, email: str) -> UUID:
@@ -258,6 +271,7 @@ class FakeTx:
         self.conversations = FakeConversations(self)
         self.tools = FakeTools(self)
         self.audits = FakeAudits(self)
+        self.campaigns = FakeCampaigns(self)
 
     @property
     def actor(self) -> Principal | None:
@@ -1264,3 +1278,110 @@ class FakeAudits:
             and (severity is None or f.finding.severity is severity)
         ]
         return _page(rows, page, lambda f: (f.created_at, f.id), newest_first=True)
+
+
+class FakeCampaigns:
+    """Campaigns as the policies have them: viewers read, analysts draft (and edit while
+    planning), operators change any, admins delete; decisions are the system's."""
+
+    def __init__(self, tx: FakeTx) -> None:
+        self._tx, self._w = tx, tx.world
+
+    def _visible(self, workspace_id: UUID, campaign_id: UUID) -> Campaign:
+        c = self._w.campaigns.get(campaign_id)
+        if c is None or c.workspace_id != workspace_id or not self._tx.sees(workspace_id):
+            raise NotFound("No such campaign in this workspace.")
+        return c
+
+    async def create(self, campaign: Campaign) -> Campaign:
+        self._tx.may_write(campaign.workspace_id, Role.ANALYST)
+        self._w.campaigns[campaign.id] = campaign
+        return campaign
+
+    async def get(self, workspace_id: UUID, campaign_id: UUID, *, lock: bool = False) -> Campaign:
+        return self._visible(workspace_id, campaign_id)
+
+    async def list_campaigns(
+        self,
+        workspace_id: UUID,
+        page: PageRequest,
+        *,
+        status: CampaignStatus | None = None,
+        objective_type: ObjectiveType | None = None,
+        text: str | None = None,
+    ) -> Page[Campaign]:
+        rows = [
+            c
+            for c in self._w.campaigns.values()
+            if c.workspace_id == workspace_id
+            and self._tx.sees(workspace_id)
+            and (status is None or c.status is status)
+            and (objective_type is None or c.objective_type is objective_type)
+            and (text is None or text.lower() in c.name.lower())
+        ]
+        return _page(rows, page, lambda c: (c.created_at, c.id), newest_first=True)
+
+    async def save(self, campaign: Campaign, *, system: bool = False) -> None:
+        old = self._visible(campaign.workspace_id, campaign.id)
+        if old.status is not CampaignStatus.PLANNING:
+            self._tx.may_write(campaign.workspace_id, Role.OPERATOR)
+        self._tx.may_write(campaign.workspace_id, Role.ANALYST)
+        if not system:
+            campaign = replace(campaign, brief=old.brief, brief_run_id=old.brief_run_id)
+        self._w.campaigns[campaign.id] = campaign
+
+    async def delete(self, workspace_id: UUID, campaign_id: UUID) -> bool:
+        self._visible(workspace_id, campaign_id)
+        if not self._tx.sees(workspace_id, Role.ADMIN):
+            return False
+        del self._w.campaigns[campaign_id]
+        for qid in [q.id for q in self._w.quests.values() if q.campaign_id == campaign_id]:
+            del self._w.quests[qid]
+        self._w.decisions = [d for d in self._w.decisions if d.campaign_id != campaign_id]
+        return True
+
+    async def add_quest(self, quest: Quest, created_by: UUID | None) -> Quest:
+        self._visible(quest.workspace_id, quest.campaign_id)
+        self._tx.may_write(quest.workspace_id, Role.ANALYST)
+        self._w.quests[quest.id] = quest
+        return quest
+
+    async def get_quest(self, workspace_id: UUID, campaign_id: UUID, quest_id: UUID) -> Quest:
+        self._visible(workspace_id, campaign_id)
+        q = self._w.quests.get(quest_id)
+        if q is None or q.campaign_id != campaign_id:
+            raise NotFound("No such quest in this campaign.")
+        return q
+
+    async def save_quest(self, quest: Quest) -> None:
+        self._tx.may_write(quest.workspace_id, Role.ANALYST)
+        self._w.quests[quest.id] = quest
+
+    async def quests(self, workspace_id: UUID, campaign_id: UUID) -> list[Quest]:
+        self._visible(workspace_id, campaign_id)
+        found = [q for q in self._w.quests.values() if q.campaign_id == campaign_id]
+        return sorted(found, key=lambda q: (q.created_at, q.id))
+
+    async def record(self, workspace_id: UUID, decisions: Sequence[Decision]) -> None:
+        if self._tx.actor is not None:
+            raise Forbidden("Decisions are the system's to record.")
+        for i, d in enumerate(decisions):
+            self._w.decisions.append(
+                replace(
+                    d,
+                    id=d.id or uuid.uuid4(),
+                    created_at=self._tx.now + timedelta(microseconds=len(self._w.decisions) + i),
+                )
+            )
+
+    async def decisions(
+        self, workspace_id: UUID, campaign_id: UUID, page: PageRequest
+    ) -> Page[Decision]:
+        self._visible(workspace_id, campaign_id)
+        rows = [d for d in self._w.decisions if d.campaign_id == campaign_id]
+        return _page(rows, page, _decision_key, newest_first=False)
+
+
+def _decision_key(d: Decision) -> Cursor:
+    assert d.created_at is not None and d.id is not None
+    return d.created_at, d.id

@@ -72,6 +72,14 @@ POLICY_ACTIONS: dict[tuple[str, str], set[Action]] = {
     ("mcp_servers", "INSERT"): {A.MANAGE_AGENTS},
     ("mcp_servers", "DELETE"): {A.MANAGE_AGENTS},
     ("audits", "SELECT"): {A.READ_AUDITS},
+    ("campaigns", "SELECT"): {A.VIEW},
+    ("campaigns", "INSERT"): {A.DRAFT_CAMPAIGN},
+    ("campaigns", "UPDATE"): {A.DRAFT_CAMPAIGN, A.STEER_CAMPAIGN},
+    ("campaigns", "DELETE"): {A.DELETE_CAMPAIGN},
+    ("campaign_quests", "SELECT"): {A.VIEW},
+    ("campaign_quests", "INSERT"): {A.DRAFT_CAMPAIGN},
+    ("campaign_quests", "UPDATE"): {A.DRAFT_CAMPAIGN},
+    ("campaign_decisions", "SELECT"): {A.VIEW},
 }  # fmt: skip
 ROLE_IN_POLICY = re.compile(
     r"(?:has_workspace_role\([^,]+,\s*'(\w+)'(?:::text)?\)|member_workspace_ids\('(\w+)'(?:::text)?\))"

@@ -33,6 +33,9 @@ class Action(StrEnum):
     MANAGE_MEMBERS = "manage_members"
     READ_AUDITS = "read_audits"  # the self-audit's findings about the workspace
     GRANT_OWNER = "grant_owner"  # give, take away or remove the owner role
+    DRAFT_CAMPAIGN = "draft_campaign"  # create campaigns and quests, edit a planning one
+    STEER_CAMPAIGN = "steer_campaign"  # approve, start, pause, complete; generate briefs
+    DELETE_CAMPAIGN = "delete_campaign"
 
 
 MINIMUM_ROLE: dict[Action, Role] = {
@@ -53,6 +56,9 @@ MINIMUM_ROLE: dict[Action, Role] = {
     Action.MANAGE_MEMBERS: Role.ADMIN,
     Action.READ_AUDITS: Role.ADMIN,
     Action.GRANT_OWNER: Role.OWNER,
+    Action.DRAFT_CAMPAIGN: Role.ANALYST,
+    Action.STEER_CAMPAIGN: Role.OPERATOR,
+    Action.DELETE_CAMPAIGN: Role.ADMIN,
 }
 
 NOT_A_MEMBER = "No such workspace."

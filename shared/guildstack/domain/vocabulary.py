@@ -74,7 +74,8 @@ class GroupBy(StrEnum):
 
 class RunKind(StrEnum):
     """Workflow shapes. A client starts the first four through POST /runs; a chat turn and a
-    team discussion are runs the chat area starts itself."""
+    team discussion are runs the chat area starts itself, a campaign's brief the campaigns
+    area."""
 
     SINGLE = "single"
     PIPELINE = "pipeline"
@@ -82,6 +83,8 @@ class RunKind(StrEnum):
     DAG = "dag"
     CHAT = "chat"
     DISCUSSION = "discussion"
+    CAMPAIGN_BRIEF = "campaign_brief"  # the council's plan for a campaign's brief
+    ONBOARDING = "onboarding"  # the 12-step onboarding of a company
 
 
 class RunStatus(StrEnum):

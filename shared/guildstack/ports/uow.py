@@ -20,6 +20,7 @@ from guildstack.domain.run_graph import RunGraph
 from guildstack.domain.vocabulary import RunKind
 from guildstack.ports.agents import AgentRepository
 from guildstack.ports.audits import AuditRepository
+from guildstack.ports.campaigns import CampaignRepository
 from guildstack.ports.conversations import ConversationRepository
 from guildstack.ports.memory import DocumentRepository, MemoryRepository
 from guildstack.ports.runs import RunRepository
@@ -54,6 +55,9 @@ class Tx(Protocol):
 
     @property
     def conversations(self) -> ConversationRepository: ...
+
+    @property
+    def campaigns(self) -> CampaignRepository: ...
 
     @property
     def memories(self) -> MemoryRepository: ...

@@ -1,5 +1,5 @@
-"""What happens when a chat turn's or a discussion's run ends, in the transaction that
-ended it (`RunFinishers`, registered with every function's unit of work).
+"""What happens when a chat turn's, a discussion's or a campaign brief's run ends, in the
+transaction that ended it (`RunFinishers`, registered with every function's unit of work).
 
 Kept apart from the rest of chat and discussions so that registering them imports none of
 their machinery (routing, prompts, specialists, personas).
@@ -7,9 +7,11 @@ their machinery (routing, prompts, specialists, personas).
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from uuid import UUID
 
+from guildstack.domain.campaigns import BRIEF_SECTIONS, BRIEF_STEP, HERALD, Decision, DecisionKind
 from guildstack.domain.conversations import (
     ConversationEvent,
     ConversationEventType,
@@ -115,3 +117,50 @@ class DiscussionFinisher:
             [note.announced(), status_changed(conversation.status, changed.status)],
         )
         await tx.conversations.save(changed)
+
+
+class BriefFinisher:
+    """When a campaign brief's run succeeds, the Herald's sections land in the campaign
+    (with the run that wrote them) and in its creator's `campaign_briefs` memories (queued
+    as a document), and the council records it. A run that failed or was cancelled leaves
+    the campaign's brief as it was (its decisions say why)."""
+
+    async def finished(self, tx: Tx, graph: RunGraph) -> None:
+        run = graph.run
+        step = graph.steps.get(BRIEF_STEP)
+        if run.status is not RunStatus.SUCCEEDED or step is None or not step.output:
+            return
+        campaign_id = UUID(run.context["campaign_id"])
+        campaign = await tx.campaigns.get(run.workspace_id, campaign_id, lock=True)
+        if campaign.brief_run_id != run.id:
+            return  # a newer brief was started since
+        value = json.loads(step.output)
+        sections = {name: str(value.get(name, "")) for name in BRIEF_SECTIONS}
+        brief = {"sections": sections, "run_id": str(run.id), "generated_at": tx.now.isoformat()}
+        await tx.campaigns.save(replace(campaign, brief=brief, updated_at=tx.now), system=True)
+        await tx.campaigns.record(
+            run.workspace_id,
+            [
+                Decision(
+                    campaign_id,
+                    DecisionKind.BRIEF,
+                    step.agent_code or HERALD,
+                    f"The brief of {campaign.name} landed ({len(sections)} sections).",
+                    {"sections": list(sections)},
+                    run_id=run.id,
+                    step_key=BRIEF_STEP,
+                )
+            ],
+        )
+        if run.created_by is not None:
+            text = "\n\n".join(
+                f"## {name.replace('_', ' ').title()}\n{body}" for name, body in sections.items()
+            )
+            document = await tx.documents.create(
+                run.workspace_id,
+                f"Campaign brief: {campaign.name}"[:200],
+                text,
+                owner_id=run.created_by,
+                collection=Collection.CAMPAIGN_BRIEFS,
+            )
+            tx.send(JobMessage.document(run.workspace_id, document.id))

@@ -30,6 +30,7 @@ from guildstack.ports.uow import RunFinisher, RunFinishers
 if TYPE_CHECKING:
     from guildstack.adapters.postgres.agents import PostgresAgentRepository
     from guildstack.adapters.postgres.audits import PostgresAuditRepository
+    from guildstack.adapters.postgres.campaigns import PostgresCampaignRepository
     from guildstack.adapters.postgres.conversations import PostgresConversationRepository
     from guildstack.adapters.postgres.memory import (
         PostgresDocumentRepository,
@@ -102,6 +103,12 @@ class PostgresTx:
         from guildstack.adapters.postgres.conversations import PostgresConversationRepository
 
         return PostgresConversationRepository(self.conn, member=self._actor is not None)
+
+    @cached_property
+    def campaigns(self) -> PostgresCampaignRepository:
+        from guildstack.adapters.postgres.campaigns import PostgresCampaignRepository
+
+        return PostgresCampaignRepository(self.conn)
 
     @cached_property
     def memories(self) -> PostgresMemoryRepository:
