@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from guildstack.domain.errors import ProviderFailed
+from guildstack.domain.errors import Forbidden, ProviderFailed
 from guildstack.domain.jobs import DocumentStatus, JobMessage
 from guildstack.domain.memory import Collection, MemoryScope
 from guildstack.domain.runs import Node
-from guildstack.domain.vocabulary import JobKind, RunStatus, StepStatus
+from guildstack.domain.vocabulary import JobKind, Role, RunStatus, StepStatus
 from guildstack.services.engine import StepAttemptFailed
 from guildstack.services.ingestion import DocumentIngestion
 from guildstack.services.jobs import Jobs, Sweeper
@@ -118,6 +118,54 @@ async def test_given_a_document_when_ingested_then_its_chunks_are_the_owners_mem
     assert sorted(m.metadata["chunk"] for m in memories) == [0, 1]
     assert await s.documents.ingest(message) is None  # a duplicate finds it done
     assert len(s.embedder.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("collection", "scope"),
+    [
+        (Collection.CAMPAIGN_BRIEFS, MemoryScope.WORKSPACE),
+        (Collection.CODEX_KNOWLEDGE, MemoryScope.WORKSPACE),
+        (Collection.COMPETITOR_INTEL, MemoryScope.WORKSPACE),
+        (Collection.INDUSTRY_RESEARCH, MemoryScope.WORKSPACE),
+        (Collection.USER_PREFERENCES, MemoryScope.USER),
+        (Collection.CORE, MemoryScope.USER),
+    ],
+)
+async def test_given_a_knowledge_collection_then_its_memories_are_the_workspaces(
+    collection: Collection, scope: MemoryScope
+) -> None:
+    """A brief or the company's codex is every member's knowledge, not its starter's."""
+    s = setup()
+    cache = Cache()
+    documents = DocumentIngestion(s.stack.uow, lambda: s.embedder, cache, lease_seconds=LEASE)
+    async with s.stack.uow.system("a finisher") as tx:
+        document = await tx.documents.create(
+            s.stack.workspace, "Brief", TEXT, owner_id=s.stack.operator.user_id,
+            collection=collection,
+        )  # fmt: skip
+
+    await documents.ingest(JobMessage.document(s.stack.workspace, document.id))
+
+    memories = [m for m, _ in s.stack.world.memories.values()]
+    owner = s.stack.operator.user_id if scope is MemoryScope.USER else None
+    assert {(m.scope, m.collection, m.owner_id) for m in memories} == {(scope, collection, owner)}
+    bumped = s.stack.operator.user_id if scope is MemoryScope.USER else None
+    assert cache.bumped == [(s.stack.workspace, bumped)]
+
+
+async def test_given_a_knowledge_document_of_a_member_who_may_not_share_then_it_fails() -> None:
+    s = setup()
+    viewer = s.stack.people[Role.VIEWER]
+    async with s.stack.uow.system("a finisher") as tx:
+        document = await tx.documents.create(
+            s.stack.workspace, "Brief", TEXT, owner_id=viewer.user_id,
+            collection=Collection.CAMPAIGN_BRIEFS,
+        )  # fmt: skip
+
+    with pytest.raises(Forbidden):
+        await s.documents.ingest(JobMessage.document(s.stack.workspace, document.id))
+
+    assert s.stack.world.memories == {}
 
 
 async def test_given_a_step_message_when_buried_then_the_step_is_dead_and_the_run_failed() -> None:

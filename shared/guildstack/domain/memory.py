@@ -21,6 +21,8 @@ from guildstack.domain.limits import (
 from guildstack.domain.vocabulary import Collection, MemoryScope
 
 __all__ = [
+    "SHARED_COLLECTIONS",
+    "document_scope",
     "MAX_CONTENT_CHARS",
     "MAX_DOCUMENT_CHARS",
     "MAX_QUERY_CHARS",
@@ -44,6 +46,23 @@ MAX_SEARCH_LIMIT = MAX_SEARCH_RESULTS
 MAX_TITLE_CHARS = MAX_DOCUMENT_TITLE_CHARS
 # The personal assistant's weights: semantic 50 %, user feedback 25 %, recency 15 %,
 # access frequency 10 %.
+# What onboarding and campaign briefs learn about the company is the workspace's knowledge,
+# shared by every member; a person's chats, uploads and preferences stay their own.
+SHARED_COLLECTIONS = frozenset(
+    {
+        Collection.CODEX_KNOWLEDGE,
+        Collection.CAMPAIGN_BRIEFS,
+        Collection.COMPETITOR_INTEL,
+        Collection.INDUSTRY_RESEARCH,
+    }
+)
+
+
+def document_scope(collection: Collection) -> MemoryScope:
+    """The scope of the memories a document in `collection` becomes."""
+    return MemoryScope.WORKSPACE if collection in SHARED_COLLECTIONS else MemoryScope.USER
+
+
 WEIGHTS = {"semantic": 0.50, "feedback": 0.25, "recency": 0.15, "frequency": 0.10}
 RECENCY_HALF_LIFE_DAYS = 30.0
 FREQUENCY_SATURATION = 100  # this many accesses count fully

@@ -10,7 +10,7 @@ from uuid import UUID
 from guildstack.domain.authorization import Action, authorize
 from guildstack.domain.errors import GuildstackError
 from guildstack.domain.jobs import DocumentJob, JobMessage
-from guildstack.domain.memory import MemoryScope, chunk_text
+from guildstack.domain.memory import MemoryScope, chunk_text, document_scope
 from guildstack.observability import logger, metrics
 from guildstack.ports.memory import Embedder, NewMemory, PendingDocument, SearchCache
 from guildstack.ports.uow import UnitOfWork
@@ -53,21 +53,25 @@ class DocumentIngestion:
             await self._end(message, attempt, lambda job: job.release(attempt, error))
             raise
         if stored is not None:
-            await self._invalidate(pending.document.workspace_id, pending.document.owner_id)
+            shared = document_scope(pending.document.collection) is MemoryScope.WORKSPACE
+            owner = None if shared else pending.document.owner_id
+            await self._invalidate(pending.document.workspace_id, owner)
             metrics.add_metric(name="DocumentsIngested", unit="Count", value=1)
         return stored
 
     async def _store(
         self, message: JobMessage, pending: PendingDocument, attempt: int
     ) -> int | None:
-        """Chunk, embed and store as the owner's memories; None when the lease was lost."""
+        """Chunk, embed and store as the owner's memories (the workspace's, for a knowledge
+        collection, written on the owner's authority); None when the lease was lost."""
         document = pending.document
+        scope = document_scope(document.collection)
         embedder = self._embedder_of()
         chunks = chunk_text(pending.text)
         vectors = await embedder.embed(chunks)
         memories = [
             NewMemory(
-                MemoryScope.USER,
+                scope,
                 document.collection,
                 chunk,
                 vector,
@@ -82,11 +86,10 @@ class DocumentIngestion:
             job = await tx.documents.lock(message.workspace_id, message.job_id)
             if job is None or not job.holds(attempt):
                 return None  # the lease ran out and another attempt took over
-            # The owner's memories are written for them, so they must still belong here.
-            authorize(
-                await tx.workspaces.role_of(document.workspace_id, document.owner_id),
-                Action.REMEMBER,
-            )
+            # The memories are written on the owner's authority, so they must still belong
+            # here (and may share memories, for the workspace's knowledge).
+            needed = Action.SHARE_MEMORY if scope is MemoryScope.WORKSPACE else Action.REMEMBER
+            authorize(await tx.workspaces.role_of(document.workspace_id, document.owner_id), needed)
             await tx.memories.add(document.workspace_id, document.owner_id, memories)
             job.finish(attempt)
             await tx.documents.save(job, chunk_count=len(chunks))
@@ -119,7 +122,7 @@ class DocumentIngestion:
         except Exception:  # noqa: BLE001 - the lease runs out on its own; the original error matters
             logger.warning("could not release a document after a failed attempt")
 
-    async def _invalidate(self, workspace_id: UUID, owner_id: UUID) -> None:
+    async def _invalidate(self, workspace_id: UUID, owner_id: UUID | None) -> None:
         if self._cache is not None:
             await self._cache.bump(workspace_id, owner_id)
 

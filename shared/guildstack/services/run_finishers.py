@@ -121,7 +121,7 @@ class DiscussionFinisher:
 
 class BriefFinisher:
     """When a campaign brief's run succeeds, the Herald's sections land in the campaign
-    (with the run that wrote them) and in its creator's `campaign_briefs` memories (queued
+    (with the run that wrote them) and in the workspace's `campaign_briefs` memories (queued
     as a document), and the council records it. A run that failed or was cancelled leaves
     the campaign's brief as it was (its decisions say why)."""
 
