@@ -246,6 +246,26 @@ class AuthServer:
             return None
 
 
+_SESSION_USER = (
+    "select u.* from auth.users u join auth.sessions s on s.user_id = u.id"
+    " where u.id = %s and s.id = %s"
+)
+_SESSION_USER_FOR_UPDATE = _SESSION_USER + " for update of u"
+
+
+async def _session_user(
+    conn: AsyncConnection[DictRow], claims: dict[str, Any], *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The token's user while its session lasts (locked for an update when asked)."""
+    query = _SESSION_USER_FOR_UPDATE if lock else _SESSION_USER
+    cur = await conn.execute(query, (claims["sub"], claims["session_id"]))
+    return await cur.fetchone()
+
+
+def _no_session() -> JSONResponse:
+    return _error(403, "session_not_found", "Session from session_id claim in JWT does not exist")
+
+
 def _has_nul(value: object) -> bool:
     """Whether a NUL character hides anywhere in a parsed JSON value (Postgres text and jsonb
     cannot store one; GoTrue refuses such input as invalid)."""
@@ -391,16 +411,9 @@ def create_auth_app(
             return _error(401, "bad_jwt", "invalid JWT: unable to parse or verify signature")
         pool = await server.pool()
         async with pool.connection() as conn:
-            cur = await conn.execute(
-                "select u.* from auth.users u join auth.sessions s on s.user_id = u.id"
-                " where u.id = %s and s.id = %s",
-                (claims["sub"], claims["session_id"]),
-            )
-            user = await cur.fetchone()
+            user = await _session_user(conn, claims)
         if user is None:
-            return _error(
-                403, "session_not_found", "Session from session_id claim in JWT does not exist"
-            )
+            return _no_session()
         return JSONResponse(_user_json(user), headers=_API_VERSION)
 
     async def logout(request: Request) -> Response:
@@ -449,16 +462,9 @@ def create_auth_app(
             return _error(400, "validation_failed", "data must be an object")
         pool = await server.pool()
         async with pool.connection() as conn:
-            cur = await conn.execute(
-                "select u.* from auth.users u join auth.sessions s on s.user_id = u.id"
-                " where u.id = %s and s.id = %s for update of u",
-                (claims["sub"], claims["session_id"]),
-            )
-            user = await cur.fetchone()
+            user = await _session_user(conn, claims, lock=True)
             if user is None:
-                return _error(
-                    403, "session_not_found", "Session from session_id claim in JWT does not exist"
-                )
+                return _no_session()
             if password is not None and await asyncio.to_thread(
                 check_password, password, user["encrypted_password"]
             ):
