@@ -58,12 +58,10 @@ async def _events(
     ws: "Scoped[RunService]", run_id: UUID, after: int, request: Request, wait: float
 ) -> AsyncIterator[str]:
     runs = ws.service
+    cursor = runs.follow(ws.principal, ws.workspace_id, run_id, after=after)
 
-    async def read(since: int) -> list[Event]:
-        page = await runs.events(
-            ws.principal, ws.workspace_id, run_id, after=since, wait_seconds=wait
-        )
-        return page.items
+    async def read() -> list[Event]:
+        return await cursor.next(wait)
 
     async def ended(items: list[Event]) -> bool:
         # After `run.finished` nothing follows unless someone retries a step: the client
@@ -72,7 +70,7 @@ async def _events(
             return items[-1].type == EventType.RUN_FINISHED
         return (await runs.get(ws.principal, ws.workspace_id, run_id)).status.finished
 
-    async for chunk in tail(read, ended, after, request):
+    async for chunk in tail(read, ended, request):
         yield chunk
 
 

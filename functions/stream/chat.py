@@ -168,15 +168,10 @@ async def stream_conversation(
         if not left.items:
             return Response(status_code=204)
 
-    async def read(since: int) -> list[Event]:
-        page = await conversations.events(
-            ws.principal,
-            ws.workspace_id,
-            conversation_id,
-            after=since,
-            wait_seconds=wait,
-        )
-        return page.items
+    cursor = conversations.follow(ws.principal, ws.workspace_id, conversation_id, after=start)
+
+    async def read() -> list[Event]:
+        return await cursor.next(wait)
 
     async def ended(items: list[Event]) -> bool:
         if items:
@@ -185,5 +180,5 @@ async def stream_conversation(
         return conversation.status is ConversationStatus.COMPLETED
 
     return StreamingResponse(
-        tail(read, ended, start, request), media_type="text/event-stream", headers=HEADERS
+        tail(read, ended, request), media_type="text/event-stream", headers=HEADERS
     )

@@ -40,21 +40,21 @@ def resume_point(last_event_id: str | None, after: int | None) -> int:
 
 
 async def tail(
-    read: Callable[[int], Awaitable[list[Event]]],
+    read: Callable[[], Awaitable[list[Event]]],
     ended: Callable[[list[Event]], Awaitable[bool]],
-    after: int,
     request: Request,
 ) -> AsyncIterator[str]:
-    """The log's events after `after`, as they arrive (`read(after)` long-polls), each with
-    `id:` = its number; stops once `ended` says nothing more will come (after sending what
-    is left), when the client goes, or before the stream's time runs out.
+    """The log's events as they arrive (`read()` waits for the next ones, a heartbeat at
+    most), each with `id:` = its number; stops once `ended` says nothing more will come
+    (after sending what is left), when the client goes, or before the stream's time runs
+    out.
 
-    Every read checks the reader's access again. When one fails (the reader was removed
-    from the workspace, the database is down) the status is long sent, so the stream ends
-    with an `error` event carrying the problem and closes cleanly: an exception leaving
-    here would break the chunked body instead."""
+    Reads check the reader's access again (every few seconds, see `EventCursor`). When one
+    fails (the reader was removed from the workspace, the database is down) the status is
+    long sent, so the stream ends with an `error` event carrying the problem and closes
+    cleanly: an exception leaving here would break the chunked body instead."""
     try:
-        async for chunk in _tail(read, ended, after, request):
+        async for chunk in _tail(read, ended, request):
             yield chunk
     except Exception as exc:  # noqa: BLE001 - every failure ends the stream as an event
         if not isinstance(exc, GuildstackError):
@@ -63,15 +63,14 @@ async def tail(
 
 
 async def _tail(
-    read: Callable[[int], Awaitable[list[Event]]],
+    read: Callable[[], Awaitable[list[Event]]],
     ended: Callable[[list[Event]], Awaitable[bool]],
-    after: int,
     request: Request,
 ) -> AsyncIterator[str]:
     deadline = time.monotonic() + MAX_STREAM_SECONDS
     yield "retry: 2000\n\n"
     while time.monotonic() < deadline:
-        items = await read(after)
+        items = await read()
         for event in items:
             data = {
                 "id": event.seq,
@@ -80,7 +79,6 @@ async def _tail(
                 "created_at": rfc3339(event.created_at),
             }
             yield frame(event.type, data, event.seq)
-            after = event.seq
         if await ended(items):
             return
         if not items:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from guildstack.agents.router import AgentRouter
     from guildstack.domain.agents import AgentSpec
     from guildstack.domain.pricing import ModelBook
+    from guildstack.ports.event_feed import EventFeed
     from guildstack.ports.identity import IdentityProvider, TokenVerifier
     from guildstack.ports.memory import Embedder, SearchCache
     from guildstack.ports.models import LanguageModel, ModelProvider
@@ -77,6 +78,7 @@ OVERRIDABLE = frozenset(
         "embedder",
         "search_cache",
         "stream_tickets",
+        "event_feed",
         "cache",
     }
 )
@@ -138,7 +140,21 @@ class Container:
             RunKind.DISCUSSION: DiscussionFinisher(),
             RunKind.CAMPAIGN_BRIEF: BriefFinisher(),
         }
-        return PostgresUnitOfWork(self.database, queue, finishers)
+        return PostgresUnitOfWork(self.database, queue, finishers, self.event_feed)
+
+    @cached_property
+    def event_feed(self) -> EventFeed | None:
+        """Run and conversation events copied to Redis after commit, for waiting streams;
+        None without Redis (streams then poll Postgres)."""
+        from guildstack.adapters.event_feed import UpstashEventFeed
+        from guildstack.adapters.upstash import UpstashClientFactory
+
+        url, token = self.settings.upstash_redis_rest_url, self.settings.upstash_redis_rest_token
+        if self.upstash is None or url is None or token is None:
+            return None
+        # Readers block in XREAD: on a client of their own, not the limiter's.
+        readers = UpstashClientFactory(url, token.get_secret_value())
+        return UpstashEventFeed(self.upstash, readers)
 
     @cached_property
     def identity(self) -> IdentityProvider:
@@ -366,7 +382,9 @@ class Container:
     def conversations(self) -> ConversationService:
         from guildstack.services.conversations import ConversationService
 
-        return ConversationService(self.uow, self.agents, discussions=self.discussions)
+        return ConversationService(
+            self.uow, self.agents, discussions=self.discussions, feed=self.event_feed
+        )
 
     @cached_property
     def retention(self) -> Retention:
@@ -438,7 +456,7 @@ class Container:
     def runs(self) -> RunService:
         from guildstack.services.runs import RunService
 
-        return RunService(self.uow, self.agents)
+        return RunService(self.uow, self.agents, feed=self.event_feed)
 
     @cached_property
     def stream_tickets(self) -> StreamTickets | None:

@@ -91,7 +91,10 @@ def _error(exc: Exception) -> str:
 def create_bridge_app(redis_url: str, token: str) -> Starlette:
     """An ASGI app speaking Upstash REST, backed by the Redis at `redis_url`."""
     # RESP2 and no response callbacks: the client must see Redis's raw replies.
-    client = aioredis.Redis.from_url(redis_url, protocol=2, decode_responses=False)
+    # No read timeout: a blocking command (XREAD BLOCK) holds its request, as on Upstash.
+    client = aioredis.Redis.from_url(
+        redis_url, protocol=2, decode_responses=False, socket_timeout=None
+    )
     client.response_callbacks.clear()
     expected = f"Bearer {token}".encode()
     scripts = ScriptShim()

@@ -41,9 +41,11 @@ from guildstack.domain.limits import MAX_WAIT_SECONDS
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import AgentStatus, Guild
+from guildstack.ports.event_feed import EventFeed, conversation_log
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
+from guildstack.services.event_cursor import FEED_RECHECK_SECONDS, EventCursor
 from guildstack.services.polling import Poller, Sleep
 from guildstack.services.runs import EventPage
 
@@ -66,12 +68,16 @@ class ConversationService:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll_seconds: tuple[float, float] = (0.05, 0.5),
+        feed: EventFeed | None = None,
+        feed_recheck_seconds: float = FEED_RECHECK_SECONDS,
         discussions: DiscussionService | None = None,
     ) -> None:
         self._uow = uow
         self._agents = agents
         self._discussions = discussions
         self._poller = Poller(sleep, clock, *poll_seconds)
+        self._feed = feed
+        self._feed_recheck = feed_recheck_seconds
 
     async def create(
         self,
@@ -292,14 +298,37 @@ class ConversationService:
         limit: int = 200,
     ) -> EventPage:
         """Events after `after`; with a wait, held until one arrives (at most 25 s)."""
+        cursor = self.follow(actor, workspace_id, conversation_id, after=after, limit=limit)
+        items = await cursor.next(min(wait_seconds, MAX_WAIT_SECONDS))
+        return EventPage(items, cursor.after)
 
-        async def fetch() -> list[Event]:
+    def follow(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        conversation_id: UUID,
+        *,
+        after: int = 0,
+        limit: int = 200,
+    ) -> EventCursor:
+        """A cursor on the events after `after`, for a reader that keeps reading (a
+        stream): it reads Postgres to resume and at least every few seconds (checking
+        access each time), and otherwise waits on the hot feed."""
+
+        async def fetch(since: int) -> list[Event]:
             async with self._uow(actor) as tx:
                 await authorized(tx, workspace_id, Action.VIEW)
-                return await tx.conversations.events(workspace_id, conversation_id, after, limit)
+                return await tx.conversations.events(workspace_id, conversation_id, since, limit)
 
-        items = await self._poller.until(fetch, bool, min(wait_seconds, MAX_WAIT_SECONDS))
-        return EventPage(items, items[-1].seq if items else after)
+        return EventCursor(
+            fetch,
+            conversation_log(conversation_id),
+            after,
+            feed=self._feed,
+            poller=self._poller,
+            limit=limit,
+            recheck_seconds=self._feed_recheck,
+        )
 
 
 async def changeable(

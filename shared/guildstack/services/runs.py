@@ -33,9 +33,11 @@ from guildstack.domain.vocabulary import (
     RunStatus,
 )
 from guildstack.observability import metrics
+from guildstack.ports.event_feed import EventFeed, run_log
 from guildstack.ports.uow import UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
+from guildstack.services.event_cursor import FEED_RECHECK_SECONDS, EventCursor
 from guildstack.services.polling import Poller, Sleep
 
 MAX_EVENT_WAIT_SECONDS = MAX_WAIT_SECONDS
@@ -58,10 +60,14 @@ class RunService:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         poll_seconds: tuple[float, float] = (0.05, 0.5),
+        feed: EventFeed | None = None,
+        feed_recheck_seconds: float = FEED_RECHECK_SECONDS,
     ) -> None:
         self._uow = uow
         self._agents = agents
         self._poller = Poller(sleep, clock, *poll_seconds)
+        self._feed = feed
+        self._feed_recheck = feed_recheck_seconds
 
     async def start(self, actor: Principal, workspace_id: UUID, workflow: Workflow) -> Run:
         """Validate (422 naming each problem), store the run and its steps, enqueue the
@@ -148,14 +154,37 @@ class RunService:
     ) -> EventPage:
         """Events after `after`; with a wait, holds the request until one arrives or the wait
         (at most 25 s) runs out."""
+        cursor = self.follow(actor, workspace_id, run_id, after=after, limit=limit)
+        items = await cursor.next(min(wait_seconds, MAX_EVENT_WAIT_SECONDS))
+        return EventPage(items, cursor.after)
 
-        async def fetch() -> list[Event]:
+    def follow(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        run_id: UUID,
+        *,
+        after: int = 0,
+        limit: int = 200,
+    ) -> EventCursor:
+        """A cursor on the events after `after`, for a reader that keeps reading (a
+        stream): it reads Postgres to resume and at least every few seconds (checking
+        access each time), and otherwise waits on the hot feed."""
+
+        async def fetch(since: int) -> list[Event]:
             async with self._uow(actor) as tx:
                 await authorized(tx, workspace_id, Action.VIEW)
-                return await tx.runs.events(workspace_id, run_id, after, limit)
+                return await tx.runs.events(workspace_id, run_id, since, limit)
 
-        items = await self._poller.until(fetch, bool, min(wait_seconds, MAX_EVENT_WAIT_SECONDS))
-        return EventPage(items, items[-1].seq if items else after)
+        return EventCursor(
+            fetch,
+            run_log(run_id),
+            after,
+            feed=self._feed,
+            poller=self._poller,
+            limit=limit,
+            recheck_seconds=self._feed_recheck,
+        )
 
     async def approvals(
         self, actor: Principal, workspace_id: UUID, status: GateStatus | None, page: PageRequest

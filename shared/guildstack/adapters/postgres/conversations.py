@@ -4,7 +4,7 @@ the caller's RLS (the engine writes agents' replies in system transactions)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -27,6 +27,7 @@ from guildstack.domain.errors import Forbidden, NotFound
 from guildstack.domain.identity import AccountKind, Role
 from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.runs import Event
+from guildstack.ports.event_feed import conversation_log
 
 _NOT_FOUND = "No such conversation in this workspace."
 _COLUMNS = (
@@ -77,13 +78,38 @@ _APPEND = f"""
         from counter, jsonb_to_recordset(%(events)s::jsonb) as y(
             ord int, type text, payload jsonb, message_ord int)
     )
-    select added.* from counter left join added on true order by added.seq
+    select added.*, counter.event_base, now() as logged_at
+    from counter left join added on true order by added.seq
 """  # noqa: S608 - constant column list
 
 
+def _numbered(
+    logged: list[dict[str, Any]], added: list[Message], numbers: Mapping[str, Any]
+) -> list[Event]:
+    """The events `_APPEND` logged as `events()` will read them: numbered after the
+    counter's base, a `message.new` carrying the number of the message it announces."""
+    base, at = numbers["event_base"], numbers["logged_at"]
+    events = []
+    for item in logged:
+        payload = dict(item["payload"])
+        if item["message_ord"] is not None:
+            payload["seq"] = added[item["message_ord"] - 1].seq
+        events.append(Event(base + item["ord"], item["type"], payload, at))
+    return events
+
+
 class PostgresConversationRepository:
-    def __init__(self, conn: Connection, *, member: bool = False) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        member: bool = False,
+        logged: list[tuple[str, Callable[[], Awaitable[list[Event]]]]] | None = None,
+    ) -> None:
         self._conn = conn
+        # Where the events this transaction logs are announced for the feed (see the unit
+        # of work), when it has one.
+        self._logged = logged
         # A member changes a conversation's title, status and sharing; what the system
         # records (its run, summary, result and rules) is not theirs to write.
         self._member = member
@@ -218,7 +244,15 @@ class PostgresConversationRepository:
         found = await cur.fetchall()
         if not found:
             raise NotFound(_NOT_FOUND)
-        return [_message(r) for r in found if r["id"] is not None]
+        added = [_message(r) for r in found if r["id"] is not None]
+        if events and self._logged is not None:
+            numbered = _numbered(logged, added, found[0])
+
+            async def for_feed() -> list[Event]:
+                return numbered
+
+            self._logged.append((conversation_log(conversation_id), for_feed))
+        return added
 
     async def messages(
         self, workspace_id: UUID, conversation_id: UUID, after: int, limit: int

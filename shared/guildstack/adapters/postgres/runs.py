@@ -40,6 +40,7 @@ from guildstack.domain.paging import Page, PageRequest
 from guildstack.domain.run_graph import NewEvent, RunGraph
 from guildstack.domain.runs import Approval, Event, Question, Run
 from guildstack.domain.vocabulary import EventType, GateStatus, RunKind, RunStatus, StepStatus
+from guildstack.ports.event_feed import run_log
 from guildstack.ports.runs import StaleStep, StepContext
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class PostgresRunRepository:
                 " lease_until timestamptz, started_at timestamptz)",
                 (r.id, r.workspace_id, json.dumps([new_step(s) for s in graph.steps.values()])),
             )
-            await self._save(graph)
+            # A run nobody can be waiting on yet: its first events are read from Postgres.
+            await self._save(graph, publish=False)
         return graph.snapshot()
 
     @asynccontextmanager
@@ -119,7 +121,7 @@ class PostgresRunRepository:
             raise NotFound(_NO_RUN)
         return loaded
 
-    async def _save(self, graph: RunGraph) -> None:
+    async def _save(self, graph: RunGraph, *, publish: bool = True) -> None:
         """Write back what the graph changed, in one call; then queue its dispatches. Its
         result is not read (in a pipelined transaction, not waited for): a gate decided or
         answered twice raises a conflict in the database."""
@@ -129,11 +131,34 @@ class PostgresRunRepository:
         writes.clear()
         await self._conn.execute("select private.save_run_graph(%s::jsonb)", (json.dumps(change),))
         run = graph.run
+        if publish and change["events"]:
+            await self._log_for_feed(run.id, change["events"])
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)
             self._tx.send(message, delay_seconds=dispatch.delay_seconds)
         if graph.ended:
             self._tx.ended.append(graph)
+
+    async def _log_for_feed(self, run_id: UUID, events: list[dict[str, Any]]) -> None:
+        """After the commit, `events` (the last ones numbered in this transaction) go to the
+        feed. Their numbers come from the counter, read now and answered with the commit:
+        a pipelined transaction does not wait for it; the counter row is this
+        transaction's until then, so what it reads is this change's last number."""
+        counter = await self._conn.execute(
+            "select last_seq, now() as at from public.event_counters where stream_id = %s",
+            (run_id,),
+        )
+
+        async def logged() -> list[Event]:
+            row = await counter.fetchone()
+            if row is None:
+                return []
+            base = row["last_seq"] - len(events)
+            return [
+                Event(base + i, e["type"], e["payload"], row["at"]) for i, e in enumerate(events, 1)
+            ]
+
+        self._tx.logged.append((run_log(run_id), logged))
 
     async def _append(self, workspace_id: UUID, run_id: UUID, events: Sequence[NewEvent]) -> int:
         """Number and insert events in one statement; the counter row stays locked until
@@ -150,7 +175,7 @@ class PostgresRunRepository:
             select %(ws)s, %(run)s, counter.base + e.ord, e.type, e.payload
             from counter, unnest(%(types)s::text[], %(payloads)s::jsonb[])
                  with ordinality as e(type, payload, ord)
-            returning seq
+            returning seq, created_at
             """,
             {
                 "n": len(events),
@@ -160,7 +185,18 @@ class PostgresRunRepository:
                 "payloads": [json.dumps(dict(e.payload)) for e in events],
             },
         )
-        return len(await cur.fetchall())
+        rows = await cur.fetchall()
+        if rows:
+            numbered = [
+                Event(r["seq"], e.type.value, dict(e.payload), r["created_at"])
+                for r, e in zip(sorted(rows, key=lambda r: r["seq"]), events, strict=True)
+            ]
+
+            async def logged() -> list[Event]:
+                return numbered
+
+            self._tx.logged.append((run_log(run_id), logged))
+        return len(rows)
 
     async def append_tokens(
         self, workspace_id: UUID, run_id: UUID, step_key: str, attempt: int, text: str

@@ -2,7 +2,9 @@
 
 Repositories are made on first use and bound to the transaction's connection. Messages the
 change produced are sent after the commit, grouped by delay; a failed send is logged and
-left to the sweeper (the work is queued in the database, so nothing is lost).
+left to the sweeper (the work is queued in the database, so nothing is lost). Events the
+change logged are then copied to the hot event feed (see `ports.event_feed`); a failed copy
+is logged and costs readers only their next Postgres read.
 
 System transactions (the engine's) are pipelined (see `database`): their repositories read
 results only where they need them, so a write costs no round trip of its own, and they never
@@ -11,8 +13,9 @@ rely on a cursor's `rowcount` before a read.
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import cached_property
@@ -22,8 +25,10 @@ from guildstack.adapters.postgres.database import Connection, PostgresDatabase
 from guildstack.domain.jobs import JobMessage
 from guildstack.domain.principal import Principal
 from guildstack.domain.run_graph import RunGraph
+from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import RunKind
 from guildstack.observability import logger
+from guildstack.ports.event_feed import EventFeed
 from guildstack.ports.runs import StepQueue
 from guildstack.ports.uow import RunFinisher, RunFinishers
 
@@ -54,6 +59,9 @@ class PostgresTx:
         self.ledger_writes: list[dict[str, Any]] = []
         # Runs this transaction ended: their kind's finisher runs before the commit.
         self.ended: list[RunGraph] = []
+        # Events logged, by log name: what they are is read after the commit (a pipelined
+        # transaction learns their numbers only then).
+        self.logged: list[tuple[str, Callable[[], Awaitable[list[Event]]]]] = []
 
     @property
     def actor(self) -> Principal | None:
@@ -102,7 +110,9 @@ class PostgresTx:
     def conversations(self) -> PostgresConversationRepository:
         from guildstack.adapters.postgres.conversations import PostgresConversationRepository
 
-        return PostgresConversationRepository(self.conn, member=self._actor is not None)
+        return PostgresConversationRepository(
+            self.conn, member=self._actor is not None, logged=self.logged
+        )
 
     @cached_property
     def campaigns(self) -> PostgresCampaignRepository:
@@ -141,10 +151,12 @@ class PostgresUnitOfWork:
         db: PostgresDatabase,
         queue: StepQueue | None = None,
         finishers: RunFinishers | None = None,
+        feed: EventFeed | None = None,
     ) -> None:
         self._db = db
         self._queue = queue
         self.finishers: dict[RunKind, RunFinisher] = dict(finishers or {})
+        self._feed = feed
 
     def __call__(self, actor: Principal) -> AbstractAsyncContextManager[PostgresTx]:
         return self._transaction(actor)
@@ -160,7 +172,7 @@ class PostgresUnitOfWork:
             yield tx
             await self._finish_runs(tx)
             await tx.flush()
-        await self._send_all(tx)
+        await self._after_commit(tx)
 
     @asynccontextmanager
     async def _system(self) -> AsyncIterator[PostgresTx]:
@@ -169,13 +181,34 @@ class PostgresUnitOfWork:
             yield tx
             await self._finish_runs(tx)
             await tx.flush()
-        await self._send_all(tx)
+        await self._after_commit(tx)
 
     async def _finish_runs(self, tx: PostgresTx) -> None:
         for graph in tx.ended:
             finisher = self.finishers.get(graph.run.kind)
             if finisher is not None:
                 await finisher.finished(tx, graph)
+
+    async def _after_commit(self, tx: PostgresTx) -> None:
+        """The feed and the queue, at once: neither waits for the other's round trip."""
+        if self._feed is not None and tx.logged:
+            await asyncio.gather(self._publish(tx), self._send_all(tx))
+        else:
+            await self._send_all(tx)
+
+    async def _publish(self, tx: PostgresTx) -> None:
+        if self._feed is None:
+            return
+        for log, logged in tx.logged:
+            try:
+                events = await logged()
+                await self._feed.publish(log, events)
+            except Exception:  # noqa: BLE001 - the events are committed; readers poll Postgres
+                logger.warning(
+                    "events not copied to the feed; readers will read them from Postgres",
+                    extra={"log": log.split(":", 1)[0]},
+                    exc_info=True,
+                )
 
     async def _send_all(self, tx: PostgresTx) -> None:
         for delay, messages in tx.outbox.items():
