@@ -6,6 +6,7 @@ import hashlib
 import math
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -212,9 +213,15 @@ class UpstashCache:
     the type's generation in the workspace (`<prefix>:gen:<type>:<workspace>`), so old
     entries are never read again and expire by their TTL."""
 
-    def __init__(self, redis: UpstashClientFactory, *, prefix: str = "gs:c") -> None:
+    def __init__(
+        self, redis: UpstashClientFactory, *, prefix: str = "gs:c", max_remembered: int = 10_000
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        # The generation this container last saw per (type, workspace): a lookup asks for it
+        # and the entry under it at once, and asks again only when it has moved.
+        self._seen: OrderedDict[tuple[str, str], int] = OrderedDict()
+        self._max_remembered = max_remembered
 
     def _generation_key(self, kind: object, workspace_id: object) -> str:
         return f"{self._prefix}:gen:{kind}:{workspace_id}"
@@ -232,6 +239,24 @@ class UpstashCache:
         entry = self._entry_key(kind, workspace_id, generation, key)
         value = await self._redis.client().get(entry)
         return str(value) if value is not None else None
+
+    async def lookup(self, kind: object, workspace_id: object, key: str) -> tuple[int, str | None]:
+        """One MGET of the generation and the entry under the generation last seen here;
+        a second read only when the generation moved since (a write invalidated)."""
+        seen_key = (str(kind), str(workspace_id))
+        guess = self._seen.get(seen_key, 0)
+        generation_key = self._generation_key(kind, workspace_id)
+        current, value = await self._redis.client().mget(
+            generation_key, self._entry_key(kind, workspace_id, guess, key)
+        )
+        generation = int(current or 0)
+        if generation != guess:
+            value = await self.get(kind, workspace_id, generation, key)
+        self._seen[seen_key] = generation
+        self._seen.move_to_end(seen_key)
+        while len(self._seen) > self._max_remembered:
+            self._seen.popitem(last=False)
+        return generation, str(value) if value is not None else None
 
     async def put(
         self,

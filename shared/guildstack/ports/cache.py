@@ -17,6 +17,11 @@ class Cache(Protocol):
         self, kind: CacheType, workspace_id: UUID, generation: int, key: str
     ) -> str | None: ...
 
+    async def lookup(self, kind: CacheType, workspace_id: UUID, key: str) -> tuple[int, str | None]:
+        """The type's current generation and `key`'s entry under it: `generation` then
+        `get`, in one round trip when the adapter can."""
+        ...
+
     async def put(
         self,
         kind: CacheType,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +19,7 @@ from guildstack.domain.errors import Conflict, InvalidInput, NotFound
 from guildstack.domain.identity import Principal
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
-from guildstack.services.cache import CacheService
+from guildstack.services.cache import CacheService, Lookup
 
 # The window of the success rates and latencies `GET /agents` reports.
 ACTIVITY_WINDOW = timedelta(days=7)
@@ -66,9 +68,9 @@ class AgentRegistry:
         include_retired: bool = False,
     ) -> list[Agent]:
         """The workspace's agents: catalog ones (as the workspace changed them) and its own."""
-        async with self._uow(actor) as tx:
+        async with self._cached_rows(workspace_id) as cached, self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
-            agents = self.merged(await self._rows(tx, workspace_id))
+            agents = self.merged(await self._rows(tx, workspace_id, cached=cached))
         return _filtered(agents, guild, role, q, include_retired)
 
     async def list_with_activity(
@@ -84,10 +86,10 @@ class AgentRegistry:
     ) -> tuple[builtins.list[Agent], dict[str, AgentActivity]]:
         """As `list`, with each agent's steps over the window (success rate, latency,
         running now), read in the same transaction."""
-        async with self._uow(actor) as tx:
+        async with self._cached_rows(workspace_id) as cached, self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
-            agents = self.merged(await self._rows(tx, workspace_id))
             activity = await tx.agents.activity(workspace_id, window)
+            agents = self.merged(await self._rows(tx, workspace_id, cached=cached))
         return _filtered(agents, guild, role, q, include_retired), activity
 
     async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent:
@@ -158,12 +160,37 @@ class AgentRegistry:
             rows = await self._rows(tx, workspace_id, refresh=True)
         return len(self.merged(rows))
 
+    @asynccontextmanager
+    async def _cached_rows(self, workspace_id: UUID) -> AsyncIterator[asyncio.Task[Lookup] | None]:
+        """The cache's answer for the workspace's agent rows, asked for while the caller's
+        transaction checks access (the round trips overlap); dropped if the caller fails
+        first (it is only used once access is granted)."""
+        if self._cache is None:
+            yield None
+            return
+        task = asyncio.create_task(
+            self._cache.lookup(CacheType.AGENT_CATALOG, workspace_id, ROWS_KEY)
+        )
+        try:
+            yield task
+        finally:
+            if not task.done():
+                task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
     async def _rows(
-        self, tx: Tx, workspace_id: UUID, *, refresh: bool = False
+        self,
+        tx: Tx,
+        workspace_id: UUID,
+        *,
+        refresh: bool = False,
+        cached: Awaitable[Lookup] | None = None,
     ) -> builtins.list[Agent]:
         if self._cache is None:
             return await tx.agents.all(workspace_id)
-        found = await self._cache.lookup(CacheType.AGENT_CATALOG, workspace_id, ROWS_KEY)
+        if cached is None:
+            cached = self._cache.lookup(CacheType.AGENT_CATALOG, workspace_id, ROWS_KEY)
+        found = await cached
         if found.value is not None and not refresh:
             return decode_agents(found.value)
         rows = await tx.agents.all(workspace_id)

@@ -34,8 +34,7 @@ class CacheService:
 
     async def lookup(self, kind: CacheType, workspace_id: UUID, key: str) -> Lookup:
         try:
-            generation = await self._cache.generation(kind, workspace_id)
-            value = await self._cache.get(kind, workspace_id, generation, key)
+            generation, value = await self._cache.lookup(kind, workspace_id, key)
         except Exception:  # noqa: BLE001 - a cache that fails is a miss
             logger.warning("cache read failed", extra={"cache_type": kind.value}, exc_info=True)
             generation, value = UNKNOWN, None
