@@ -153,7 +153,7 @@ class Container:
         if self.upstash is None or url is None or token is None:
             return None
         # Readers block in XREAD: on a client of their own, not the limiter's.
-        readers = UpstashClientFactory(url, token.get_secret_value())
+        readers = UpstashClientFactory(url, token.get_secret_value(), timeout_seconds=None)
         return UpstashEventFeed(self.upstash, readers)
 
     @cached_property

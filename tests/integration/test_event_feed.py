@@ -22,7 +22,7 @@ AT = datetime(2026, 12, 2, 18, 30, 1, 123456, tzinfo=UTC)
 def feed_on(upstash: UpstashEndpoint, **options: int) -> tuple[UpstashEventFeed, str]:
     prefix = f"ev-test:{uuid.uuid4().hex[:8]}"
     factory = UpstashClientFactory(upstash.url, upstash.token)
-    readers = UpstashClientFactory(upstash.url, upstash.token)
+    readers = UpstashClientFactory(upstash.url, upstash.token, timeout_seconds=None)
     return UpstashEventFeed(factory, readers, prefix=prefix, **options), prefix
 
 

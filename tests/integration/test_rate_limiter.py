@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import time
 import uuid
 
+import pytest
 from upstash_redis.asyncio import Redis as AsyncRedis
 
 from guildstack.adapters.upstash import UpstashClientFactory, UpstashRateLimiter
@@ -97,3 +100,22 @@ async def test_given_two_limits_hit_together_then_all_or_none_is_counted(
     )  # fmt: skip
     mixed = await users.hit_with("bob", [(other, "x")])  # another client: one by one
     assert [d.allowed for d in mixed] == [True, True]
+
+
+async def test_given_a_redis_that_never_answers_then_a_hit_fails_in_bounded_time() -> None:
+    """A blackholed Upstash must not hold every request: the call fails (and the limit
+    fails open) after the factory's timeout, instead of waiting forever."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections are accepted by the kernel and never answered
+    try:
+        port = silent.getsockname()[1]
+        factory = UpstashClientFactory(f"http://127.0.0.1:{port}", "token", timeout_seconds=0.2)
+        limiter = UpstashRateLimiter(factory, limit=5, window_seconds=60, prefix="rl-silent")
+
+        with pytest.raises(Exception) as failed:  # noqa: PT011 - whatever the client raises
+            await asyncio.wait_for(limiter.hit("user-1"), 10)
+
+        assert not isinstance(failed.value, TimeoutError), "it waited for the outer bound"
+    finally:
+        silent.close()

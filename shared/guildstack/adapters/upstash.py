@@ -16,12 +16,21 @@ if TYPE_CHECKING:
     from upstash_redis.asyncio import Redis
 
 
-class UpstashClientFactory:
-    """One async Upstash client per container, created when first needed."""
+# How long a request-path call (a limit, a cache read, a ticket) may wait for Upstash:
+# the SDK itself waits forever, so an unreachable-but-silent Redis would hold every request.
+REQUEST_TIMEOUT_SECONDS = 1.0
 
-    def __init__(self, url: str, token: str) -> None:
+
+class UpstashClientFactory:
+    """One async Upstash client per container, created when first needed. Its HTTP calls
+    give up after `timeout_seconds` (None: never, for blocking reads that bound themselves)."""
+
+    def __init__(
+        self, url: str, token: str, *, timeout_seconds: float | None = REQUEST_TIMEOUT_SECONDS
+    ) -> None:
         self._url = url
         self._token = token
+        self._timeout = timeout_seconds
         self._client: Redis | None = None
 
     def forget_connections(self) -> None:
@@ -40,6 +49,11 @@ class UpstashClientFactory:
                 rest_retry_interval=0.05,
                 allow_telemetry=False,
             )
+            if self._timeout is not None:
+                import httpx
+
+                # The SDK's own HTTP client has no timeout; give it one (nothing is open yet).
+                self._client._http._client = httpx.AsyncClient(timeout=self._timeout)
         return self._client
 
 
