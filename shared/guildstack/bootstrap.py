@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from guildstack.services.ingestion import DocumentIngestion
     from guildstack.services.jobs import Jobs, Sweeper
     from guildstack.services.memory import MemoryService
-    from guildstack.services.onboarding import OnboardingService
+    from guildstack.services.onboarding import Codex, OnboardingService
     from guildstack.services.retention import Retention
     from guildstack.services.runs import RunService
     from guildstack.services.stream_access import StreamAccess
@@ -360,7 +360,7 @@ class Container:
     def usage(self) -> UsageService:
         from guildstack.services.usage import UsageService
 
-        return UsageService(self.uow)
+        return UsageService(self.uow, self.cache)
 
     # Agents ------------------------------------------------------------------------------
 
@@ -416,7 +416,13 @@ class Container:
     def council(self) -> CouncilService:
         from guildstack.services.council import CouncilService
 
-        return CouncilService(self.uow, self.agents, self.model)
+        return CouncilService(self.uow, self.agents, self.model, self.codex)
+
+    @cached_property
+    def codex(self) -> Codex:
+        from guildstack.services.onboarding import Codex
+
+        return Codex(self.uow, self.cache)
 
     @cached_property
     def workflows(self) -> WorkflowTemplates:
@@ -693,7 +699,11 @@ class Container:
     def cache_warmer(self) -> CacheWarmer:
         from guildstack.services.cache_warm import CacheWarmer
 
-        return CacheWarmer(self.uow, self.agents)
+        try:
+            memory: MemoryService | None = self.memory
+        except DependencyUnavailable:  # no embedder here: searches are not re-run
+            memory = None
+        return CacheWarmer(self.uow, self.agents, self.usage, self.codex, memory)
 
     @cached_property
     def cache(self) -> CacheService | None:

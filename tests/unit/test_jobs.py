@@ -415,6 +415,12 @@ class Cache:
     async def bump(self, workspace_id: uuid.UUID, user_id: uuid.UUID | None) -> None:
         self.bumped.append((workspace_id, user_id))
 
+    async def count_query(self, workspace_id: uuid.UUID, entry: str) -> None:
+        return None
+
+    async def frequent_queries(self, workspace_id: uuid.UUID, limit: int) -> list[str]:
+        return []
+
 
 async def test_given_a_search_cache_then_only_a_stored_document_invalidates_its_owner() -> None:
     s = setup(broken())

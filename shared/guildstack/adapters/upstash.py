@@ -196,6 +196,11 @@ class UpstashProbe:
             return False
 
 
+# Recent searches per workspace, counted for the warm-up: kept a day, the top few hundred.
+FREQUENT_QUERIES_SECONDS = 24 * 3600
+FREQUENT_QUERIES_KEPT = 300
+
+
 class UpstashSearchCache:
     """Memory search results in Redis, invalidated by per-scope generation counters."""
 
@@ -220,6 +225,21 @@ class UpstashSearchCache:
     async def bump(self, workspace_id: object, user_id: object | None) -> None:
         shared, own = self._generation_keys(workspace_id, user_id)
         await self._redis.client().incr(own if user_id is not None else shared)
+
+    async def count_query(self, workspace_id: object, entry: str) -> None:
+        """One round trip: count it, keep the set a day, drop all but the top entries."""
+        key = f"{self._prefix}:freq:{workspace_id}"
+        pipe = self._redis.client().pipeline()
+        pipe.zincrby(key, 1, entry)
+        pipe.expire(key, FREQUENT_QUERIES_SECONDS)
+        pipe.zremrangebyrank(key, 0, -(FREQUENT_QUERIES_KEPT + 1))
+        await pipe.exec()
+
+    async def frequent_queries(self, workspace_id: object, limit: int) -> list[str]:
+        found = await self._redis.client().zrange(
+            f"{self._prefix}:freq:{workspace_id}", 0, limit - 1, rev=True
+        )
+        return [str(entry) for entry in found]
 
 
 class UpstashCache:

@@ -28,6 +28,7 @@ class CacheType(StrEnum):
     AGENT_CATALOG = "agent_catalog"  # a workspace's effective agent list
     WORKSPACE_SETTINGS = "workspace_settings"
     USAGE_SUMMARY = "usage_summary"
+    CODEX = "codex"  # the company codex, per completed onboarding
 
 
 TTL_SECONDS: dict[CacheType, int] = {
@@ -39,7 +40,12 @@ TTL_SECONDS: dict[CacheType, int] = {
     CacheType.PREFERENCES: 30 * DAY,
     CacheType.AGENT_CATALOG: HOUR,
     CacheType.WORKSPACE_SETTINGS: HOUR,
-    CacheType.USAGE_SUMMARY: 10 * 60,
+    # The closed days of a usage window: rows are only ever inserted, and a day closes an
+    # hour after midnight (UTC), so what is stored cannot change; a new day is a new key.
+    CacheType.USAGE_SUMMARY: DAY,
+    # Keyed by the onboarding run it was read from: the next completed onboarding is a new
+    # key, so nothing needs invalidating.
+    CacheType.CODEX: 30 * DAY,
 }
 
 

@@ -132,3 +132,12 @@ class SearchCache(Protocol):
     async def bump(self, workspace_id: UUID, user_id: UUID | None) -> None:
         """Invalidate the workspace's shared searches (user None) or one user's."""
         ...
+
+    async def count_query(self, workspace_id: UUID, entry: str) -> None:
+        """Count a search (`entry` names who asked what) among the workspace's recent ones
+        (a day; only the most frequent few hundred are kept)."""
+        ...
+
+    async def frequent_queries(self, workspace_id: UUID, limit: int) -> list[str]:
+        """The workspace's most frequent recent searches, most frequent first."""
+        ...

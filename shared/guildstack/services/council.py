@@ -63,7 +63,7 @@ from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
 from guildstack.services.engine import Claim, Streamer
-from guildstack.services.onboarding import codex_text
+from guildstack.services.onboarding import Codex
 from guildstack.services.structured import complete_json
 
 # The least budget a brief may have: the council's share must pay for its plan and brief.
@@ -76,10 +76,17 @@ def _refusal(campaign: Campaign, lord: str, summary: str, detail: Mapping[str, A
 
 
 class CouncilService:
-    def __init__(self, uow: UnitOfWork, agents: AgentRegistry, model: LanguageModel) -> None:
+    def __init__(
+        self,
+        uow: UnitOfWork,
+        agents: AgentRegistry,
+        model: LanguageModel,
+        codex: Codex | None = None,
+    ) -> None:
         self._uow = uow
         self._agents = agents
         self._model = model
+        self._codex = codex or Codex(uow, None)
 
     async def generate_brief(
         self,
@@ -98,7 +105,7 @@ class CouncilService:
                 for a in await self._agents.all_in(tx, workspace_id)
                 if a.status not in UNAVAILABLE
             ]
-            codex = await codex_text(tx, workspace_id)
+            codex = await self._codex.text(tx, workspace_id)
         budget = campaign.budget_usd
         if budget is None or budget < MIN_BRIEF_BUDGET_USD:
             await self._record(workspace_id, [_refusal(

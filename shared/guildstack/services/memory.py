@@ -12,7 +12,7 @@ from typing import Any
 from uuid import UUID
 
 from guildstack.domain.authorization import Action
-from guildstack.domain.errors import Forbidden, InvalidInput
+from guildstack.domain.errors import Forbidden, GuildstackError, InvalidInput
 from guildstack.domain.identity import Principal
 from guildstack.domain.jobs import DocumentStatus, JobMessage
 from guildstack.domain.memory import (
@@ -31,13 +31,15 @@ from guildstack.domain.memory import (
     unit_vector,
 )
 from guildstack.domain.paging import Page, PageRequest
-from guildstack.observability import logger, metrics
+from guildstack.observability import cache_metric, logger, metrics
 from guildstack.ports.memory import CandidateQuery, Embedder, NewMemory, SearchCache
 from guildstack.ports.uow import UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.ingestion import DocumentIngestion
 
 CACHE_TTL_SECONDS = 3600
+# The memory-search cache's name in the cache hit/miss metrics (`cache_type`).
+SEARCH_CACHE_TYPE = "memory_search"
 
 
 def _invalid(field: str, message: str, kind: str = "value_error") -> InvalidInput:
@@ -159,9 +161,12 @@ class MemoryService:
         *,
         collections: Sequence[Collection] | None = None,
         limit: int = 10,
+        count: bool = True,
     ) -> list[SearchHit]:
         """Membership is checked before the cache is consulted, so a member who was removed
-        is never served a search they cached while they belonged."""
+        is never served a search they cached while they belonged. A member's search
+        (`count`) is counted among the workspace's recent ones, which the hourly warm-up
+        re-runs, and its hits' accesses are counted; the warm-up's runs count neither."""
         query = query.strip()
         if not query:
             raise _invalid("query", "query is empty")
@@ -173,9 +178,13 @@ class MemoryService:
         async with self._uow(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
         key = await self._cache_key(actor.user_id, workspace_id, query, wanted, limit)
+        if count and key is not None and self._cache is not None:
+            entry = _asked(actor.user_id, query, wanted, limit)
+            self._count_later(self._cache, workspace_id, entry)
         cached = await self._cached(key)
+        if key is not None:  # the hit ratio beside the typed caches' (`cache_type`)
+            cache_metric(SEARCH_CACHE_TYPE, hit=cached is not None)
         if cached is not None:
-            metrics.add_metric(name="MemorySearchCacheHits", unit="Count", value=1)
             return cached
         (vector,) = await self._embedder.embed([query])
         candidate_query = CandidateQuery(
@@ -190,7 +199,8 @@ class MemoryService:
             candidates = await tx.memories.candidates(workspace_id, candidate_query)
         hits = rank(candidates, self._clock(), limit)
         await self._store_cached(key, hits)
-        self._touch_later(workspace_id, [h.memory.id for h in hits])
+        if count:
+            self._touch_later(workspace_id, [h.memory.id for h in hits])
         return hits
 
     async def context_for(
@@ -279,6 +289,40 @@ class MemoryService:
         except Exception:  # noqa: BLE001 - not caching is always safe
             logger.warning("could not cache a memory search")
 
+    async def warm(self, workspace_id: UUID, top: int = 10) -> int:
+        """Re-run the workspace's most frequent recent searches, each as the member who
+        asked it (their access, their memories: what they would be served), so their cache
+        entries are fresh before they ask again; a search whose member has left is skipped.
+        How many were run."""
+        if self._cache is None:
+            return 0
+        warmed = 0
+        for entry in await self._cache.frequent_queries(workspace_id, top):
+            user_id, query, wanted, limit = json.loads(entry)
+            member = Principal(UUID(user_id), None, {"sub": user_id, "role": "authenticated"})
+            collections = [Collection(c) for c in wanted] if wanted else None
+            try:
+                await self.search(
+                    member, workspace_id, query, collections=collections, limit=limit, count=False
+                )
+            except GuildstackError:  # no longer a member, or the query no longer valid
+                continue
+            warmed += 1
+        return warmed
+
+    def _count_later(self, cache: SearchCache, workspace_id: UUID, entry: str) -> None:
+        """Count the search off its path (a lost count only makes the warm-up guess worse)."""
+
+        async def count() -> None:
+            try:
+                await cache.count_query(workspace_id, entry)
+            except Exception:  # noqa: BLE001
+                logger.warning("could not count a memory search")
+
+        task = asyncio.get_running_loop().create_task(count())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _touch_later(self, workspace_id: UUID, ids: list[UUID]) -> None:
         """Count the accesses after the response, off the search's path. Members may not
         write access counts (they rank memories); the system does, for the hits this
@@ -294,6 +338,14 @@ class MemoryService:
         task = asyncio.get_running_loop().create_task(touch())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+def _asked(
+    user_id: UUID, query: str, collections: tuple[Collection, ...] | None, limit: int
+) -> str:
+    """Who searched for what: enough to run the same search again as them."""
+    wanted = [str(c) for c in collections] if collections else None
+    return json.dumps([str(user_id), query, wanted, limit])
 
 
 def _writing(scope: MemoryScope) -> Action:

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from guildstack.domain.authorization import Action
+from guildstack.domain.cache import CacheType
 from guildstack.domain.errors import Conflict, InvalidInput
 from guildstack.domain.identity import Principal
 from guildstack.domain.jobs import JobMessage
@@ -33,6 +34,7 @@ from guildstack.observability import metrics
 from guildstack.ports.models import LanguageModel
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
+from guildstack.services.cache import CacheService
 from guildstack.services.engine import Claim, Streamer
 from guildstack.services.structured import complete_json
 
@@ -87,26 +89,57 @@ def _parsed(text: str) -> Any:
         return {"summary": text, "findings": []}
 
 
-async def latest_onboarding(tx: Tx, workspace_id: UUID, *, succeeded: bool = False) -> Run | None:
-    status = RunStatus.SUCCEEDED if succeeded else None
-    page = await tx.runs.list_runs(workspace_id, PageRequest(limit=1), status, RunKind.ONBOARDING)
+async def latest_onboarding(tx: Tx, workspace_id: UUID) -> Run | None:
+    page = await tx.runs.list_runs(workspace_id, PageRequest(limit=1), None, RunKind.ONBOARDING)
     if not page.items:
         return None
     return await tx.runs.get(workspace_id, page.items[0].id)
 
 
-async def codex_text(tx: Tx, workspace_id: UUID) -> str | None:
-    """The company codex (the last completed onboarding's summaries) as context for
-    campaign work; None before any onboarding completed."""
-    run = await latest_onboarding(tx, workspace_id, succeeded=True)
-    if run is None:
-        return None
+def _codex_of(run: Run) -> str | None:
+    """The company codex (a completed onboarding's summaries) as context for campaign
+    work."""
     parts = []
     for spec in ONBOARDING_STEPS:
         step = run.step(spec.key)
         if step and step.output:
             parts.append(f"{spec.title}: {_parsed(step.output).get('summary', '')}")
     return "\n".join(parts)[:CODEX_CHARS] or None
+
+
+class Codex:
+    """The company codex, read through the cache (`codex`, keyed by the completed
+    onboarding it comes from: a later onboarding is a new key, nothing goes stale)."""
+
+    def __init__(self, uow: UnitOfWork, cache: CacheService | None) -> None:
+        self._uow = uow
+        self._cache = cache
+
+    async def text(self, tx: Tx, workspace_id: UUID) -> str | None:
+        """Inside the caller's transaction (access already checked)."""
+        page = await tx.runs.list_runs(
+            workspace_id, PageRequest(limit=1), RunStatus.SUCCEEDED, RunKind.ONBOARDING
+        )
+        if not page.items:
+            return None
+        run_id = page.items[0].id
+        found = None
+        if self._cache is not None:
+            found = await self._cache.lookup(CacheType.CODEX, workspace_id, str(run_id))
+            if found.value is not None:
+                return found.value or None
+        text = _codex_of(await tx.runs.get(workspace_id, run_id))
+        if self._cache is not None and found is not None:
+            await self._cache.store(
+                CacheType.CODEX, workspace_id, str(run_id), text or "", found.generation
+            )
+        return text
+
+    async def warm(self, workspace_id: UUID) -> bool:
+        """Pre-fill the workspace's codex (the hourly warm-up, as the system); whether it
+        has one."""
+        async with self._uow.system("warm the codex") as tx:
+            return await self.text(tx, workspace_id) is not None
 
 
 class OnboardingService:
