@@ -147,8 +147,13 @@ async def run(url: str, upstash_url: str, runs: int) -> list[tuple[str, list[flo
     search_cache = container.search_cache
     assert search_cache is not None
     for n in range(200):
-        await memory.remember(me, workspace, content=f"Fact {n}: the launch plan item {n}.",
-                              collection=Collection.BUSINESS, scope=MemoryScope.WORKSPACE)  # fmt: skip
+        await memory.remember(
+            me,
+            workspace,
+            content=f"Fact {n}: the launch plan item {n}.",
+            collection=Collection.BUSINESS,
+            scope=MemoryScope.WORKSPACE,
+        )
 
     def search() -> Awaitable[object]:
         return memory.search(me, workspace, "launch plan", count=False)
