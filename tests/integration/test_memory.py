@@ -263,3 +263,34 @@ async def test_given_a_search_then_access_counts_rise_after_it_and_documents_sta
     await container.memory.add_document(actor(ada), workspace, "Diary", "Private thoughts. " * 20)
     theirs = await container.memory.documents(actor(ben), workspace, PageRequest())
     assert theirs.items == []
+
+
+async def test_given_searches_in_a_row_then_their_accesses_are_counted_in_one_transaction(
+    container: Container, database: PostgresDatabase, make_user: MakeUser
+) -> None:
+    """Each search used to count its hits in a transaction of its own, competing with the
+    searches that followed; now the hits of searches close together are counted at once."""
+    ada = await make_user()
+    workspace = await create_workspace(database, ada)
+    memory = await container.memory.remember(
+        actor(ada), workspace, content="The garage code is 4711.",
+        collection=Collection.CORE, scope=MemoryScope.USER,
+    )  # fmt: skip
+    uow = container.uow
+    reasons: list[str] = []
+    system = uow.system
+
+    def counted(reason: str) -> Any:
+        reasons.append(reason)
+        return system(reason)
+
+    uow.system = counted  # type: ignore[method-assign]
+    for query in ("garage code", "the code of the garage", "garage"):
+        await container.memory.search(actor(ada), workspace, query)
+    await container.memory.drain()
+
+    (stored,) = (
+        await container.memory.list_memories(actor(ada), workspace, None, PageRequest())
+    ).items
+    assert stored.id == memory.id and stored.access_count == 3
+    assert reasons.count("count memory accesses") == 1

@@ -79,7 +79,8 @@ class MemoryRepository(Protocol):
         ...
 
     async def touch(self, workspace_id: UUID, memory_ids: Sequence[UUID]) -> None:
-        """Count an access to each memory (a system transaction: members cannot)."""
+        """Count an access to each memory, once per time it is named (a system
+        transaction: members cannot)."""
         ...
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -38,6 +39,8 @@ from guildstack.services.access import authorized
 from guildstack.services.ingestion import DocumentIngestion
 
 CACHE_TTL_SECONDS = 3600
+# How long hits wait to be counted, pooled with those of the searches that follow.
+ACCESS_COUNT_SECONDS = 1.0
 # The memory-search cache's name in the cache hit/miss metrics (`cache_type`).
 SEARCH_CACHE_TYPE = "memory_search"
 
@@ -62,6 +65,9 @@ class MemoryService:
         self._ingestion = ingestion
         self._clock = clock
         self._background: set[asyncio.Task[None]] = set()
+        # Accesses not yet counted: (workspace, memory) per hit, written together.
+        self._accessed: list[tuple[UUID, UUID]] = []
+        self._count_now = asyncio.Event()
 
     async def remember(
         self,
@@ -237,7 +243,8 @@ class MemoryService:
             return await tx.documents.list_documents(workspace_id, page)
 
     async def drain(self) -> None:
-        """Wait for the work left running after responses (access counts)."""
+        """Wait for the work left running after responses (access counts, now)."""
+        self._count_now.set()
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
@@ -324,18 +331,32 @@ class MemoryService:
         task.add_done_callback(self._background.discard)
 
     def _touch_later(self, workspace_id: UUID, ids: list[UUID]) -> None:
-        """Count the accesses after the response, off the search's path. Members may not
-        write access counts (they rank memories); the system does, for the hits this
-        member's search was allowed to see."""
+        """Count the accesses after the response, off the search's path: the hits of every
+        search within `ACCESS_COUNT_SECONDS` go in one system transaction (not one per
+        search, which competed with the searches that followed). Members may not write
+        access counts (they rank memories); the system does, for the hits this member's
+        search was allowed to see."""
+        first = not self._accessed
+        self._accessed.extend((workspace_id, memory_id) for memory_id in ids)
+        if not first:
+            return
 
-        async def touch() -> None:
+        async def count_accesses() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._count_now.wait(), ACCESS_COUNT_SECONDS)
+            accessed, self._accessed = self._accessed, []
+            self._count_now.clear()
+            by_workspace: dict[UUID, list[UUID]] = {}
+            for workspace, memory_id in accessed:
+                by_workspace.setdefault(workspace, []).append(memory_id)
             try:
                 async with self._uow.system("count memory accesses") as tx:
-                    await tx.memories.touch(workspace_id, ids)
+                    for workspace, memory_ids in by_workspace.items():
+                        await tx.memories.touch(workspace, memory_ids)
             except Exception:  # noqa: BLE001 - a lost access count is harmless
                 logger.warning("could not record memory accesses")
 
-        task = asyncio.get_running_loop().create_task(touch())
+        task = asyncio.get_running_loop().create_task(count_accesses())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -123,10 +123,13 @@ class PostgresMemoryRepository:
     async def touch(self, workspace_id: UUID, memory_ids: Sequence[UUID]) -> None:
         if not memory_ids:
             return
+        # An id given n times is n accesses.
         await self._conn.execute(
-            "update public.memories set access_count = access_count + 1,"
-            " last_accessed_at = now() where workspace_id = %s and id = any(%s)",
-            (workspace_id, list(memory_ids)),
+            "update public.memories m set access_count = m.access_count + c.n,"
+            " last_accessed_at = now()"
+            " from (select id, count(*)::int as n from unnest(%s::uuid[]) as id group by id) c"
+            " where m.workspace_id = %s and m.id = c.id",
+            (list(memory_ids), workspace_id),
         )
 
 
