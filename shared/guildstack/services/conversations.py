@@ -39,13 +39,12 @@ from guildstack.domain.errors import Conflict, InvalidInput
 from guildstack.domain.identity import Principal
 from guildstack.domain.limits import MAX_WAIT_SECONDS
 from guildstack.domain.paging import Page, PageRequest
-from guildstack.domain.runs import Event
 from guildstack.domain.vocabulary import AgentStatus, Guild
 from guildstack.ports.event_feed import EventFeed, conversation_log
 from guildstack.ports.uow import Tx, UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
-from guildstack.services.event_cursor import FEED_RECHECK_SECONDS, EventCursor
+from guildstack.services.event_cursor import FEED_RECHECK_SECONDS, EventCursor, Following
 from guildstack.services.polling import Poller, Sleep
 from guildstack.services.runs import EventPage
 
@@ -76,8 +75,7 @@ class ConversationService:
         self._agents = agents
         self._discussions = discussions
         self._poller = Poller(sleep, clock, *poll_seconds)
-        self._feed = feed
-        self._feed_recheck = feed_recheck_seconds
+        self._following = Following(uow, feed, self._poller, feed_recheck_seconds)
 
     async def create(
         self,
@@ -315,19 +313,13 @@ class ConversationService:
         stream): it reads Postgres to resume and at least every few seconds (checking
         access each time), and otherwise waits on the hot feed."""
 
-        async def fetch(since: int) -> list[Event]:
-            async with self._uow(actor) as tx:
-                await authorized(tx, workspace_id, Action.VIEW)
-                return await tx.conversations.events(workspace_id, conversation_id, since, limit)
-
-        return EventCursor(
-            fetch,
+        return self._following.cursor(
+            actor,
+            workspace_id,
             conversation_log(conversation_id),
-            after,
-            feed=self._feed,
-            poller=self._poller,
+            lambda tx, since: tx.conversations.events(workspace_id, conversation_id, since, limit),
+            after=after,
             limit=limit,
-            recheck_seconds=self._feed_recheck,
         )
 
 

@@ -11,9 +11,15 @@ backing off, as `Poller` does.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from uuid import UUID
 
+from guildstack.domain.authorization import Action
+from guildstack.domain.principal import Principal
 from guildstack.domain.runs import Event
 from guildstack.ports.event_feed import EventFeed
+from guildstack.ports.uow import Tx, UnitOfWork
+from guildstack.services.access import authorized
 from guildstack.services.polling import Poller
 
 # How old a cursor's last Postgres read may grow while it waits on the feed: what a lost
@@ -84,3 +90,39 @@ class EventCursor:
         if items:
             self.after = items[-1].seq
         return items
+
+
+@dataclass(frozen=True)
+class Following:
+    """What a service's cursors share: each read is a member transaction that checks the
+    reader may view the workspace, then reads the log."""
+
+    uow: UnitOfWork
+    feed: EventFeed | None
+    poller: Poller
+    recheck_seconds: float = FEED_RECHECK_SECONDS
+
+    def cursor(
+        self,
+        actor: Principal,
+        workspace_id: UUID,
+        log: str,
+        read: Callable[[Tx, int], Awaitable[list[Event]]],
+        *,
+        after: int,
+        limit: int,
+    ) -> EventCursor:
+        async def fetch(since: int) -> list[Event]:
+            async with self.uow(actor) as tx:
+                await authorized(tx, workspace_id, Action.VIEW)
+                return await read(tx, since)
+
+        return EventCursor(
+            fetch,
+            log,
+            after,
+            feed=self.feed,
+            poller=self.poller,
+            limit=limit,
+            recheck_seconds=self.recheck_seconds,
+        )

@@ -37,7 +37,7 @@ from guildstack.ports.event_feed import EventFeed, run_log
 from guildstack.ports.uow import UnitOfWork
 from guildstack.services.access import authorized
 from guildstack.services.agents import AgentRegistry
-from guildstack.services.event_cursor import FEED_RECHECK_SECONDS, EventCursor
+from guildstack.services.event_cursor import FEED_RECHECK_SECONDS, EventCursor, Following
 from guildstack.services.polling import Poller, Sleep
 
 MAX_EVENT_WAIT_SECONDS = MAX_WAIT_SECONDS
@@ -66,8 +66,7 @@ class RunService:
         self._uow = uow
         self._agents = agents
         self._poller = Poller(sleep, clock, *poll_seconds)
-        self._feed = feed
-        self._feed_recheck = feed_recheck_seconds
+        self._following = Following(uow, feed, self._poller, feed_recheck_seconds)
 
     async def start(self, actor: Principal, workspace_id: UUID, workflow: Workflow) -> Run:
         """Validate (422 naming each problem), store the run and its steps, enqueue the
@@ -171,19 +170,13 @@ class RunService:
         stream): it reads Postgres to resume and at least every few seconds (checking
         access each time), and otherwise waits on the hot feed."""
 
-        async def fetch(since: int) -> list[Event]:
-            async with self._uow(actor) as tx:
-                await authorized(tx, workspace_id, Action.VIEW)
-                return await tx.runs.events(workspace_id, run_id, since, limit)
-
-        return EventCursor(
-            fetch,
+        return self._following.cursor(
+            actor,
+            workspace_id,
             run_log(run_id),
-            after,
-            feed=self._feed,
-            poller=self._poller,
+            lambda tx, since: tx.runs.events(workspace_id, run_id, since, limit),
+            after=after,
             limit=limit,
-            recheck_seconds=self._feed_recheck,
         )
 
     async def approvals(

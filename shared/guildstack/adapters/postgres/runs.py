@@ -131,7 +131,7 @@ class PostgresRunRepository:
         writes.clear()
         await self._conn.execute("select private.save_run_graph(%s::jsonb)", (json.dumps(change),))
         run = graph.run
-        if publish and change["events"]:
+        if publish and change["events"] and self._tx.feeding:
             await self._log_for_feed(run.id, change["events"])
         for dispatch in graph.dispatches:
             message = JobMessage.step(run.workspace_id, run.id, dispatch.step_key)
@@ -186,7 +186,7 @@ class PostgresRunRepository:
             },
         )
         rows = await cur.fetchall()
-        if rows:
+        if rows and self._tx.feeding:
             numbered = [
                 Event(r["seq"], e.type.value, dict(e.payload), r["created_at"])
                 for r, e in zip(sorted(rows, key=lambda r: r["seq"]), events, strict=True)

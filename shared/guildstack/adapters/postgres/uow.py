@@ -49,7 +49,12 @@ if TYPE_CHECKING:
 
 class PostgresTx:
     def __init__(
-        self, conn: Connection, actor: Principal | None, now: datetime | Callable[[], datetime]
+        self,
+        conn: Connection,
+        actor: Principal | None,
+        now: datetime | Callable[[], datetime],
+        *,
+        feeding: bool = False,
     ) -> None:
         self.conn = conn
         self._actor = actor
@@ -62,6 +67,8 @@ class PostgresTx:
         # Events logged, by log name: what they are is read after the commit (a pipelined
         # transaction learns their numbers only then).
         self.logged: list[tuple[str, Callable[[], Awaitable[list[Event]]]]] = []
+        # Whether there is a feed to copy them to (without one nothing is kept for it).
+        self.feeding = feeding
 
     @property
     def actor(self) -> Principal | None:
@@ -111,7 +118,7 @@ class PostgresTx:
         from guildstack.adapters.postgres.conversations import PostgresConversationRepository
 
         return PostgresConversationRepository(
-            self.conn, member=self._actor is not None, logged=self.logged
+            self.conn, member=self._actor is not None, logged=self.logged if self.feeding else None
         )
 
     @cached_property
@@ -168,7 +175,7 @@ class PostgresUnitOfWork:
     @asynccontextmanager
     async def _transaction(self, actor: Principal) -> AsyncIterator[PostgresTx]:
         async with self._db.begin(actor.claims) as (conn, now):
-            tx = PostgresTx(conn, actor, now)
+            tx = PostgresTx(conn, actor, now, feeding=self._feed is not None)
             yield tx
             await self._finish_runs(tx)
             await tx.flush()
@@ -177,7 +184,7 @@ class PostgresUnitOfWork:
     @asynccontextmanager
     async def _system(self) -> AsyncIterator[PostgresTx]:
         async with self._db.pipelined(None) as (conn, clock):
-            tx = PostgresTx(conn, None, clock)
+            tx = PostgresTx(conn, None, clock, feeding=self._feed is not None)
             yield tx
             await self._finish_runs(tx)
             await tx.flush()
