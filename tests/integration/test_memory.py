@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from guildstack.adapters.embeddings.minilm import MiniLMEmbedder
 from guildstack.adapters.postgres.database import PostgresDatabase
+from guildstack.adapters.postgres.uow import PostgresTx, PostgresUnitOfWork
 from guildstack.bootstrap import Container, build
 from guildstack.config import Settings
 from guildstack.domain.errors import Forbidden, InvalidInput, NotFound
@@ -25,6 +27,18 @@ from tests.fixtures.redis import UpstashEndpoint
 
 LABELED = json.loads((Path(__file__).parents[1] / "data" / "memory_recall.json").read_text())
 EMBEDDER = MiniLMEmbedder()
+
+
+class ReasonsKept(PostgresUnitOfWork):
+    """Keeps the reason of every system transaction."""
+
+    def __init__(self, database: PostgresDatabase, reasons: list[str]) -> None:
+        super().__init__(database)
+        self._reasons = reasons
+
+    def system(self, reason: str) -> AbstractAsyncContextManager[PostgresTx]:
+        self._reasons.append(reason)
+        return super().system(reason)
 
 
 def actor(user: uuid.UUID) -> Principal:
@@ -276,15 +290,9 @@ async def test_given_searches_in_a_row_then_their_accesses_are_counted_in_one_tr
         actor(ada), workspace, content="The garage code is 4711.",
         collection=Collection.CORE, scope=MemoryScope.USER,
     )  # fmt: skip
-    uow = container.uow
     reasons: list[str] = []
-    system = uow.system
-
-    def counted(reason: str) -> Any:
-        reasons.append(reason)
-        return system(reason)
-
-    uow.system = counted  # type: ignore[method-assign]
+    kept = ReasonsKept(database, reasons)
+    container = build(container.settings, database=database, embedder=EMBEDDER, uow=kept)
     for query in ("garage code", "the code of the garage", "garage"):
         await container.memory.search(actor(ada), workspace, query)
     await container.memory.drain()

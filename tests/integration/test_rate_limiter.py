@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 
+import httpx
 import pytest
 from upstash_redis.asyncio import Redis as AsyncRedis
 
@@ -113,9 +114,8 @@ async def test_given_a_redis_that_never_answers_then_a_hit_fails_in_bounded_time
         factory = UpstashClientFactory(f"http://127.0.0.1:{port}", "token", timeout_seconds=0.2)
         limiter = UpstashRateLimiter(factory, limit=5, window_seconds=60, prefix="rl-silent")
 
-        with pytest.raises(Exception) as failed:  # noqa: PT011 - whatever the client raises
+        # Its own HTTP timeout, not the test's outer bound (which raises TimeoutError).
+        with pytest.raises(httpx.TimeoutException):
             await asyncio.wait_for(limiter.hit("user-1"), 10)
-
-        assert not isinstance(failed.value, TimeoutError), "it waited for the outer bound"
     finally:
         silent.close()

@@ -323,7 +323,7 @@ class MemoryService:
         async def count() -> None:
             try:
                 await cache.count_query(workspace_id, entry)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a lost count only dulls the warm-up's choice
                 logger.warning("could not count a memory search")
 
         task = asyncio.get_running_loop().create_task(count())
