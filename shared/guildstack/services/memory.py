@@ -67,7 +67,8 @@ class MemoryService:
         self._background: set[asyncio.Task[None]] = set()
         # Accesses not yet counted: (workspace, memory) per hit, written together.
         self._accessed: list[tuple[UUID, UUID]] = []
-        self._count_now = asyncio.Event()
+        # Set to count the pending accesses at once (`drain`); None when none are pending.
+        self._count_now: asyncio.Event | None = None
 
     async def remember(
         self,
@@ -244,7 +245,8 @@ class MemoryService:
 
     async def drain(self) -> None:
         """Wait for the work left running after responses (access counts, now)."""
-        self._count_now.set()
+        if self._count_now is not None:
+            self._count_now.set()
         while self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
@@ -336,16 +338,19 @@ class MemoryService:
         search, which competed with the searches that followed). Members may not write
         access counts (they rank memories); the system does, for the hits this member's
         search was allowed to see."""
-        first = not self._accessed
-        self._accessed.extend((workspace_id, memory_id) for memory_id in ids)
-        if not first:
+        if not ids:
             return
+        self._accessed.extend((workspace_id, memory_id) for memory_id in ids)
+        if self._count_now is not None:
+            return  # a count is pending: it takes these too
+        count_now = self._count_now = asyncio.Event()
 
         async def count_accesses() -> None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._count_now.wait(), ACCESS_COUNT_SECONDS)
-            accessed, self._accessed = self._accessed, []
-            self._count_now.clear()
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(count_now.wait(), ACCESS_COUNT_SECONDS)
+            finally:  # accesses from here on wait for the next count
+                accessed, self._accessed, self._count_now = self._accessed, [], None
             by_workspace: dict[UUID, list[UUID]] = {}
             for workspace, memory_id in accessed:
                 by_workspace.setdefault(workspace, []).append(memory_id)
