@@ -207,7 +207,10 @@ class Container:
     @cached_property
     def user_rate_limiter(self) -> RateLimiter | None:
         """Per signed-in user requests per minute."""
-        return self._rate_limiter(self.settings.rate_limit_per_minute, "user")
+        s = self.settings
+        return self._rate_limiter(
+            s.rate_limit_per_minute, "user", local_share=s.rate_limit_local_share
+        )
 
     @cached_property
     def workspace_rate_limit(self) -> WorkspaceRateLimit | None:
@@ -215,7 +218,9 @@ class Container:
         from guildstack.services.workspace_limits import WorkspaceRateLimit
 
         s = self.settings
-        limiter = self._rate_limiter(s.workspace_rate_limit_per_minute, "workspace")
+        limiter = self._rate_limiter(
+            s.workspace_rate_limit_per_minute, "workspace", local_share=s.rate_limit_local_share
+        )
         if limiter is None or s.database_url is None:
             return None
         ttl = s.workspace_membership_cache_seconds
@@ -239,8 +244,10 @@ class Container:
         return self._rate_limiter(self.settings.invalid_token_rate_limit_per_minute, "badtoken")
 
     def _rate_limiter(
-        self, limit: int, scope: str, *, window_seconds: int = 60
+        self, limit: int, scope: str, *, window_seconds: int = 60, local_share: float = 0
     ) -> RateLimiter | None:
+        """An exact sliding log per key, or local-first with `local_share` (see
+        `UpstashRateLimiter`): request limits only, never quotas or login limits."""
         from guildstack.adapters.upstash import UpstashRateLimiter
 
         if self.upstash is None:
@@ -250,6 +257,7 @@ class Container:
             limit=limit,
             window_seconds=window_seconds,
             prefix=f"{self.settings.rate_limit_prefix}:{scope}",
+            local_share=local_share or None,
         )
 
     @cached_property

@@ -81,6 +81,10 @@ class Settings(BaseModel):
     # Requests carrying a token that fails verification, per client address.
     invalid_token_rate_limit_per_minute: int = Field(default=30, ge=1)
     rate_limit_prefix: str = "gs:rl"
+    # The user's and the workspace's limits are local-first: a container admits requests
+    # without asking Redis while its view of the count (synced at least every 0.2 s) is
+    # under this share of the limit; above it every request is counted in Redis. 0: always.
+    rate_limit_local_share: float = Field(default=0.5, ge=0, le=1)
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
 

@@ -7,7 +7,8 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from guildstack.ports.ratelimit import RateDecision, RateLimiter
@@ -59,27 +60,39 @@ class UpstashClientFactory:
 
 # An exact sliding log: the request times of the last window in a sorted set. Unlike the
 # two-window approximation, a burst that straddles a window boundary cannot slip through.
+# ARGV[5] hits admitted earlier by this container alone (see `UpstashRateLimiter`) are
+# written first, whatever the answer; `ticket:1..n` name them.
 _SLIDING_LOG = """
 local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+for i = 1, tonumber(ARGV[5]) do redis.call('ZADD', key, now, ARGV[4] .. ':' .. i) end
 local count = redis.call('ZCARD', key)
 if count < limit then
   redis.call('ZADD', key, now, ARGV[4])
   redis.call('PEXPIRE', key, window)
   return {1, limit - count - 1, 0}
 end
+redis.call('PEXPIRE', key, window)
 local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return {0, 0, tonumber(oldest[2]) + window - now}
 """
 _SLIDING_LOG_SHA = hashlib.sha1(_SLIDING_LOG.encode()).hexdigest()  # noqa: S324 - Redis's script id
 
 # The same for several logs at once, all or none: {0, 0, remaining...} when every log has
-# room (the request is counted in each), else {i, wait_ms} for the first full log i.
+# room (the request is counted in each), else {i, wait_ms} for the first full log i. Per
+# log: window, limit and the earlier hits to write first.
 _SLIDING_LOGS = """
 local now, ticket = tonumber(ARGV[1]), ARGV[2]
 for i = 1, #KEYS do
-  local window, limit = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local window = tonumber(ARGV[3 * i])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
+  for j = 1, tonumber(ARGV[3 * i + 2]) do
+    redis.call('ZADD', KEYS[i], now, ticket .. ':' .. j)
+  end
+  redis.call('PEXPIRE', KEYS[i], window)
+end
+for i = 1, #KEYS do
+  local window, limit = tonumber(ARGV[3 * i]), tonumber(ARGV[3 * i + 1])
   if redis.call('ZCARD', KEYS[i]) >= limit then
     local oldest = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
     return {i, tonumber(oldest[2]) + window - now}
@@ -87,33 +100,112 @@ for i = 1, #KEYS do
 end
 local reply = {0, 0}
 for i = 1, #KEYS do
-  local window, limit = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
+  local limit = tonumber(ARGV[3 * i + 1])
   redis.call('ZADD', KEYS[i], now, ticket)
-  redis.call('PEXPIRE', KEYS[i], window)
   reply[#reply + 1] = limit - redis.call('ZCARD', KEYS[i])
 end
 return reply
 """
 _SLIDING_LOGS_SHA = hashlib.sha1(_SLIDING_LOGS.encode()).hexdigest()  # noqa: S324
 
+# Local-first limits (see `UpstashRateLimiter`): hits are admitted in the container while
+# its view of the count is under this share of the limit and at most this old.
+LOCAL_SHARE = 0.5
+LOCAL_SYNC_SECONDS = 0.2
+# Keys whose count a container remembers (the least recently used are forgotten).
+LOCAL_KEYS = 10_000
+
+
+@dataclass
+class _Tally:
+    """A key's count as Redis last said (`known`, at `synced`) and the hits admitted here
+    since, not yet written (`pending`)."""
+
+    known: int
+    synced: float
+    pending: int = 0
+
 
 class UpstashRateLimiter:
-    """At most `limit` requests per key in any `window_seconds` (one script call per hit)."""
+    """At most `limit` requests per key in any `window_seconds` (one script call per hit).
+
+    With `local_share`, the limit is local-first: while this container's view of a key's
+    count (what Redis said at the last sync, plus the hits it admitted since) is under
+    `local_share` of the limit and no older than `sync_seconds`, a hit is admitted here
+    without a round trip; otherwise it goes to Redis with those local hits written first,
+    which is also the sync. Nothing is lost (every admitted hit is written by the next
+    sync) and above the share every hit is exact; what other containers admitted since
+    their last sync (at most `sync_seconds` of their traffic) is what a count can miss.
+    Without `local_share` every hit is exact.
+    """
 
     def __init__(
-        self, redis: UpstashClientFactory, *, limit: int, window_seconds: int, prefix: str
+        self,
+        redis: UpstashClientFactory,
+        *,
+        limit: int,
+        window_seconds: int,
+        prefix: str,
+        local_share: float | None = None,
+        sync_seconds: float = LOCAL_SYNC_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._limit = limit
         self._window_ms = window_seconds * 1000
         self._prefix = prefix
+        self._local = int(limit * local_share) if local_share else 0
+        self._sync_seconds = sync_seconds
+        self._clock = clock
+        self._tallies: OrderedDict[str, _Tally] = OrderedDict()
+
+    def _admitted_here(self, key: str) -> RateDecision | None:
+        """The hit admitted without Redis, when the local view allows it (counted here)."""
+        tally = self._tallies.get(key) if self._local else None
+        if tally is None or self._clock() - tally.synced > self._sync_seconds:
+            return None
+        if tally.known + tally.pending + 1 > self._local:
+            return None
+        tally.pending += 1
+        self._tallies.move_to_end(key)
+        return RateDecision(True, self._limit, self._limit - tally.known - tally.pending, 0)
+
+    def _take_pending(self, key: str) -> int:
+        tally = self._tallies.get(key)
+        if tally is None:
+            return 0
+        pending, tally.pending = tally.pending, 0
+        return pending
+
+    def _synced(self, key: str, known: int, synced: float) -> None:
+        """Redis's count for `key` as of `synced` (only remembered when limits are local)."""
+        if not self._local:
+            return
+        self._tallies[key] = _Tally(known, synced, self._tallies.get(key, _Tally(0, 0)).pending)
+        self._tallies.move_to_end(key)
+        while len(self._tallies) > LOCAL_KEYS:
+            self._tallies.popitem(last=False)
+
+    def _unsent(self, key: str, pending: int) -> None:
+        """Local hits whose write failed: sent with the next sync."""
+        if pending and (tally := self._tallies.get(key)) is not None:
+            tally.pending += pending
 
     async def hit(self, key: str) -> RateDecision:
+        if (local := self._admitted_here(key)) is not None:
+            return local
         keys = [f"{self._prefix}:{key}"]
         ticket = uuid.uuid4().hex
-        args = [str(int(time.time() * 1000)), str(self._window_ms), str(self._limit), ticket]
-        reply = await self._eval(_SLIDING_LOG_SHA, _SLIDING_LOG, keys, args)
+        pending, started = self._take_pending(key), self._clock()
+        args = [str(int(time.time() * 1000)), str(self._window_ms), str(self._limit), ticket,
+                str(pending)]  # fmt: skip
+        try:
+            reply = await self._eval(_SLIDING_LOG_SHA, _SLIDING_LOG, keys, args)
+        except BaseException:
+            self._unsent(key, pending)
+            raise
         allowed, remaining, wait_ms = (int(part) for part in reply)
+        self._synced(key, self._limit - remaining if allowed else self._limit, started)
         return RateDecision(
             allowed=bool(allowed),
             limit=self._limit,
@@ -126,7 +218,8 @@ class UpstashRateLimiter:
         self, key: str, others: Sequence[tuple[RateLimiter, str]]
     ) -> list[RateDecision]:
         """One script call for all the logs when every limiter is one of these on the same
-        Redis; otherwise each in turn (and released again unless all allow)."""
+        Redis (none at all when each admits the hit locally); otherwise each in turn (and
+        released again unless all allow)."""
         pairs: list[tuple[RateLimiter, str]] = [(self, key), *others]
         limiters = [limiter for limiter, _ in pairs]
         if not all(
@@ -135,25 +228,50 @@ class UpstashRateLimiter:
         ):
             return await _one_by_one(pairs)
         own = [limiter for limiter in limiters if isinstance(limiter, UpstashRateLimiter)]
+        keys = [k for _, k in pairs]
+        if all(limiter._local_view(k) for limiter, k in zip(own, keys, strict=True)):
+            admitted = [limiter._admitted_here(k) for limiter, k in zip(own, keys, strict=True)]
+            return [decision for decision in admitted if decision is not None]
         ticket = uuid.uuid4().hex
-        keys = [f"{limiter._prefix}:{k}" for limiter, (_, k) in zip(own, pairs, strict=True)]
+        pending = [limiter._take_pending(k) for limiter, k in zip(own, keys, strict=True)]
+        started = self._clock()
         args = [str(int(time.time() * 1000)), ticket]
-        for limiter in own:
-            args += [str(limiter._window_ms), str(limiter._limit)]
-        reply = [
-            int(part) for part in await self._eval(_SLIDING_LOGS_SHA, _SLIDING_LOGS, keys, args)
-        ]
+        for limiter, sent in zip(own, pending, strict=True):
+            args += [str(limiter._window_ms), str(limiter._limit), str(sent)]
+        redis_keys = [f"{limiter._prefix}:{k}" for limiter, k in zip(own, keys, strict=True)]
+        try:
+            raw = await self._eval(_SLIDING_LOGS_SHA, _SLIDING_LOGS, redis_keys, args)
+        except BaseException:
+            for limiter, k, sent in zip(own, keys, pending, strict=True):
+                limiter._unsent(k, sent)
+            raise
+        reply = [int(part) for part in raw]
         refused, wait_ms = reply[0], reply[1]
         if refused:
             wait = max(1, math.ceil(wait_ms / 1000))
+            for index, (limiter, k) in enumerate(zip(own, keys, strict=True)):
+                # A full log is known to be full; the others' counts are not known.
+                if index + 1 == refused:
+                    limiter._synced(k, limiter._limit, started)
             return [
                 RateDecision(i + 1 != refused, limiter._limit, 0, wait if i + 1 == refused else 0)
                 for i, limiter in enumerate(own)
             ]
+        for limiter, k, remaining in zip(own, keys, reply[2:], strict=True):
+            limiter._synced(k, limiter._limit - remaining, started)
         return [
             RateDecision(True, limiter._limit, remaining, 0, ticket)
             for limiter, remaining in zip(own, reply[2:], strict=True)
         ]
+
+    def _local_view(self, key: str) -> bool:
+        """Whether a hit on `key` would be admitted here (nothing counted)."""
+        tally = self._tallies.get(key) if self._local else None
+        return (
+            tally is not None
+            and self._clock() - tally.synced <= self._sync_seconds
+            and tally.known + tally.pending + 1 <= self._local
+        )
 
     async def _eval(self, sha: str, script: str, keys: list[str], args: list[str]) -> Any:
         client = self._redis.client()
@@ -165,6 +283,8 @@ class UpstashRateLimiter:
             return await client.eval(script, keys, args)
 
     async def release(self, key: str, ticket: str) -> None:
+        """Un-count a hit. A hit admitted here (no ticket) is not given back: until the
+        next sync it counts, which errs on the safe side."""
         if ticket:
             await self._redis.client().zrem(f"{self._prefix}:{key}", ticket)
 

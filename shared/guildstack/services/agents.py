@@ -52,6 +52,11 @@ class AgentRegistry:
         self._uow = uow
         # The workspace's agent rows (`agent_catalog` cache, an hour; writes invalidate).
         self._cache = cache
+        # The catalog as every workspace without rows of its own sees it, in list order.
+        self._catalog_agents = sorted(
+            (Agent(spec, AgentSource.CATALOG) for spec in self._catalog.values()),
+            key=lambda a: (a.spec.guild, a.code),
+        )
 
     def catalog(self) -> list[AgentSpec]:
         """The built-in agent templates."""
@@ -230,11 +235,10 @@ class AgentRegistry:
 
     def merged(self, stored: Sequence[Agent]) -> builtins.list[Agent]:
         """The catalog with the workspace's rows over it, plus its own agents."""
+        if not stored:
+            return [*self._catalog_agents]
         rows = {agent.code: agent for agent in stored}
-        merged = [
-            rows.get(code) or Agent(spec, AgentSource.CATALOG)
-            for code, spec in self._catalog.items()
-        ]
+        merged = [rows.get(agent.code) or agent for agent in self._catalog_agents]
         merged += [agent for code, agent in rows.items() if code not in self._catalog]
         return sorted(merged, key=lambda a: (a.spec.guild, a.code))
 
