@@ -43,6 +43,12 @@ build-AuthFunction:
 build-AgentsFunction:
 	$(call function_build,agents)
 
+build-RunsFunction:
+	$(call function_build,runs)
+
+build-ToolsFunction:
+	$(call function_build,tools)
+
 build-WorkerFunction:
 	$(call function_build,worker)
 

@@ -1,5 +1,5 @@
-"""AgentsFunction: the agent registry, durable runs and the usage ledger (the HTTP API's
-Agents routes)."""
+"""AgentsFunction: the agent registry, agent trials, audits and the usage ledger (the
+HTTP API's Agents routes; durable runs are RunsFunction's, tools ToolsFunction's)."""
 
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import APIRouter, Depends, FastAPI, Query, Response
 
 from functions.agents.audits import router as audits_router
-from functions.agents.runs import router as runs_router
 from functions.agents.schemas import (
     AgentCode,
     AgentResponse,
@@ -18,7 +17,6 @@ from functions.agents.schemas import (
     UpdateAgentRequest,
     UsageResponse,
 )
-from functions.agents.tools import router as tools_router
 from guildstack.bootstrap import Container, build
 from guildstack.domain.paging import DEFAULT_LIMIT, MAX_LIMIT
 from guildstack.domain.vocabulary import AgentStatus, GroupBy, Guild
@@ -146,7 +144,7 @@ def create(container: Container) -> FastAPI:
     app = create_app(
         container.settings,
         title="Guildstack Agents",
-        routers=[router, runs_router, tools_router, audits_router],
+        routers=[router, audits_router],
     )
     app.state.container = container
     return app

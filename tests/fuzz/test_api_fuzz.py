@@ -37,8 +37,9 @@ from tests.fixtures.auth import AuthEndpoint
 pytestmark = pytest.mark.fuzz
 
 # The API functions (template.yaml's HTTP functions) by their app module.
-APPS = ["functions.auth.app", "functions.agents.app", "functions.chat.app",
-        "functions.memory.app", "functions.stream.app"]  # fmt: skip
+APPS = ["functions.auth.app", "functions.agents.app", "functions.runs.app",
+        "functions.tools.app", "functions.chat.app", "functions.memory.app",
+        "functions.stream.app"]  # fmt: skip
 CASES_PER_OPERATION = 25  # per generation mode (valid, then invalid input)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance]
 

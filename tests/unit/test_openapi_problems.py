@@ -12,8 +12,9 @@ from guildstack.bootstrap import build
 from guildstack.config import Settings
 from guildstack.http.openapi import PROBLEM_JSON
 
-APPS = ["functions.auth.app", "functions.agents.app", "functions.chat.app",
-        "functions.memory.app", "functions.stream.app"]  # fmt: skip
+APPS = ["functions.auth.app", "functions.agents.app", "functions.runs.app",
+        "functions.tools.app", "functions.chat.app", "functions.memory.app",
+        "functions.stream.app"]  # fmt: skip
 
 
 def document(module: str) -> dict[str, Any]:
@@ -55,9 +56,9 @@ def test_given_credentials_checked_by_the_route_then_401_is_declared() -> None:
 
 def test_given_a_route_that_calls_a_model_then_402_and_502_are_declared() -> None:
     for module, path in [
-        ("functions.agents.app", "/agents/{code}/invoke"),
+        ("functions.runs.app", "/agents/{code}/invoke"),
         ("functions.agents.app", "/agents/{code}/test"),
-        ("functions.agents.app", "/runs"),
+        ("functions.runs.app", "/runs"),
         ("functions.chat.app", "/conversations/{conversation_id}/messages"),
         ("functions.stream.app", "/chat/message"),
     ]:

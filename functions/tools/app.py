@@ -1,16 +1,17 @@
-"""The Agents function's tool routes: the deployment's tools, a workspace's tool settings
-(fetch allowlist, per-run caps), per-agent switches and MCP servers."""
+"""ToolsFunction: the deployment's tools, a workspace's tool settings (fetch allowlist,
+per-run caps), per-agent switches and MCP servers (the HTTP API's tool routes)."""
 
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, FastAPI, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from functions.agents.schemas import AgentCode
+from guildstack.bootstrap import Container, build
 from guildstack.domain.paging import MAX_LIMIT
+from guildstack.http.app import create_app
 from guildstack.http.auth import CurrentUser, Scoped, in_workspace, service
 from guildstack.http.pagination import ListResponse, key_page
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 Tools = Annotated["Scoped[ToolSettingsService]", Depends(in_workspace(lambda c: c.tool_settings))]
 Catalog = Annotated["ToolSettingsService", Depends(service(lambda c: c.tool_settings))]
+AgentCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")]
 ToolName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_.-]{0,99}$")]
 Host = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=253)]
 ServerName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,30}$")]
@@ -170,3 +172,13 @@ async def add_mcp_server(body: McpServerBody, ws: Tools, response: Response) -> 
 async def remove_mcp_server(server_id: UUID, ws: Tools) -> Response:
     await ws.service.remove_mcp_server(ws.principal, ws.workspace_id, server_id)
     return Response(status_code=204)
+
+
+def create(container: Container) -> FastAPI:
+    """The Tools function's app around a composition root (tests pass their own)."""
+    app = create_app(container.settings, title="Guildstack Tools", routers=[router])
+    app.state.container = container
+    return app
+
+
+app = create(build())

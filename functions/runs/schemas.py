@@ -1,4 +1,4 @@
-"""Request and response models of runs, approvals and questions (the HTTP API's Agents routes)."""
+"""Request and response models of runs, approvals and questions (RunsFunction)."""
 
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from guildstack.domain.runs import Approval, Event, Question, Run, Step, Workflow
     from guildstack.domain.workflows import WorkflowTemplate
 
+AgentCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{1,63}$")]
 StepKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 AgentRef = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Title = Annotated[
