@@ -178,16 +178,20 @@ def bare_app(pool: AsyncConnectionPool[Any], workspace_id: str, claims: dict[str
     ws = uuid.UUID(workspace_id)
     setup = (json.dumps(claims), claims["sub"])
 
+    async def as_user(conn: Any) -> None:
+        """What a user's transaction starts with: the claims, the `authenticated` role."""
+        await conn.execute(
+            "select set_config('request.jwt.claims', %s, true), set_config("
+            "'request.jwt.claim.sub', %s, true), set_config('role', 'authenticated', true)",
+            setup,
+        )
+
     @app.get("/bare/agents")
     async def same_read() -> dict[str, Any]:
         """The statements of `GET /agents` (claims and role, membership, 7-day activity,
         rows), through the same repositories, without the app around them."""
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "select set_config('request.jwt.claims', %s, true), set_config("
-                "'request.jwt.claim.sub', %s, true), set_config('role', 'authenticated', true)",
-                setup,
-            )
+            await as_user(conn)
             if await PostgresWorkspaceRepository(conn, me).role_of(ws) is None:
                 return {"items": []}
             agents = PostgresAgentRepository(conn, me)
@@ -215,11 +219,7 @@ def bare_app(pool: AsyncConnectionPool[Any], workspace_id: str, claims: dict[str
         """The statements of `GET /workspaces` (claims and role, the caller's workspaces
         under RLS), without the app around them."""
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                "select set_config('request.jwt.claims', %s, true), set_config("
-                "'request.jwt.claim.sub', %s, true), set_config('role', 'authenticated', true)",
-                setup,
-            )
+            await as_user(conn)
             cur = await conn.execute(
                 "select id, name, slug, created_at from public.workspaces order by created_at"
                 " limit 50"
