@@ -222,6 +222,9 @@ class InMemoryUnitOfWork:
     def __call__(self, actor: Principal) -> AbstractAsyncContextManager[FakeTx]:
         return self._transaction(actor, "as user")
 
+    def reading(self, actor: Principal) -> AbstractAsyncContextManager[FakeTx]:
+        return self._transaction(actor, "as user")
+
     def system(self, reason: str) -> AbstractAsyncContextManager[FakeTx]:
         return self._transaction(None, reason)
 

@@ -93,6 +93,11 @@ class UnitOfWork(Protocol):
         """A transaction acting for `actor` (row-level security applies)."""
         ...
 
+    def reading(self, actor: Principal) -> AbstractAsyncContextManager[Tx]:
+        """As calling it, for a use case that only reads: where the store can, the
+        transaction's start travels with its first read (one round trip fewer)."""
+        ...
+
     def system(self, reason: str) -> AbstractAsyncContextManager[Tx]:
         """A transaction acting as the system (bypasses row-level security); `reason` is
         logged."""

@@ -73,7 +73,7 @@ class AgentRegistry:
         include_retired: bool = False,
     ) -> list[Agent]:
         """The workspace's agents: catalog ones (as the workspace changed them) and its own."""
-        async with self._cached_rows(workspace_id) as cached, self._uow(actor) as tx:
+        async with self._cached_rows(workspace_id) as cached, self._uow.reading(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             agents = self.merged(await self._rows(tx, workspace_id, cached=cached))
         return _filtered(agents, guild, role, q, include_retired)
@@ -91,14 +91,14 @@ class AgentRegistry:
     ) -> tuple[builtins.list[Agent], dict[str, AgentActivity]]:
         """As `list`, with each agent's steps over the window (success rate, latency,
         running now), read in the same transaction."""
-        async with self._cached_rows(workspace_id) as cached, self._uow(actor) as tx:
+        async with self._cached_rows(workspace_id) as cached, self._uow.reading(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             activity = await tx.agents.activity(workspace_id, window)
             agents = self.merged(await self._rows(tx, workspace_id, cached=cached))
         return _filtered(agents, guild, role, q, include_retired), activity
 
     async def get(self, actor: Principal, workspace_id: UUID, code: str) -> Agent:
-        async with self._uow(actor) as tx:
+        async with self._uow.reading(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             return await self.resolve(tx, workspace_id, code)
 
@@ -106,7 +106,7 @@ class AgentRegistry:
         self, actor: Principal, workspace_id: UUID, code: str, window: timedelta = ACTIVITY_WINDOW
     ) -> tuple[Agent, dict[str, AgentActivity]]:
         """As `get`, with the workspace's agents' steps over the window (one transaction)."""
-        async with self._uow(actor) as tx:
+        async with self._uow.reading(actor) as tx:
             await authorized(tx, workspace_id, Action.VIEW)
             agent = await self.resolve(tx, workspace_id, code)
             return agent, await tx.agents.activity(workspace_id, window)

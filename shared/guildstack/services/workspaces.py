@@ -40,11 +40,11 @@ class WorkspaceService:
             return await tx.workspaces.create(name, slugify(name), monthly_budget_usd)
 
     async def list(self, actor: Principal, page: PageRequest) -> Page[Workspace]:
-        async with self._uow(actor) as tx:
+        async with self._uow.reading(actor) as tx:
             return await tx.workspaces.list_mine(page)
 
     async def get(self, actor: Principal, workspace_id: UUID) -> Workspace:
-        async with self._uow(actor) as tx:
+        async with self._uow.reading(actor) as tx:
             workspace = await tx.workspaces.get(workspace_id)
         if workspace is None:
             raise NotFound(NOT_A_MEMBER)

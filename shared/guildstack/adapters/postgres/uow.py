@@ -8,14 +8,15 @@ is logged and costs readers only their next Postgres read.
 
 System transactions (the engine's) are pipelined (see `database`): their repositories read
 results only where they need them, so a write costs no round trip of its own, and they never
-rely on a cursor's `rowcount` before a read.
+rely on a cursor's `rowcount` before a read. Member transactions that only read
+(`reading`) are pipelined too: their start travels with their first read.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
 from functools import cached_property
@@ -168,9 +169,16 @@ class PostgresUnitOfWork:
     def __call__(self, actor: Principal) -> AbstractAsyncContextManager[PostgresTx]:
         return self._transaction(actor)
 
+    def reading(self, actor: Principal) -> AbstractAsyncContextManager[PostgresTx]:
+        """A member transaction that only reads, pipelined (its `begin` and claims go with
+        its first read). Reads see their results where they are, so nothing else about the
+        transaction changes; a write in it would be a mistake (its error, or its rowcount,
+        would be known only at the next read)."""
+        return self._pipelined(actor.claims, actor)
+
     def system(self, reason: str) -> AbstractAsyncContextManager[PostgresTx]:
         logger.debug("system transaction", extra={"reason": reason})
-        return self._system()
+        return self._pipelined(None, None)
 
     @asynccontextmanager
     async def _transaction(self, actor: Principal) -> AsyncIterator[PostgresTx]:
@@ -182,9 +190,11 @@ class PostgresUnitOfWork:
         await self._after_commit(tx)
 
     @asynccontextmanager
-    async def _system(self) -> AsyncIterator[PostgresTx]:
-        async with self._db.pipelined(None) as (conn, clock):
-            tx = PostgresTx(conn, None, clock, feeding=self._feed is not None)
+    async def _pipelined(
+        self, claims: Mapping[str, Any] | None, actor: Principal | None
+    ) -> AsyncIterator[PostgresTx]:
+        async with self._db.pipelined(claims) as (conn, clock):
+            tx = PostgresTx(conn, actor, clock, feeding=self._feed is not None)
             yield tx
             await self._finish_runs(tx)
             await tx.flush()
