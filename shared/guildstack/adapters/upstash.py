@@ -159,13 +159,20 @@ class UpstashRateLimiter:
         self._clock = clock
         self._tallies: OrderedDict[str, _Tally] = OrderedDict()
 
+    def _local_view(self, key: str) -> bool:
+        """Whether a hit on `key` would be admitted here (nothing counted)."""
+        tally = self._tallies.get(key) if self._local else None
+        return (
+            tally is not None
+            and self._clock() - tally.synced <= self._sync_seconds
+            and tally.known + tally.pending + 1 <= self._local
+        )
+
     def _admitted_here(self, key: str) -> RateDecision | None:
         """The hit admitted without Redis, when the local view allows it (counted here)."""
-        tally = self._tallies.get(key) if self._local else None
-        if tally is None or self._clock() - tally.synced > self._sync_seconds:
+        if not self._local_view(key):
             return None
-        if tally.known + tally.pending + 1 > self._local:
-            return None
+        tally = self._tallies[key]
         tally.pending += 1
         self._tallies.move_to_end(key)
         return RateDecision(True, self._limit, self._limit - tally.known - tally.pending, 0)
@@ -263,15 +270,6 @@ class UpstashRateLimiter:
             RateDecision(True, limiter._limit, remaining, 0, ticket)
             for limiter, remaining in zip(own, reply[2:], strict=True)
         ]
-
-    def _local_view(self, key: str) -> bool:
-        """Whether a hit on `key` would be admitted here (nothing counted)."""
-        tally = self._tallies.get(key) if self._local else None
-        return (
-            tally is not None
-            and self._clock() - tally.synced <= self._sync_seconds
-            and tally.known + tally.pending + 1 <= self._local
-        )
 
     async def _eval(self, sha: str, script: str, keys: list[str], args: list[str]) -> Any:
         client = self._redis.client()
