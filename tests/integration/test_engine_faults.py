@@ -82,15 +82,48 @@ async def test_given_a_document_whose_ingestion_always_fails_then_failed_and_nev
         row = await cur.fetchone()
     assert row is not None and row["attempt"] == 2 and row["dropped"]
     assert row["error"] == "Ingestion failed repeatedly (gave up after 2 attempts)."
+    # The sweeper sweeps the whole database, where other work may be stale (another
+    # tenant's, another test's): one such document, which it must re-send.
+    other = await _stale_document_elsewhere(database, rig.actor.user_id)
+    before, other_before = (
+        await _updated_at(database, document.id),
+        await _updated_at(database, other),
+    )
 
     sweeper_settings = rig.worker.settings.model_copy(update={"step_resend_after_seconds": 0})
     sweeper = build(sweeper_settings, step_queue=rig.worker.step_queue)
     result = create_sweeper_handler(sweeper)({"source": "aws.events"}, None)
     background.run(sweeper.database.close())
 
-    assert result["resent"] == 0
-    client = client_for(rig.endpoint)
-    assert client.receive_message(QueueUrl=rig.queue_url, WaitTimeSeconds=1).get("Messages") is None
+    # A re-sent document is marked so (its `updated_at` moves): the other one was, the
+    # failed one was left alone.
+    assert result["resent"] >= 1
+    assert await _updated_at(database, other) > other_before
+    assert await _updated_at(database, document.id) == before
+
+
+async def _stale_document_elsewhere(database: PostgresDatabase, owner: Any) -> Any:
+    """A pending document of another workspace, last touched an hour ago."""
+    workspace = await create_workspace(database, owner, "Elsewhere")
+    async with database.service_transaction("test: a stale document") as conn:
+        cur = await conn.execute(
+            "insert into public.documents (workspace_id, owner_id, title, body, updated_at)"
+            " values (%s, %s, 'Stale', 'text', now() - interval '1 hour') returning id",
+            (workspace, owner),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return row["id"]
+
+
+async def _updated_at(database: PostgresDatabase, document_id: Any) -> Any:
+    async with database.service_transaction("test: read a document") as conn:
+        cur = await conn.execute(
+            "select updated_at from public.documents where id = %s", (document_id,)
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return row["updated_at"]
 
 
 class WorkerKilled(BaseException):
