@@ -28,6 +28,7 @@ EVENTS = REPO / "tests" / "events"
 SHIPPED = {
     "apigw_v2_get_health.json": "AuthFunction",
     "apigw_v2_get_agents.json": "AgentsFunction",
+    "apigw_v2_get_workflows.json": "RunsFunction",
     "sqs_step_batch.json": "WorkerFunction",
     "sqs_dead_letter_batch.json": "DeadLetterFunction",
     "schedule_sweep.json": "SweeperFunction",
@@ -131,6 +132,9 @@ async def test_given_a_shipped_event_then_guildstack_invoke_runs_it(
         if event == "apigw_v2_get_agents.json":
             codes = {a["code"] for a in json.loads(result["body"])["items"]}
             assert codes and all(isinstance(c, str) for c in codes)
+        if event == "apigw_v2_get_workflows.json":
+            names = {t["name"] for t in json.loads(result["body"])["items"]}
+            assert names and all(isinstance(n, str) for n in names)
     elif event.startswith("sqs_"):
         assert result == {"batchItemFailures": []}
     else:

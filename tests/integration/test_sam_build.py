@@ -1,5 +1,6 @@
 """The deployable bundle: `sam build` succeeds, the built AuthFunction answers /health and
-the built AgentsFunction finds the catalog data the layer ships.
+the built AgentsFunction and RunsFunction, each on its own package, find the catalog data
+the layer ships.
 
 Built for this machine's architecture (so the built wheels can be imported here) and run
 in a fresh Python 3.12 process, the Lambda runtime's version, against real Postgres.
@@ -32,14 +33,18 @@ print(json.dumps(handler(json.load(open(sys.argv[1])), Context())))
 """
 
 
+# Run with the function's package name as argv[1].
 CATALOG = """
-from functions.agents.handler import handler
+import importlib, sys
+importlib.import_module(f"functions.{sys.argv[1]}.handler")
 from guildstack.agents.catalog import load_agents, load_model_book
+from guildstack.agents.workflows import load_workflows
 from guildstack.config import get_settings
 directory = get_settings().catalog_dir
 agents = load_agents(directory / "agents.yaml")
 book = load_model_book(directory / "models.yaml")
-print(directory, len(agents), len(book.tiers))
+workflows = load_workflows(directory / "workflows.yaml")
+print(directory, len(agents), len(book.tiers), len(workflows))
 """
 
 
@@ -88,17 +93,25 @@ def test_given_the_template_when_built_then_the_handler_answers_health(
     body = json.loads(response["body"])
     assert body["checks"]["postgres"] == "ok"
 
-    agents_function = build_dir / "AgentsFunction"
-    catalog = subprocess.run(
-        [bundle.python, "-s", "-c", CATALOG],
-        env={**run_env, "PYTHONPATH": f"{layer}:{agents_function}"},
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert catalog.returncode == 0, catalog.stderr[-3000:]
-    directory, agents, tiers = catalog.stdout.split()
-    assert Path(directory) == build_dir / "SharedLayer" / "infra" / "catalog"
-    assert int(agents) >= 40 and int(tiers) == 3
+    # Each function's bundle holds its own package only: it must import nothing else's.
+    for logical_id, package in [("AgentsFunction", "agents"), ("RunsFunction", "runs")]:
+        built = bundle.function(logical_id)
+        shipped = sorted(p.name for p in (built / "functions").iterdir())
+        assert shipped == ["__init__.py", "__pycache__", package], logical_id
+        catalog = subprocess.run(
+            [bundle.python, "-s", "-c", CATALOG, package],
+            env={
+                **run_env,
+                "PYTHONPATH": f"{layer}:{built}",
+                "AWS_LAMBDA_FUNCTION_NAME": logical_id,
+            },
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert catalog.returncode == 0, catalog.stderr[-3000:]
+        directory, agents, tiers, workflows = catalog.stdout.split()
+        assert Path(directory) == build_dir / "SharedLayer" / "infra" / "catalog"
+        assert int(agents) >= 40 and int(tiers) == 3 and int(workflows) >= 1
