@@ -1,6 +1,6 @@
 """The deployable bundle: `sam build` succeeds, the built AuthFunction answers /health and
-the built AgentsFunction and RunsFunction, each on its own package, find the catalog data
-the layer ships.
+the built AgentsFunction, RunsFunction and ToolsFunction, each on its own package, find
+the catalog data the layer ships.
 
 Built for this machine's architecture (so the built wheels can be imported here) and run
 in a fresh Python 3.12 process, the Lambda runtime's version, against real Postgres.
@@ -94,7 +94,8 @@ def test_given_the_template_when_built_then_the_handler_answers_health(
     assert body["checks"]["postgres"] == "ok"
 
     # Each function's bundle holds its own package only: it must import nothing else's.
-    for logical_id, package in [("AgentsFunction", "agents"), ("RunsFunction", "runs")]:
+    split = [("AgentsFunction", "agents"), ("RunsFunction", "runs"), ("ToolsFunction", "tools")]
+    for logical_id, package in split:
         built = bundle.function(logical_id)
         shipped = sorted(p.name for p in (built / "functions").iterdir())
         assert shipped == ["__init__.py", "__pycache__", package], logical_id
