@@ -108,9 +108,8 @@ return reply
 """
 _SLIDING_LOGS_SHA = hashlib.sha1(_SLIDING_LOGS.encode()).hexdigest()  # noqa: S324
 
-# Local-first limits (see `UpstashRateLimiter`): hits are admitted in the container while
-# its view of the count is under this share of the limit and at most this old.
-LOCAL_SHARE = 0.5
+# Local-first limits (see `UpstashRateLimiter`): the container's view of a count is used
+# while it is at most this old.
 LOCAL_SYNC_SECONDS = 0.2
 # Keys whose count a container remembers (the least recently used are forgotten).
 LOCAL_KEYS = 10_000
