@@ -59,8 +59,8 @@ class AgentRegistry:
         )
 
     def catalog(self) -> list[AgentSpec]:
-        """The built-in agent templates."""
-        return sorted(self._catalog.values(), key=lambda s: (s.guild, s.code))
+        """The built-in agent templates (by guild and code)."""
+        return [agent.spec for agent in self._catalog_agents]
 
     async def list(
         self,
